@@ -108,6 +108,14 @@ def create_model(name: str, img_size: tuple[int, int] | None = None, **kwargs: A
     return model
 
 
+def checkpoint_filter(name: str) -> Callable[[dict, nn.Module], dict] | None:
+    """The family's ``checkpoint_filter_fn(state_dict, model) -> state_dict``, converting the key
+    layout of the reference implementation (timm, transformers, the original repo) to the zoo's."""
+    import sys
+
+    return getattr(sys.modules[_entry(name).factory.__module__], "checkpoint_filter_fn", None)
+
+
 def _entry(name: str) -> _Entry:
     _load_all()
     if name not in _MODELS:
