@@ -1,0 +1,55 @@
+"""The Python API, one function per CLI command; strings are parsed into options here, at the edge."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekit.config import ExportConfig, Precision, Target, Tolerance, parse_shape
+from edgekit.progress import Reporter
+
+
+def export(source: str, target: str | Target = "onnx", out: str | Path = "bundles/model", *,
+           precision: str | Precision = "fp32", checkpoint: str | Path | None = None,
+           input_shape: str | tuple[int, ...] | None = None, dynamic_batch: bool = False,
+           calib: str | Path | None = None, calib_size: int | None = None, threads: int | None = None,
+           opset: int = 17, verify: bool = True, force: bool = False, rewrite: bool = True,
+           tolerance: Tolerance | None = None, target_options: dict | None = None,
+           reporter: Reporter | None = None):
+    """Export a model to a bundle (see `edgekit export --help`). Returns :class:`edgekit.pipeline.Bundle`."""
+    from edgekit.pipeline import export as _export
+
+    if isinstance(input_shape, str):
+        input_shape = parse_shape(input_shape)
+    config = ExportConfig(source=source, target=Target.parse(target), precision=Precision.parse(precision),
+                          out=Path(out), checkpoint=Path(checkpoint) if checkpoint else None,
+                          input_shape=tuple(input_shape) if input_shape else None, dynamic_batch=dynamic_batch,
+                          calib=Path(calib) if calib else None, calib_size=calib_size, threads=threads, opset=opset,
+                          verify=verify, force=force, rewrite=rewrite, tolerance=tolerance,
+                          target_options=dict(target_options or {}))
+    return _export(config, reporter)
+
+
+def inspect(bundle: str | Path) -> dict:
+    """The bundle's manifest, with a ``files_ok`` check of every file's hash."""
+    from edgekit.manifest import read_manifest, verify_files
+
+    manifest = read_manifest(Path(bundle))
+    problems = verify_files(Path(bundle), manifest)
+    return {**manifest, "files_ok": not problems, "file_problems": problems}
+
+
+def list_models(task: str | None = None, with_cost: bool = True) -> list[dict]:
+    """The zoo: name, task, params, GMACs at the default resolution, default input size."""
+    from edgekit.flops import count_flops, count_params
+    from edgekit.models import _registry as reg
+
+    rows = []
+    for name in reg.list_models(task):
+        cfg = reg.get_cfg(name)
+        row = {"name": name, "family": cfg.family, "task": cfg.task, "input_size": list(cfg.input_size),
+               "num_classes": cfg.num_classes, "description": cfg.description}
+        if with_cost:
+            model = reg.create_model(name).eval()
+            row["params_m"] = round(count_params(model) / 1e6, 2)
+            row["gmacs"] = round(count_flops(model, (1, *cfg.input_size)) / 2e9, 3)
+        rows.append(row)
+    return rows

@@ -1,0 +1,167 @@
+"""Calibration and parity image sets.
+
+A set is read from a folder of images (recursive: jpg, png, bmp, webp, tiff), a video file (frames,
+when imageio with a video plugin is installed), ``.npy`` / ``.npz`` arrays (uint8 images (N, H, W, 3)
+or already-preprocessed float tensors (N, 3, H, W)), or a list file naming one image path per line.
+Without a source, the photographs bundled in ``calib/`` are used. Sampling is seeded; the set's hash
+(over the bytes of what was selected, in order) goes into the manifest and keys calibration caches.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import UsageError
+from edgekit.preprocess import Preprocess
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
+ARRAY_SUFFIXES = {".npy", ".npz"}
+LIST_SUFFIXES = {".txt", ".lst"}
+
+
+@dataclass
+class CalibrationSet:
+    """Preprocessed model inputs plus where they came from."""
+
+    inputs: list[np.ndarray]  # each float32 (1, C, H, W)
+    names: list[str]
+    source: str
+    sha256: str
+    images: list[np.ndarray] = field(default_factory=list)  # uint8 RGB originals, when the source had images
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def describe(self) -> dict:
+        return {"source": self.source, "count": len(self), "sha256": self.sha256, "names": self.names}
+
+
+def bundled_images_dir() -> Path:
+    return Path(str(resources.files("edgekit.calib_data") / "images"))
+
+
+def load_calibration(source: str | Path | None, preprocess: Preprocess, size: int | None = None,
+                     seed: int = 0) -> CalibrationSet:
+    """Read a calibration / parity set and apply the model's preprocessing.
+
+    size: sample this many items (seeded) when the source has more; None keeps all.
+    """
+    path = Path(source) if source is not None else bundled_images_dir()
+    if not path.exists():
+        raise UsageError(f"calibration source {path} does not exist; pass --calib with an image folder, video, .npy/.npz or list file")
+    if size is not None and size <= 0:
+        raise UsageError(f"--calib-size must be positive, got {size}")
+    if path.is_dir():
+        items = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not items:
+            raise UsageError(f"calibration folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); add some or pass another --calib")
+        return _from_image_paths(items, path, preprocess, size, seed)
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return _from_image_paths([path], path, preprocess, size, seed)
+    if suffix in LIST_SUFFIXES:
+        lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        items = [(path.parent / ln) if not Path(ln).is_absolute() else Path(ln) for ln in lines]
+        missing = [str(p) for p in items if not p.is_file()]
+        if missing:
+            raise UsageError(f"list file {path} names missing images, first: {missing[0]}")
+        if not items:
+            raise UsageError(f"list file {path} names no images")
+        return _from_image_paths(items, path, preprocess, size, seed)
+    if suffix in ARRAY_SUFFIXES:
+        return _from_arrays(path, preprocess, size, seed)
+    if suffix in VIDEO_SUFFIXES:
+        return _from_video(path, preprocess, size, seed)
+    raise UsageError(f"cannot read calibration source {path}: expected a folder, an image, a video, .npy/.npz or a .txt list")
+
+
+def _sample(n: int, size: int | None, seed: int) -> list[int]:
+    if size is None or size >= n:
+        return list(range(n))
+    return sorted(random.Random(seed).sample(range(n), size))
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an image file as uint8 RGB (H, W, 3); a clear error when it cannot be decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as e:
+        raise UsageError(f"cannot read image {path}: {e.__class__.__name__}; remove it or pass another --calib") from None
+
+
+def _from_image_paths(paths: list[Path], source: Path, preprocess: Preprocess, size: int | None,
+                      seed: int) -> CalibrationSet:
+    chosen = [paths[i] for i in _sample(len(paths), size, seed)]
+    digest = hashlib.sha256()
+    images, inputs = [], []
+    for p in chosen:
+        digest.update(p.read_bytes())
+        image = read_image(p)
+        images.append(image)
+        inputs.append(preprocess(image))
+    return CalibrationSet(inputs, [p.name for p in chosen], str(source), digest.hexdigest(), images)
+
+
+def _check_tensor(x: np.ndarray, preprocess: Preprocess, where: str) -> np.ndarray:
+    h, w = preprocess.size
+    if x.ndim == 3:
+        x = x[None]
+    if x.shape[1:] != (3, h, w):
+        raise UsageError(f"{where}: tensor of shape {tuple(x.shape)} does not fit the model input (N, 3, {h}, {w})")
+    return x.astype(np.float32)
+
+
+def _from_arrays(path: Path, preprocess: Preprocess, size: int | None, seed: int) -> CalibrationSet:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise UsageError(f"cannot read {path}: {e}") from None
+    arrays = [data[k] for k in data.files] if isinstance(data, np.lib.npyio.NpzFile) else [data]
+    stacked = [a for arr in arrays for a in (arr if arr.ndim == 4 else arr[None])]
+    if not stacked:
+        raise UsageError(f"{path} holds no arrays")
+    idx = _sample(len(stacked), size, seed)
+    digest = hashlib.sha256()
+    images, inputs = [], []
+    for i in idx:
+        a = np.ascontiguousarray(stacked[i])
+        digest.update(a.tobytes())
+        if a.dtype == np.uint8 and a.ndim == 3 and a.shape[-1] == 3:
+            images.append(a)
+            inputs.append(preprocess(a))
+        elif np.issubdtype(a.dtype, np.floating):
+            inputs.append(_check_tensor(a, preprocess, str(path)))
+        else:
+            raise UsageError(f"{path}: arrays must be uint8 images (N, H, W, 3) or float tensors (N, 3, H, W), got {a.dtype} {a.shape}")
+    return CalibrationSet(inputs, [f"{path.name}[{i}]" for i in idx], str(path), digest.hexdigest(), images)
+
+
+def _from_video(path: Path, preprocess: Preprocess, size: int | None, seed: int) -> CalibrationSet:
+    try:
+        import imageio.v3 as iio
+    except ImportError:
+        raise UsageError(f"reading video {path} needs imageio with a video plugin: pip install imageio imageio-ffmpeg (or imageio[pyav])") from None
+    try:
+        frames = [np.asarray(f) for f in iio.imiter(path)]
+    except Exception as e:  # decoder plugins raise many kinds
+        raise UsageError(f"cannot decode video {path}: {e}") from None
+    if not frames:
+        raise UsageError(f"video {path} has no frames")
+    idx = _sample(len(frames), size, seed)
+    digest = hashlib.sha256()
+    images, inputs = [], []
+    for i in idx:
+        f = frames[i][..., :3].astype(np.uint8)
+        digest.update(f.tobytes())
+        images.append(f)
+        inputs.append(preprocess(f))
+    return CalibrationSet(inputs, [f"{path.name}#{i}" for i in idx], str(path), digest.hexdigest(), images)

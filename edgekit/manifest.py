@@ -1,0 +1,78 @@
+"""The bundle manifest: what the artifact is and how well it matches PyTorch.
+
+The schema is versioned. A reader refuses a manifest whose major schema version is newer than it
+knows, with a message saying to upgrade, rather than misreading it. The JSON Schema in
+``edgekit/manifest.schema.json`` is shared with the C++ runtime.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from pathlib import Path
+
+from edgekit.errors import UsageError
+
+SCHEMA_VERSION = "1.0"
+MANIFEST_FILE = "manifest.json"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_entries(bundle_dir: Path, names: list[str]) -> list[dict]:
+    return [{"path": n, "sha256": sha256_file(bundle_dir / n), "bytes": (bundle_dir / n).stat().st_size} for n in names]
+
+
+def host_info() -> dict:
+    import os
+
+    return {"machine": platform.machine(), "system": platform.system(), "processor": platform.processor() or "",
+            "cpu_count": os.cpu_count(), "python": platform.python_version()}
+
+
+def write_manifest(bundle_dir: Path, manifest: dict) -> Path:
+    manifest = {"schema_version": SCHEMA_VERSION, **manifest}
+    path = bundle_dir / MANIFEST_FILE
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def read_manifest(bundle_dir: Path) -> dict:
+    path = Path(bundle_dir) / MANIFEST_FILE
+    if not Path(bundle_dir).is_dir():
+        raise UsageError(f"{bundle_dir} is not a bundle directory")
+    if not path.is_file():
+        raise UsageError(f"{bundle_dir} has no {MANIFEST_FILE}; is it an edgekit bundle?")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}); the bundle is damaged") from None
+    version = str(manifest.get("schema_version", ""))
+    major = version.split(".")[0]
+    if not major.isdigit():
+        raise UsageError(f"{path} has no valid schema_version; the bundle is damaged or not an edgekit bundle")
+    if int(major) > int(SCHEMA_VERSION.split(".")[0]):
+        raise UsageError(f"bundle manifest schema {version} is newer than this edgekit reads ({SCHEMA_VERSION}); "
+                         f"upgrade edgekit")
+    for key in ("target", "precision", "files", "inputs", "outputs"):
+        if key not in manifest:
+            raise UsageError(f"{path} lacks the required field {key!r}; the bundle is damaged")
+    return manifest
+
+
+def verify_files(bundle_dir: Path, manifest: dict) -> list[str]:
+    """Problems with the bundle's files (missing, changed); empty when all match."""
+    problems = []
+    for entry in manifest["files"]:
+        p = Path(bundle_dir) / entry["path"]
+        if not p.is_file():
+            problems.append(f"{entry['path']} is missing")
+        elif sha256_file(p) != entry["sha256"]:
+            problems.append(f"{entry['path']} was modified (sha256 differs from the manifest)")
+    return problems

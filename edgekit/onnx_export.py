@@ -1,0 +1,136 @@
+"""PyTorch -> ONNX: deploy preparation, export with a fallback exporter, simplification, checks.
+
+The TorchScript-based exporter is tried first: it honours the requested opset and emits edgekit's
+plugin ops from their ``symbolic`` functions. If it fails, the dynamo exporter is tried, and the
+opset it actually wrote is checked (it writes 18 when asked for 17). The IR version is lowered to
+the minimum the opsets need (onnx 1.23 writes IR 14 by default; ONNX Runtime 1.31 reads <= 13).
+"""
+from __future__ import annotations
+
+import io
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import onnx
+import torch
+from torch import nn
+
+from edgekit.errors import EdgekitFailure
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "output"
+
+
+@dataclass
+class ExportResult:
+    model: onnx.ModelProto
+    exporter: str
+    opset: int
+    seconds: float
+    simplifier: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare_for_deploy(model: nn.Module) -> nn.Module:
+    """Eval mode and structural re-parameterization (BN merging, RepMixer, MobileOne branches)."""
+    from edgekit.models import reparameterize_model
+
+    model.eval()
+    if any(hasattr(m, "reparameterize") for m in model.modules()):
+        reparameterize_model(model)
+    if type(model).__module__.startswith("timm."):
+        from edgekit.timm_compat import import_timm
+
+        import_timm().utils.reparameterize_model(model, inplace=True)  # timm blocks name it fuse() too
+    return model
+
+
+def export_onnx(model: nn.Module, input_shape: tuple[int, ...], opset: int = 17, dynamic_batch: bool = False,
+                simplify: bool = True) -> ExportResult:
+    start = time.perf_counter()
+    x = torch.randn(*input_shape)
+    notes: list[str] = []
+    errors: list[str] = []
+    proto = None
+    exporter = ""
+    for name, fn in (("torchscript", _export_torchscript), ("dynamo", _export_dynamo)):
+        try:
+            proto = fn(model, x, opset, dynamic_batch)
+            exporter = name
+            break
+        except Exception as e:  # exporters raise many kinds; the next one may succeed
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+            errors.append(f"{name} exporter: {msg[:300]}")
+            notes.append(f"{name} exporter failed ({msg[:200]}); falling back")
+    if proto is None:
+        raise EdgekitFailure("ONNX export failed with every exporter: " + " | ".join(errors))
+    got = _default_opset(proto)
+    if got != opset:
+        try:
+            from onnx import version_converter
+
+            proto = version_converter.convert_version(proto, opset)
+            notes.append(f"{exporter} exporter wrote opset {got}; converted to {opset}")
+        except Exception as e:  # the converter lacks adapters for some ops
+            notes.append(f"{exporter} exporter wrote opset {got} instead of {opset} and it could not be converted ({e.__class__.__name__}); keeping {got}")
+    _lower_ir_version(proto)
+    simplifier = ""
+    if simplify:
+        proto, simplifier = _simplify(proto, notes)
+        _lower_ir_version(proto)
+    try:
+        onnx.checker.check_model(proto, full_check=not _has_custom_ops(proto))
+        proto = onnx.shape_inference.infer_shapes(proto)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise EdgekitFailure(f"exported ONNX fails the checker: {str(e).splitlines()[0]}") from None
+    return ExportResult(proto, exporter, _default_opset(proto), time.perf_counter() - start, simplifier, notes)
+
+
+def _export_torchscript(model: nn.Module, x: torch.Tensor, opset: int, dynamic_batch: bool) -> onnx.ModelProto:
+    buf = io.BytesIO()
+    dynamic_axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
+                          output_names=[OUTPUT_NAME], dynamic_axes=dynamic_axes, do_constant_folding=True)
+    return onnx.load_from_string(buf.getvalue())
+
+
+def _export_dynamo(model: nn.Module, x: torch.Tensor, opset: int, dynamic_batch: bool) -> onnx.ModelProto:
+    dynamic_shapes = ({"x": {0: torch.export.Dim("batch")}},) if dynamic_batch else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = torch.onnx.export(model, (x,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
+                                 output_names=[OUTPUT_NAME], dynamic_shapes=dynamic_shapes, optimize=True,
+                                 verbose=False)
+    return prog.model_proto
+
+
+def _default_opset(proto: onnx.ModelProto) -> int:
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _has_custom_ops(proto: onnx.ModelProto) -> bool:
+    return any(o.domain not in ("", "ai.onnx", "ai.onnx.ml") for o in proto.opset_import)
+
+
+def _lower_ir_version(proto: onnx.ModelProto) -> None:
+    opsets = [o for o in proto.opset_import if o.domain in ("", "ai.onnx", "ai.onnx.ml")]
+    proto.ir_version = max(7, onnx.helper.find_min_ir_version_for(opsets, ignore_unknown=True))
+
+
+def _simplify(proto: onnx.ModelProto, notes: list[str]) -> tuple[onnx.ModelProto, str]:
+    try:
+        import onnxslim
+    except ImportError:
+        notes.append("onnxslim not installed; model not simplified")
+        return proto, ""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            slim = onnxslim.slim(proto)
+        return slim, f"onnxslim {onnxslim.__version__}"
+    except Exception as e:  # the simplifier is best-effort; the unsimplified model is still valid
+        notes.append(f"onnxslim failed ({e.__class__.__name__}: {str(e)[:120]}); model not simplified")
+        return proto, ""

@@ -1,0 +1,175 @@
+"""The export pipeline (`edgekit export`): source -> prepare -> ONNX -> rewrite -> build -> parity gate -> bundle."""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edgekit import __version__
+from edgekit.bundle import check_destination, staged_bundle
+from edgekit.calib import load_calibration
+from edgekit.config import ExportConfig, Precision, Tolerance
+from edgekit.errors import ParityError, UsageError
+from edgekit.manifest import file_entries, host_info, read_manifest, sha256_file, write_manifest
+from edgekit.onnx_export import export_onnx, prepare_for_deploy
+from edgekit.parity import ParityReport, run_parity, torch_reference
+from edgekit.progress import Reporter
+from edgekit.rewrite import RewriteReport, apply_rewrites, apply_swaps
+from edgekit.sources import load_source
+from edgekit.targets import get_backend
+
+
+@dataclass
+class Bundle:
+    path: Path
+    manifest: dict
+
+    @property
+    def parity(self) -> dict:
+        return self.manifest.get("parity", {})
+
+
+def export(config: ExportConfig, reporter: Reporter | None = None) -> Bundle:
+    """Export ``config.source`` for ``config.target``; returns the written bundle.
+
+    Raises UsageError for bad input, ParityError when the artifact diverges from PyTorch beyond
+    tolerance (unless ``config.verify`` is False), EdgekitFailure for other failed steps. On any
+    error nothing is left at ``config.out``.
+    """
+    rep = reporter or Reporter()
+    backend = get_backend(config.target)
+    if config.precision not in backend.precisions:
+        raise UsageError(f"target {config.target.value} does not support precision {config.precision.value}; "
+                         f"choose one of {', '.join(p.value for p in backend.precisions)}")
+    missing = backend.missing()
+    if missing:
+        raise UsageError(missing)
+    check_destination(config.out, config.force)
+    if config.threads is not None and config.threads <= 0:
+        raise UsageError(f"--threads must be positive, got {config.threads}")
+
+    with rep.step(f"load {config.source}"):
+        src = load_source(config.source, config.checkpoint, config.input_shape)
+    spec = src.spec
+    # read the parity images before the slow steps, so a bad --calib fails fast
+    with rep.step("read parity images"):
+        calib = load_calibration(config.calib, spec.preprocess, config.calib_size)
+
+    rewrites = RewriteReport()
+    with rep.step("prepare for deploy"):
+        model = prepare_for_deploy(src.model)
+        reference = torch_reference(model)  # deploy-mode PyTorch, before any swap, is the ground truth
+        if config.rewrite:
+            import copy
+
+            model = apply_swaps(copy.deepcopy(model), config.target, rewrites)
+    with rep.step(f"export ONNX (opset {config.opset})"):
+        exported = export_onnx(model, spec.input_shape, config.opset, config.dynamic_batch)
+    for note in exported.notes:
+        rep.note(note)
+    proto = exported.model
+    if config.rewrite:
+        with rep.step(f"rewrite for {config.target.value}"):
+            proto = apply_rewrites(proto, config.target, rewrites)
+    proto = _attach_plugins(proto)
+
+    if config.precision is Precision.INT8:
+        from edgekit.quantize import quantize_onnx_for_target
+
+        with rep.step("calibrate and quantize", total=len(calib)):
+            proto, quant_info = quantize_onnx_for_target(proto, config, spec, calib, rep)
+    else:
+        quant_info = None
+
+    with staged_bundle(config.out, config.force) as staging:
+        with rep.step(f"build {config.target.value} {config.precision.value}"):
+            built = backend.build(proto, staging, config.precision, dict(config.target_options))
+        for note in built.notes:
+            rep.note(note)
+        tolerance = config.tolerance or Tolerance.default(config.precision).overridden(spec.tolerance, config.precision)
+        # the figures are always measured and recorded; --no-verify only turns off the gate
+        with rep.step(f"parity vs PyTorch on {len(calib)} images", total=len(calib)):
+            report = measure_parity(backend, staging, built, reference, calib.inputs, spec, tolerance,
+                                    1 if config.dynamic_batch else spec.input_shape[0], config.threads, rep.advance)
+        parity = {"measured": True, "gate": "enforced" if config.verify else "disabled (--no-verify)",
+                  "set": calib.describe(), **report.to_dict()}
+        manifest = _manifest(config, spec, exported, rewrites, built, parity, proto, staging, quant_info, model)
+        write_manifest(staging, manifest)
+        if not report.passed and config.verify:
+            raise ParityError(f"parity gate failed for {config.target.value} {config.precision.value}: "
+                              f"{'; '.join(report.failures)} ({report.summary()}); no bundle written. "
+                              f"Pass --no-verify to write it anyway", report)
+    return Bundle(Path(config.out), read_manifest(config.out))
+
+
+def measure_parity(backend, bundle_dir: Path, built, reference, inputs: list[np.ndarray], spec, tolerance: Tolerance,
+                   batch: int, threads: int | None, advance=None) -> ParityReport:
+    """Open the built artifact and compare it with the PyTorch reference on ``inputs``."""
+    runner = backend.open(bundle_dir, built.files, built.options, threads)
+    try:
+        return run_parity(reference, lambda x: runner.infer({runner.input_names[0]: x})[0], inputs, spec.task,
+                          tolerance, batch, advance)
+    finally:
+        runner.close()
+
+
+def _attach_plugins(proto: onnx.ModelProto) -> onnx.ModelProto:
+    from edgekit.plugins_bridge import uses_plugins
+
+    if not uses_plugins(proto):
+        return proto
+    from edgekit.plugins import attach_functions
+
+    return attach_functions(proto)
+
+
+def _io_spec(proto: onnx.ModelProto, values) -> list[dict]:
+    out = []
+    for v in values:
+        t = v.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim]
+        out.append({"name": v.name, "shape": dims, "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name,
+                    "layout": "NCHW" if len(dims) == 4 else ""})
+    return out
+
+
+def _manifest(config: ExportConfig, spec, exported, rewrites: RewriteReport, built, parity: dict,
+              proto: onnx.ModelProto, staging: Path, quant_info: dict | None, model) -> dict:
+    from edgekit.flops import count_flops
+
+    from edgekit.plugins_bridge import uses_plugins
+
+    plugins = uses_plugins(proto)
+    plugin_hashes = {}
+    if plugins:
+        from edgekit.plugins import plugin_hashes as _hashes
+
+        plugin_hashes = {k: v for k, v in _hashes().items() if k in plugins}
+    inputs = _io_spec(proto, proto.graph.input)
+    outputs = _io_spec(proto, proto.graph.output)
+    return {
+        "edgekit_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "target": config.target.value,
+        "precision": config.precision.value,
+        "model": {**spec.to_dict(), "flops": count_flops(model, spec.input_shape),
+                  "checkpoint": ({"path": str(config.checkpoint), "sha256": sha256_file(Path(config.checkpoint))}
+                                 if config.checkpoint else None)},
+        "runtime": built.runtime,
+        "runtime_options": built.options,
+        "build": {"host": host_info(), "notes": built.notes},
+        "inputs": inputs,
+        "outputs": outputs,
+        "preprocess": spec.preprocess.to_dict(),
+        "export": {"exporter": exported.exporter, "opset": exported.opset, "ir_version": proto.ir_version,
+                   "simplifier": exported.simplifier, "seconds": round(exported.seconds, 2), "notes": exported.notes,
+                   "dynamic_batch": config.dynamic_batch},
+        "rewrites": rewrites.to_dict(),
+        "plugins": [{"name": p, "domain": "edgekit", "version": 1, "sha256": plugin_hashes.get(p, "")} for p in plugins],
+        "quantization": quant_info,
+        "parity": parity,
+        "files": file_entries(staging, built.files),
+    }

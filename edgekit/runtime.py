@@ -1,0 +1,74 @@
+"""Run a bundle from Python: ``edgekit.runtime.load(BUNDLE)`` checks it, then runs images.
+
+Before anything runs, the manifest's schema version, every file's sha256 and the installed
+runtime are checked against the bundle, and each mismatch is said plainly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.config import Target, Task
+from edgekit.errors import UsageError
+from edgekit.manifest import read_manifest, verify_files
+from edgekit.preprocess import Preprocess
+from edgekit.targets import Runner, get_backend
+
+
+@dataclass
+class BundleRunner:
+    path: Path
+    manifest: dict
+    preprocess: Preprocess
+    runner: Runner
+
+    @property
+    def task(self) -> Task:
+        return Task.parse(self.manifest["model"]["task"])
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """Run an already-preprocessed float32 tensor; returns the first output."""
+        return self.runner.infer({self.runner.input_names[0]: x.astype(np.float32, copy=False)})[0]
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """Run one 8-bit RGB image (H, W, 3) with the bundle's preprocessing; returns the raw output
+        (logits (1, classes) or (1, classes, h, w))."""
+        x = self.preprocess(image)
+        batch = self.manifest["inputs"][0]["shape"][0]
+        if isinstance(batch, int) and batch > 1:
+            x = np.repeat(x, batch, axis=0)
+        return self.infer(x)[:1]
+
+    def classify(self, image: np.ndarray, k: int = 5) -> list[tuple[int, float]]:
+        """Top-k (class index, probability) of a classification bundle."""
+        logits = self(image)[0].astype(np.float64)
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        top = np.argsort(-p)[:k]
+        return [(int(i), float(p[i])) for i in top]
+
+    def segment(self, image: np.ndarray) -> np.ndarray:
+        """Label map (h, w) uint8/uint16 at the model's output resolution."""
+        labels = self(image)[0].argmax(0)
+        return labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16)
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+def load(bundle: str | Path, threads: int | None = None, check_files: bool = True) -> BundleRunner:
+    path = Path(bundle)
+    manifest = read_manifest(path)
+    if check_files:
+        problems = verify_files(path, manifest)
+        if problems:
+            raise UsageError(f"bundle {path} does not match its manifest: {'; '.join(problems)}; re-export it")
+    backend = get_backend(Target.parse(manifest["target"]))
+    problems = backend.preflight(manifest)
+    if problems:
+        raise UsageError(f"bundle {path} cannot run here: {'; '.join(problems)}")
+    files = [f["path"] for f in manifest["files"]]
+    runner = backend.open(path, files, manifest.get("runtime_options", {}), threads)
+    return BundleRunner(path, manifest, Preprocess.from_dict(manifest["preprocess"]), runner)

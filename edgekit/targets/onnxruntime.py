@@ -1,0 +1,80 @@
+"""ONNX Runtime target: the ONNX file itself, opened with tuned session options."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edgekit.config import Precision, Target
+from edgekit.errors import EdgekitFailure
+from edgekit.targets.base import BuildResult, Runner, TargetBackend
+
+MODEL_FILE = "model.onnx"
+
+
+class OnnxRuntimeRunner(Runner):
+    def __init__(self, path: Path, threads: int | None = None, profile_dir: Path | None = None):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            so.intra_op_num_threads = threads
+            so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        if profile_dir is not None:
+            so.enable_profiling = True
+            so.profile_file_prefix = str(profile_dir / "ort_profile")
+        try:
+            self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # ORT raises its own exception types (Fail, InvalidGraph, NotImplemented)
+            raise EdgekitFailure(f"ONNX Runtime cannot load {path.name}: {_first_line(e)}") from None
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(None, feeds)
+
+
+class OnnxRuntimeBackend(TargetBackend):
+    target = Target.ONNX
+    precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
+    sdk = "onnxruntime"
+
+    def runtime_version(self) -> str:
+        import onnxruntime
+
+        return onnxruntime.__version__
+
+    def build(self, model: onnx.ModelProto, out_dir: Path, precision: Precision, options: dict) -> BuildResult:
+        notes = []
+        if precision is Precision.FP16:
+            model = to_fp16(model)
+            notes.append("weights and activations in fp16; inputs and outputs stay fp32")
+        elif precision not in (Precision.FP32, Precision.INT8):  # int8 models arrive already quantized (QDQ)
+            raise EdgekitFailure(f"ONNX Runtime target does not support precision {precision.value}")
+        onnx.save_model(model, str(out_dir / MODEL_FILE))
+        _check_loads(out_dir / MODEL_FILE)
+        return BuildResult([MODEL_FILE], {"name": "onnxruntime", "version": self.runtime_version()}, precision,
+                           {"providers": ["CPUExecutionProvider"], "graph_optimization_level": "ORT_ENABLE_ALL"}, notes)
+
+    def open(self, bundle_dir: Path, files: list[str], options: dict, threads: int | None = None) -> Runner:
+        return OnnxRuntimeRunner(bundle_dir / files[0], threads)
+
+
+def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+    """fp16 weights and compute, with fp32 model inputs and outputs so the app feeds what it always fed."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    return convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
+
+
+def _check_loads(path: Path) -> None:
+    """Fail at build time, naming the op and node, when ONNX Runtime cannot run the graph."""
+    OnnxRuntimeRunner(path, threads=1)
+
+
+def _first_line(e: Exception) -> str:
+    s = str(e).strip()
+    return s.splitlines()[0][:400] if s else e.__class__.__name__
