@@ -451,7 +451,7 @@ def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
     - timm ``efficientvit_b0..b3`` (``stem.in_conv.conv.weight``, ``stages.{i}.blocks.{j}...``,
       ``head.in_conv...``, ``head.classifier.{0,1,4}...``): identical to ours, passed through.
     - the original repo, classification (``efficientvit_cls_b*``) or segmentation (``efficientvit_seg_b*``),
-      optionally wrapped in ``{"state_dict": ...}``:
+      optionally wrapped in ``{"state_dict": ...}`` / ``{"model": ...}``, keys optionally ``module.``-prefixed:
         backbone.input_stem.op_list.0.*             -> stem.in_conv.*
         backbone.input_stem.op_list.{n}.*           -> stem.res{n-1}.*
         backbone.stages.{i}.op_list.{j}.*           -> stages.{i}.blocks.{j}.*   (block internals unchanged)
@@ -463,8 +463,10 @@ def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
     A classification checkpoint given to a segmentation model (or the reverse) keeps only the backbone:
     load it with ``strict=False`` to initialise the backbone.
     """
-    if "state_dict" in state_dict and isinstance(state_dict["state_dict"], dict):
-        state_dict = state_dict["state_dict"]
+    for container in ("state_dict", "model"):  # training checkpoints wrap the weights
+        if isinstance(state_dict.get(container), dict):
+            state_dict = state_dict[container]
+    state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}  # DistributedDataParallel
     has_final_expand = isinstance(getattr(getattr(model, "head", None), "final_expand", None), ConvNormAct)
     out = {}
     for k, v in state_dict.items():
