@@ -1,0 +1,183 @@
+"""Swin-T family: timm equivalence, deploy mode, shapes, ONNX export + onnxruntime parity."""
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from torch import nn
+
+from edgekit.models import reparameterize_model
+from edgekit.models.swin import (SwinTransformer, checkpoint_filter_fn, swin_tiny, swin_tiny_seg, window_partition,
+                                 window_reverse)
+
+
+def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
+    return torch.nn.functional.cosine_similarity(a.flatten().double(), b.flatten().double(), dim=0).item()
+
+
+def _randomize_bn(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            with torch.no_grad():
+                m.running_mean.normal_(0, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.5)
+
+
+def _timm():
+    from edgekit.timm_compat import import_timm
+
+    return import_timm()
+
+
+def _export(model: nn.Module, x: torch.Tensor) -> onnx.ModelProto:
+    f = io.BytesIO()
+    torch.onnx.export(model, x, f, dynamo=False, opset_version=17, input_names=["x"], output_names=["y"])
+    return onnx.load_from_string(f.getvalue())
+
+
+def _max_rank(model: onnx.ModelProto) -> int:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    g = inferred.graph
+    ranks = [len(v.type.tensor_type.shape.dim) for v in [*g.value_info, *g.input, *g.output]]
+    ranks += [len(t.dims) for t in g.initializer]
+    ranks += [len(a.t.dims) for n in g.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"]
+    assert len(g.value_info) > 100  # shape inference did reach the body of the graph
+    return max(ranks)
+
+
+def _ort_parity(model: onnx.ModelProto, x: torch.Tensor, expected: torch.Tensor) -> None:
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (got,) = sess.run(None, {"x": x.numpy()})
+    got = torch.from_numpy(got)
+    assert got.shape == expected.shape
+    assert _cos(got, expected) >= 0.99999
+    assert (got - expected).abs().max().item() <= 1e-3 * (expected.max() - expected.min()).item()
+
+
+# ---------------------------------------------------------------------------------------------
+def test_window_partition_matches_rank6_formulation():
+    torch.manual_seed(0)
+    x = torch.randn(2, 14, 21, 5)
+    ws = (7, 7)
+    # the reference's rank-6 view/permute, written out here as the ground truth
+    ref = x.view(2, 2, 7, 3, 7, 5).permute(0, 1, 3, 2, 4, 5).reshape(-1, 49, 5)
+    got = window_partition(x, ws, (14, 21), 5)
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+    torch.testing.assert_close(window_reverse(got, ws, (14, 21), 5), x, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("img_size", [(224, 224), (96, 128)])  # (96, 128): pads, clamped and rectangular windows
+def test_timm_equivalence(img_size):
+    torch.manual_seed(0)
+    ref = _timm().create_model("swin_tiny_patch4_window7_224", pretrained=False, img_size=img_size,
+                               num_classes=10).eval()
+    model = swin_tiny(img_size=img_size, num_classes=10).eval()
+    model.load_state_dict(checkpoint_filter_fn(ref.state_dict(), model), strict=True)
+    x = torch.randn(2, 3, *img_size)
+    with torch.no_grad():
+        expected = ref(x)
+        got = model(x)
+        assert (got - expected).abs().max().item() <= 1e-5
+        # the bias is gathered from the loaded table: changing it must change the output
+        model.layers[0].blocks[1].attn.relative_position_bias_table.add_(1.0 * torch.randn(169, 3))
+        assert (model(x) - expected).abs().max().item() > 1e-4
+
+
+def test_original_swin_layout_and_window_resize():
+    torch.manual_seed(0)
+    ref = _timm().create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=10)
+    timm_sd = ref.state_dict()
+    # microsoft/Swin-Transformer layout: downsample at the end of the previous stage, flat head
+    original = {re.sub(r"^layers\.(\d+)\.downsample", lambda m: f"layers.{int(m.group(1)) - 1}.downsample", k)
+                .replace("head.fc.", "head."): v for k, v in timm_sd.items()}
+    original["layers.0.blocks.0.attn.relative_position_index"] = torch.zeros(49, 49, dtype=torch.long)
+    model = swin_tiny(num_classes=10)
+    converted = checkpoint_filter_fn({"model": original}, model)
+    assert converted.keys() == timm_sd.keys()
+    assert all(torch.equal(converted[k], timm_sd[k]) for k in timm_sd)
+
+    # a window-7 classification checkpoint initialises the window-8 segmentation backbone
+    seg = swin_tiny_seg(img_size=(256, 256))
+    result = seg.load_state_dict(checkpoint_filter_fn(timm_sd, seg), strict=False)
+    assert not result.unexpected_keys
+    assert result.missing_keys and all(k.startswith("decode_head.") for k in result.missing_keys)
+    assert seg.backbone.layers[2].blocks[0].attn.relative_position_bias_table.shape == (225, 12)
+
+
+def test_deploy_freezes_bias_and_matches():
+    torch.manual_seed(0)
+    model = swin_tiny(img_size=(96, 128), num_classes=10).eval()
+    x = torch.randn(2, 3, 96, 128)
+    sd = model.state_dict()
+    with torch.no_grad():
+        before = model(x)
+        sd["layers.1.blocks.1.attn.relative_position_bias_table"] = torch.randn(169, 6)
+        model.load_state_dict(sd)  # train-mode path follows the new table
+        train = model(x)
+        assert (train - before).abs().max().item() > 1e-4
+        reparameterize_model(model)
+        deploy = model(x)
+    attn = model.layers[1].blocks[1].attn
+    # stage 1 sees a 12x16 grid, padded to 14x21: 2x3 shifted windows, 6 heads, one bias per window
+    assert attn.deploy and attn.attn_bias.shape == (6, 6, 49, 49)
+    assert _cos(deploy, train) >= 0.99999 and (deploy - train).abs().max().item() <= 1e-5
+    assert not any("relative_position_bias_table" in k for k in model.state_dict())
+    with pytest.raises(RuntimeError):  # stale-weight loading into a frozen model is an error, not silent
+        model.load_state_dict(sd, strict=True)
+
+
+def test_seg_deploy_equivalence():
+    torch.manual_seed(0)
+    model = swin_tiny_seg(img_size=(256, 256), num_classes=7).eval()
+    _randomize_bn(model)
+    x = torch.randn(1, 3, 256, 256)
+    with torch.no_grad():
+        train = model(x)
+        deploy = reparameterize_model(model)(x)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert _cos(deploy, train) >= 0.99999
+
+
+def test_output_shapes():
+    torch.manual_seed(0)
+    with torch.no_grad():
+        assert swin_tiny().eval()(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
+        assert swin_tiny(img_size=(160, 256), num_classes=5).eval()(torch.randn(2, 3, 160, 256)).shape == (2, 5)
+        seg = swin_tiny_seg().eval()
+        assert seg(torch.randn(1, 3, 512, 512)).shape == (1, 150, 128, 128)
+        assert swin_tiny_seg(img_size=(256, 512)).eval()(torch.randn(1, 3, 256, 512)).shape == (1, 150, 64, 128)
+        with pytest.raises(ValueError):
+            seg(torch.randn(1, 3, 256, 256))  # masks and bias are built for 512x512
+
+
+def test_seg_window_divides_every_stage_at_default_and_cityscapes_sizes():
+    for size in [(512, 512), (1024, 2048)]:
+        model = swin_tiny_seg(img_size=size)
+        blocks = [b for stage in model.backbone.layers for b in stage.blocks]
+        assert all(b.window_size == (8, 8) and b.pad == (0, 0) for b in blocks)
+        assert all(any(b.shift_size) for b in blocks[1::2])
+
+
+@pytest.mark.parametrize("factory,img_size", [(swin_tiny, (96, 128)), (swin_tiny_seg, (256, 256))])
+def test_onnx_export_rank_and_ort_parity(factory, img_size):
+    torch.manual_seed(0)
+    model = factory(img_size=img_size, num_classes=10).eval()
+    _randomize_bn(model)
+    reparameterize_model(model)
+    x = torch.randn(1, 3, *img_size)
+    with torch.no_grad():
+        expected = model(x)
+    onnx_model = _export(model, x)
+    assert _max_rank(onnx_model) <= 4  # CoreML allows 5; window partition here never goes above 4
+    ops = [n.op_type for n in onnx_model.graph.node]
+    n_ln = sum(isinstance(m, nn.LayerNorm) for m in model.modules())
+    assert ops.count("LayerNormalization") == n_ln
+    assert "BatchNormalization" not in ops
+    _ort_parity(onnx_model, x, expected)
