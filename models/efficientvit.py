@@ -450,8 +450,7 @@ def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
     Accepted layouts:
     - timm ``efficientvit_b0..b3`` (``stem.in_conv.conv.weight``, ``stages.{i}.blocks.{j}...``,
       ``head.in_conv...``, ``head.classifier.{0,1,4}...``): identical to ours, passed through.
-    - the original repo, classification (``efficientvit_cls_b*``) or segmentation (``efficientvit_seg_b*``),
-      optionally wrapped in ``{"state_dict": ...}`` / ``{"model": ...}``, keys optionally ``module.``-prefixed:
+    - the original repo, classification (``efficientvit_cls_b*``) or segmentation (``efficientvit_seg_b*``):
         backbone.input_stem.op_list.0.*             -> stem.in_conv.*
         backbone.input_stem.op_list.{n}.*           -> stem.res{n-1}.*
         backbone.stages.{i}.op_list.{j}.*           -> stages.{i}.blocks.{j}.*   (block internals unchanged)
@@ -460,6 +459,7 @@ def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
         head.middle.op_list.{j}.*                   -> head.middle.{j}.*
         head.output_ops.0.op_list.{0, 1}.*          -> head.final_expand.*, head.classifier.*  (with final_expand)
         head.output_ops.0.op_list.0.*               -> head.classifier.*                       (without, e.g. ADE20K)
+    Either may be wrapped in ``{"state_dict": ...}`` or ``{"model": ...}``, keys optionally ``module.``-prefixed.
     A classification checkpoint given to a segmentation model (or the reverse) keeps only the backbone:
     load it with ``strict=False`` to initialise the backbone.
     """
@@ -501,7 +501,6 @@ _B_ARCHS = {  # widths, depths, head_dim, classifier head widths (timm / origina
 
 
 def _create_efficientvit(arch: str, seg: dict | None = None, **kwargs) -> nn.Module:
-    kwargs.pop("pretrained", None)  # no downloads: weights come through checkpoint_filter_fn
     if seg is None:
         return EfficientVit(**{**_B_ARCHS[arch], **kwargs})
     args = {k: v for k, v in _B_ARCHS[arch].items() if k != "head_widths"}
