@@ -70,7 +70,9 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], opset: int = 17,
         try:
             from onnx import version_converter
 
-            proto = version_converter.convert_version(proto, opset)
+            converted = version_converter.convert_version(proto, opset)
+            onnx.checker.check_model(converted)  # the converter can write invalid attributes
+            proto = converted
             notes.append(f"{exporter} exporter wrote opset {got}; converted to {opset}")
         except Exception as e:  # the converter lacks adapters for some ops
             notes.append(f"{exporter} exporter wrote opset {got} instead of {opset} and it could not be converted ({e.__class__.__name__}); keeping {got}")

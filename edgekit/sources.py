@@ -159,7 +159,21 @@ def _exported_program(path: Path, input_shape: tuple[int, ...] | None) -> Source
                 {s.arg.name for s in ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"}]
         if flat and flat[0] is not None:
             input_shape = tuple(int(d) for d in flat[0].shape)
-    return _spec_from_module(ep.module(), str(path), input_shape)
+    return _spec_from_module(_ExportedProgramModule(ep.module()), str(path), input_shape)
+
+
+class _ExportedProgramModule(nn.Module):
+    """Wraps ``ExportedProgram.module()``, whose ``eval()``/``train()`` raise: an exported program is
+    already in the mode it was exported in. Held outside the module tree so mode changes skip it."""
+
+    def __init__(self, graph_module: nn.Module):
+        super().__init__()
+        object.__setattr__(self, "_program", graph_module)
+        for p in graph_module.parameters():  # inference only; tracing refuses grad-requiring constants
+            p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor):
+        return self._program(x)
 
 
 def _spec_from_module(model: nn.Module, source: str, input_shape: tuple[int, ...] | None) -> SourceModel:

@@ -83,6 +83,23 @@ class TargetBackend(ABC):
         return []
 
 
+def unsupported_nodes(model: onnx.ModelProto, domains: set[str]) -> list[onnx.NodeProto]:
+    """Nodes in a domain the runtime has no kernels for and that no model-local function defines."""
+    local = {(f.domain, f.name) for f in model.functions}
+    return [n for n in model.graph.node if n.domain not in domains and (n.domain, n.op_type) not in local]
+
+
+def check_ops(model: onnx.ModelProto, domains: set[str], runtime: str) -> None:
+    from edgekit.errors import EdgekitFailure
+
+    bad = unsupported_nodes(model, domains)
+    if bad:
+        n = bad[0]
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise EdgekitFailure(f"{runtime} cannot run op {n.domain}::{n.op_type} (node {n.name!r}){more}; replace the "
+                             f"module that emits it or choose another target")
+
+
 def _version_tuple(v: str) -> tuple[int, ...]:
     parts = []
     for p in v.split("+")[0].split("."):

@@ -8,7 +8,7 @@ import onnx
 
 from edgekit.config import Precision, Target
 from edgekit.errors import EdgekitFailure
-from edgekit.targets.base import BuildResult, Runner, TargetBackend
+from edgekit.targets.base import BuildResult, Runner, TargetBackend, check_ops
 
 MODEL_FILE = "model.onnx"
 
@@ -48,6 +48,7 @@ class OnnxRuntimeBackend(TargetBackend):
         return onnxruntime.__version__
 
     def build(self, model: onnx.ModelProto, out_dir: Path, precision: Precision, options: dict) -> BuildResult:
+        check_ops(model, {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}, "ONNX Runtime")
         notes = []
         if precision is Precision.FP16:
             model = to_fp16(model)

@@ -14,7 +14,7 @@ import onnx
 
 from edgekit.config import Precision, Target
 from edgekit.errors import EdgekitFailure
-from edgekit.targets.base import BuildResult, Runner, TargetBackend
+from edgekit.targets.base import BuildResult, Runner, TargetBackend, check_ops
 
 XML_FILE = "model.xml"
 BIN_FILE = "model.bin"
@@ -80,6 +80,7 @@ class OpenVinoBackend(TargetBackend):
         else:
             run_hint = hint
         model = inline_plugin_functions(model)
+        check_ops(model, {"", "ai.onnx", "ai.onnx.ml"}, "OpenVINO")
         with tempfile.TemporaryDirectory() as tmp:  # convert_model reads ONNX from a file
             onnx.save_model(model, f"{tmp}/model.onnx")
             try:
