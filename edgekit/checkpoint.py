@@ -35,7 +35,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
                 f"checkpoint {path} holds pickled Python objects beyond tensors, which edgekit will not unpickle "
                 f"(weights_only=True); re-save it with torch.save(model.state_dict(), PATH) ({first})") from None
         raise UsageError(f"checkpoint {path} is corrupt or not a PyTorch file: {first}") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
+    except Exception as e:  # torch.load raises many kinds (RuntimeError, EOFError, IndexError...) on bad files
         msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
         raise UsageError(f"checkpoint {path} is corrupt or not a PyTorch file: {msg}") from None
     return _unwrap(obj, path)
