@@ -1,29 +1,25 @@
-"""The `edgekit` command line: parses options, calls one API function, renders the result.
+"""The CLI group and what every command shares: error handling, progress, rendering helpers.
 
 User mistakes and failed steps print one line (``error: ...``) and exit 2 (usage) or 1 (failure);
 ``--debug`` shows the traceback.
 """
 from __future__ import annotations
 
-import json
 import sys
 from functools import wraps
-from pathlib import Path
 
 import click
 
-from edgekit.config import Precision, Target
-
-_DEBUG = {"on": False}  # set once per process by the group callback; read only by _run
+_DEBUG = {"on": False}  # set once per process by the group callback; read only by run
 
 
-def _console(stderr: bool = False):
+def console(stderr: bool = False):
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False)
 
 
-def _run(fn):
+def run(fn):
     """Turn edgekit errors into one line and an exit code; keep tracebacks for bugs and --debug."""
 
     @wraps(fn)
@@ -52,112 +48,11 @@ def main(debug: bool) -> None:
     _DEBUG["on"] = debug
 
 
-def _reporter(quiet: bool, as_json: bool):
+def reporter(quiet: bool, as_json: bool):
     from edgekit.progress import Reporter, RichReporter
 
     return Reporter() if (quiet or as_json) else RichReporter()
 
 
-def _choice(enum):
+def choice(enum):
     return click.Choice([m.value for m in enum], case_sensitive=False)
-
-
-@main.command()
-@click.argument("model")
-@click.option("--target", "-t", type=_choice(Target), default="onnx", show_default=True,
-              help="onnx = ONNX Runtime; openvino; trt = TensorRT; coreml.")
-@click.option("--precision", "-p", type=_choice(Precision), default="fp32", show_default=True)
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
-              help="Bundle directory [default: bundles/<model>-<target>-<precision>].")
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="State dict or training checkpoint (read with weights_only=True).")
-@click.option("--input-shape", default=None, help="NxCxHxW, e.g. 1x3x512x512 [default: the model's].")
-@click.option("--dynamic-batch", is_flag=True, help="Export with a dynamic batch dimension.")
-@click.option("--calib", type=click.Path(path_type=Path), default=None,
-              help="Images for the parity gate (and int8 calibration) [default: the bundled photographs].")
-@click.option("--calib-size", type=int, default=None, help="Sample this many calibration items (seeded).")
-@click.option("--threads", type=int, default=None, help="Runtime threads for the parity run.")
-@click.option("--opset", type=int, default=17, show_default=True)
-@click.option("--device", default="CPU", show_default=True, help="OpenVINO device.")
-@click.option("--no-verify", is_flag=True, help="Write the bundle even if the parity gate fails (figures are still recorded).")
-@click.option("--no-rewrite", is_flag=True, help="Skip edgekit's graph rewrites and module swaps (naive export).")
-@click.option("--explain", is_flag=True, help="List every rewrite rule with its count, and why one did not apply.")
-@click.option("--force", is_flag=True, help="Replace the output directory if it exists.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
-@_run
-def export(model, target, precision, out, checkpoint, input_shape, dynamic_batch, calib, calib_size, threads, opset,
-           device, no_verify, no_rewrite, explain, force, quiet, as_json):
-    """Export MODEL (zoo name, timm:<name>, package.module:factory or a .pt2 file) to a bundle."""
-    import edgekit
-    from edgekit.errors import ParityError
-
-    out = out or Path("bundles") / f"{model.replace(':', '_').replace('/', '_')}-{target}-{precision}"
-    reporter = _reporter(quiet, as_json)
-    try:
-        bundle = edgekit.export(model, target, out, precision=precision, checkpoint=checkpoint, input_shape=input_shape,
-                                dynamic_batch=dynamic_batch, calib=calib, calib_size=calib_size, threads=threads,
-                                opset=opset, verify=not no_verify, force=force, rewrite=not no_rewrite,
-                                target_options={"device": device}, reporter=reporter)
-    except ParityError as e:
-        reporter.close()
-        if e.report is not None and not quiet:
-            _console(stderr=True).print(_parity_table(e.report.to_dict()))
-        raise
-    finally:
-        reporter.close()
-    if as_json:
-        click.echo(json.dumps(bundle.manifest, indent=2))
-        return
-    if not quiet:
-        from edgekit import render
-
-        console = _console()
-        console.print(render.manifest_summary(bundle.manifest, explain=explain))
-    click.echo(f"bundle: {bundle.path}")
-
-
-def _parity_table(parity: dict):
-    from edgekit import render
-
-    return render.parity_table(parity)
-
-
-@main.command()
-@click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-@_run
-def inspect(bundle, as_json):
-    """Show what a bundle is and how well it matches PyTorch."""
-    import edgekit
-    from edgekit import render
-
-    info = edgekit.inspect(bundle)
-    if as_json:
-        click.echo(json.dumps(info, indent=2))
-        return
-    _console().print(render.manifest_summary(info, explain=True))
-    if not info["files_ok"]:
-        from edgekit.errors import UsageError
-
-        raise UsageError(f"bundle {bundle} does not match its manifest: {'; '.join(info['file_problems'])}")
-
-
-@main.command("models")
-@click.option("--task", type=click.Choice(["classification", "segmentation"]), default=None)
-@click.option("--json", "as_json", is_flag=True)
-@_run
-def models_cmd(task, as_json):
-    """List the zoo: name, task, params, GMACs at the default resolution, default input size."""
-    import edgekit
-    from edgekit import render
-
-    rows = edgekit.list_models(task)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    _console().print(render.models_table(rows))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,6 @@
+"""The `edgekit` command line. Each command lives in its own module and is a thin layer over one
+API function; importing them here registers them on the group."""
+from edgekit.cli._core import main
+from edgekit.cli import export  # noqa: F401  (registers export, inspect, models)
+
+__all__ = ["main"]

@@ -1,0 +1,106 @@
+"""`edgekit export`, `edgekit inspect`, `edgekit models`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from edgekit.cli._core import choice, console, main, reporter, run
+from edgekit.config import Precision, Target
+
+
+@main.command()
+@click.argument("model")
+@click.option("--target", "-t", type=choice(Target), default="onnx", show_default=True,
+              help="onnx = ONNX Runtime; openvino; trt = TensorRT; coreml.")
+@click.option("--precision", "-p", type=choice(Precision), default="fp32", show_default=True)
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="Bundle directory [default: bundles/<model>-<target>-<precision>].")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="State dict or training checkpoint (read with weights_only=True).")
+@click.option("--input-shape", default=None, help="NxCxHxW, e.g. 1x3x512x512 [default: the model's].")
+@click.option("--dynamic-batch", is_flag=True, help="Export with a dynamic batch dimension.")
+@click.option("--calib", type=click.Path(path_type=Path), default=None,
+              help="Images for the parity gate (and int8 calibration) [default: the bundled photographs].")
+@click.option("--calib-size", type=int, default=None, help="Sample this many calibration items (seeded).")
+@click.option("--threads", type=int, default=None, help="Runtime threads for the parity run.")
+@click.option("--opset", type=int, default=17, show_default=True)
+@click.option("--device", default="CPU", show_default=True, help="OpenVINO device.")
+@click.option("--no-verify", is_flag=True, help="Write the bundle even if the parity gate fails (figures are still recorded).")
+@click.option("--no-rewrite", is_flag=True, help="Skip edgekit's graph rewrites and module swaps (naive export).")
+@click.option("--explain", is_flag=True, help="List every rewrite rule with its count, and why one did not apply.")
+@click.option("--force", is_flag=True, help="Replace the output directory if it exists.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
+@run
+def export(model, target, precision, out, checkpoint, input_shape, dynamic_batch, calib, calib_size, threads, opset,
+           device, no_verify, no_rewrite, explain, force, quiet, as_json):
+    """Export MODEL (zoo name, timm:<name>, package.module:factory or a .pt2 file) to a bundle."""
+    import edgekit
+    from edgekit.errors import ParityError
+
+    out = out or Path("bundles") / f"{model.replace(':', '_').replace('/', '_')}-{target}-{precision}"
+    progress = reporter(quiet, as_json)
+    try:
+        bundle = edgekit.export(model, target, out, precision=precision, checkpoint=checkpoint, input_shape=input_shape,
+                                dynamic_batch=dynamic_batch, calib=calib, calib_size=calib_size, threads=threads,
+                                opset=opset, verify=not no_verify, force=force, rewrite=not no_rewrite,
+                                target_options={"device": device}, reporter=progress)
+    except ParityError as e:
+        progress.close()
+        if e.report is not None and not quiet:
+            console(stderr=True).print(_parity_table(e.report.to_dict()))
+        raise
+    finally:
+        progress.close()
+    if as_json:
+        click.echo(json.dumps(bundle.manifest, indent=2))
+        return
+    if not quiet:
+        from edgekit import render
+
+        console().print(render.manifest_summary(bundle.manifest, explain=explain))
+    click.echo(f"bundle: {bundle.path}")
+
+
+def _parity_table(parity: dict):
+    from edgekit import render
+
+    return render.parity_table(parity)
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@run
+def inspect(bundle, as_json):
+    """Show what a bundle is and how well it matches PyTorch."""
+    import edgekit
+    from edgekit import render
+
+    info = edgekit.inspect(bundle)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    console().print(render.manifest_summary(info, explain=True))
+    if not info["files_ok"]:
+        from edgekit.errors import UsageError
+
+        raise UsageError(f"bundle {bundle} does not match its manifest: {'; '.join(info['file_problems'])}")
+
+
+@main.command("models")
+@click.option("--task", type=click.Choice(["classification", "segmentation"]), default=None)
+@click.option("--json", "as_json", is_flag=True)
+@run
+def models_cmd(task, as_json):
+    """List the zoo: name, task, params, GMACs at the default resolution, default input size."""
+    import edgekit
+    from edgekit import render
+
+    rows = edgekit.list_models(task)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    console().print(render.models_table(rows))

@@ -1,0 +1,1 @@
+"""Profiling: latency statistics, per-layer breakdowns, roofline, reports."""
