@@ -52,7 +52,7 @@ class ConvBn(nn.Sequential):
             self.conv, self.bn = fuse_conv_bn(self.conv, self.bn), nn.Identity()
 
     def kernel_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(weight, bias) of the equivalent single conv, whether or not the BN is folded yet."""
+        """(weight, bias) of the equivalent single conv (folds the BN first if it is not yet)."""
         self.reparameterize()
         return self.conv.weight, self.conv.bias
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from edgekit.models._layers import ConvNorm, fuse_conv_bn, make_divisible
+from edgekit.models._layers import ConvNorm, make_divisible
 from edgekit.models._registry import ModelCfg, register_model
 
 __all__ = ["RepVit", "checkpoint_filter_fn"]

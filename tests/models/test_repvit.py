@@ -80,7 +80,7 @@ def test_deploy_equivalence(model):
         got = deployed(x)
     # no BatchNorm and no parallel branch left: one conv per ConvNorm / RepVggDw, one Linear head
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in deployed.modules())
-    assert deployed.head.head_dist is None and isinstance(deployed.head.head, nn.Module)
+    assert deployed.head.head_dist is None and isinstance(deployed.head.head.l, nn.Linear)
     assert _cosine(got, expected) >= 0.99999
     assert (got - expected).abs().max().item() <= 1e-4 * (expected.max() - expected.min()).item()
     # idempotent: a second pass changes nothing
