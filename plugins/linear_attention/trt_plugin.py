@@ -1,0 +1,116 @@
+"""TensorRT plugin "edgekit::LinearAttention" through ``tensorrt.plugin``, with an ahead-of-time implementation.
+
+``register()`` (the only function that imports TensorRT) declares:
+
+- ``@trtp.register``: inputs q, k, v; fields ``eps`` (float) and ``kernel`` (str), exactly the ONNX node's
+  attribute names, so the ONNX parser fills them; output described as ``q.like()``;
+- ``@trtp.autotune``: all four I/O fp32 together or fp16 together, LINEAR (contiguous) layout;
+- ``@trtp.aot_impl``: the Triton kernel compiled to PTX for the build GPU, grid/block/shared memory and the
+  int32 extra args (N, d) as symbolic expressions of q's shape, so dynamic batch and resolution work and
+  the engine runs without Python. ``eps`` is baked in as a constexpr (extra args are int32 only).
+
+The ONNX node carries ``plugin_namespace="edgekit"`` (how the parser finds the plugin) and ``aot=1`` (use
+this implementation). Everything but ``register()`` is importable and tested without TensorRT.
+"""
+# No ``from __future__ import annotations``: tensorrt.plugin inspects the annotations as classes.
+import functools
+from typing import Any, List, Mapping, Tuple, Union
+
+from edgekit.plugins import tensorrt_aot
+from edgekit.plugins.linear_attention.launch_params import LinearAttentionConfig, grid, kernel_config
+from edgekit.plugins.linear_attention.schema import SCHEMA
+
+PLUGIN_ID = f"{SCHEMA.domain}::{SCHEMA.name}"
+# Plugin fields, in registration order: the ONNX attributes of the same names.
+FIELD_KINDS = {a.name: a.kind for a in SCHEMA.attributes}
+# The kernel's arguments in TensorRT launch order: input pointers, int32 extra args, output pointer.
+INPUTS = ("q_ptr", "k_ptr", "v_ptr")
+OUTPUTS = ("out_ptr",)
+SCALARS = ("seq_len", "head_dim")
+CONSTEXPRS = ("EPS", "BLOCK_N", "BLOCK_D", "BLOCK_DV", "DOT_PRECISION")
+
+
+def plugin_fields(node_attributes: Mapping[str, Any]) -> dict:
+    """Fields the TensorRT ONNX parser hands this plugin for a node with ``node_attributes``, validated."""
+    fields = tensorrt_aot.plugin_fields(node_attributes, FIELD_KINDS)
+    return SCHEMA.resolve(**fields)
+
+
+def kernel_signature(dtype: str) -> dict:
+    return tensorrt_aot.kernel_signature(INPUTS, SCALARS, OUTPUTS, dtype, CONSTEXPRS)
+
+
+def kernel_constexprs(config: LinearAttentionConfig, eps: float) -> dict:
+    return {
+        "EPS": float(eps), "BLOCK_N": config.block_n, "BLOCK_D": config.block_d,
+        "BLOCK_DV": config.block_dv, "DOT_PRECISION": config.dot_precision,
+    }
+
+
+@functools.lru_cache(maxsize=None)  # TensorRT asks once per type combination and tactic; compiling takes seconds
+def compile_kernel(dtype: str, seq_len: int, head_dim: int, eps: float, target=None):
+    """(config, CompiledKernel) for at most ``seq_len`` tokens; ``target`` defaults to this GPU."""
+    from edgekit.plugins.linear_attention.triton_kernel import linear_attention_kernel
+
+    config = kernel_config(seq_len, head_dim, dtype)
+    kernel = tensorrt_aot.compile_ptx(
+        linear_attention_kernel, kernel_signature(dtype), kernel_constexprs(config, eps),
+        num_warps=config.num_warps, num_stages=config.num_stages,
+        num_launch_args=len(INPUTS) + len(SCALARS) + len(OUTPUTS), target=target,
+    )
+    return config, kernel
+
+
+def extra_args(q_shape_expr) -> tuple:
+    """The kernel's int32 args from shape expressions (or ints), in ``SCALARS`` order."""
+    _, _, seq_len, head_dim = q_shape_expr
+    return (seq_len, head_dim)
+
+
+def _is_registered(trtp) -> bool:
+    try:
+        getattr(getattr(trtp.op, SCHEMA.domain), SCHEMA.name)
+    except AttributeError:
+        return False
+    return True
+
+
+def register() -> None:
+    """Register the plugin with TensorRT (idempotent). Needs TensorRT >= 10.7 and Triton at engine build."""
+    import tensorrt.plugin as trtp
+
+    if _is_registered(trtp):
+        return
+
+    @trtp.register(PLUGIN_ID)
+    def linear_attention_desc(
+        q: trtp.TensorDesc, k: trtp.TensorDesc, v: trtp.TensorDesc, eps: float, kernel: str
+    ) -> trtp.TensorDesc:
+        SCHEMA.resolve(eps=eps, kernel=tensorrt_aot.plugin_field_value(kernel, str))  # fail the build, not the run
+        return q.like()
+
+    @trtp.autotune(PLUGIN_ID)
+    def linear_attention_autotune(
+        q: trtp.TensorDesc, k: trtp.TensorDesc, v: trtp.TensorDesc, outputs: Tuple[trtp.TensorDesc]
+    ) -> List[trtp.AutoTuneCombination]:
+        return [trtp.AutoTuneCombination(tensorrt_aot.autotune_types(len(INPUTS) + len(OUTPUTS)), "LINEAR")]
+
+    @trtp.aot_impl(PLUGIN_ID)
+    def linear_attention_aot_impl(
+        q: trtp.TensorDesc, k: trtp.TensorDesc, v: trtp.TensorDesc, eps: float,
+        outputs: Tuple[trtp.TensorDesc], tactic: int,
+    ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymExprs]:
+        dtype = tensorrt_aot.triton_dtype(q.dtype)
+        seq_len = tensorrt_aot.dim_upper_bound(q.shape, 2)
+        head_dim = tensorrt_aot.dim_upper_bound(q.shape, 3)
+        config, kernel = compile_kernel(dtype, seq_len, head_dim, tensorrt_aot.plugin_field_value(eps, float))
+
+        batch, num_heads, _, head_dim_expr = q.shape_expr
+        grid_x, grid_y, _ = grid(config, batch, num_heads, head_dim_expr, cdiv=trtp.cdiv)
+        launch = trtp.KernelLaunchParams()
+        launch.grid_x = grid_x
+        launch.grid_y = grid_y
+        launch.block_x = kernel.threads_per_block
+        launch.shared_mem = kernel.shared_mem
+        scalars = trtp.SymIntExprs.from_tuple([trtp.SymInt32(e) for e in extra_args(q.shape_expr)])
+        return kernel.name, kernel.ptx, launch, scalars

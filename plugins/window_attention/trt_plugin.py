@@ -1,0 +1,116 @@
+"""TensorRT plugin "edgekit::WindowAttention" through ``tensorrt.plugin``, with an ahead-of-time implementation.
+
+``register()`` (the only function that imports TensorRT) declares:
+
+- ``@trtp.register``: inputs q, k, v, bias; fields ``scale`` (float) and ``num_heads`` (int), exactly the
+  ONNX node's attribute names, so the ONNX parser fills them; output described as ``q.like()``;
+- ``@trtp.autotune``: all five I/O fp32 together or fp16 together, LINEAR (contiguous) layout;
+- ``@trtp.aot_impl``: the Triton kernel compiled to PTX for the build GPU, grid/block/shared memory and the
+  int32 extra args (N, d, heads, nW) as symbolic expressions of the input shapes, so dynamic batch works
+  and the engine runs without Python. ``scale`` is baked in as a constexpr (extra args are int32 only).
+
+The ONNX node carries ``plugin_namespace="edgekit"`` (how the parser finds the plugin) and ``aot=1`` (use
+this implementation). Everything but ``register()`` is importable and tested without TensorRT.
+"""
+# No ``from __future__ import annotations``: tensorrt.plugin inspects the annotations as classes.
+import functools
+from typing import Any, List, Mapping, Tuple, Union
+
+from edgekit.plugins import tensorrt_aot
+from edgekit.plugins.window_attention.launch_params import WindowAttentionConfig, grid, kernel_config
+from edgekit.plugins.window_attention.schema import SCHEMA
+
+PLUGIN_ID = f"{SCHEMA.domain}::{SCHEMA.name}"
+# Plugin fields, in registration order: the ONNX attributes of the same names.
+FIELD_KINDS = {a.name: a.kind for a in SCHEMA.attributes}
+# The kernel's arguments in TensorRT launch order: input pointers, int32 extra args, output pointer.
+INPUTS = ("q_ptr", "k_ptr", "v_ptr", "bias_ptr")
+OUTPUTS = ("out_ptr",)
+SCALARS = ("seq_len", "head_dim", "num_heads", "num_windows")
+CONSTEXPRS = ("SCALE", "BLOCK_M", "BLOCK_N", "BLOCK_D", "DOT_PRECISION")
+
+
+def plugin_fields(node_attributes: Mapping[str, Any]) -> dict:
+    """Fields the TensorRT ONNX parser hands this plugin for a node with ``node_attributes``, validated."""
+    fields = tensorrt_aot.plugin_fields(node_attributes, FIELD_KINDS)
+    return SCHEMA.resolve(**fields)
+
+
+def kernel_signature(dtype: str) -> dict:
+    return tensorrt_aot.kernel_signature(INPUTS, SCALARS, OUTPUTS, dtype, CONSTEXPRS)
+
+
+def kernel_constexprs(config: WindowAttentionConfig, scale: float) -> dict:
+    return {
+        "SCALE": float(scale), "BLOCK_M": config.block_m, "BLOCK_N": config.block_n,
+        "BLOCK_D": config.block_d, "DOT_PRECISION": config.dot_precision,
+    }
+
+
+@functools.lru_cache(maxsize=None)  # TensorRT asks once per type combination and tactic; compiling takes seconds
+def compile_kernel(dtype: str, seq_len: int, head_dim: int, scale: float, target=None):
+    """(config, CompiledKernel) for windows of at most ``seq_len`` tokens; ``target`` defaults to this GPU."""
+    from edgekit.plugins.window_attention.triton_kernel import window_attention_kernel
+
+    config = kernel_config(seq_len, head_dim, dtype)
+    kernel = tensorrt_aot.compile_ptx(
+        window_attention_kernel, kernel_signature(dtype), kernel_constexprs(config, scale),
+        num_warps=config.num_warps, num_stages=config.num_stages,
+        num_launch_args=len(INPUTS) + len(SCALARS) + len(OUTPUTS), target=target,
+    )
+    return config, kernel
+
+
+def extra_args(q_shape_expr, bias_shape_expr) -> tuple:
+    """The kernel's int32 args from shape expressions (or ints), in ``SCALARS`` order."""
+    _, num_heads, seq_len, head_dim = q_shape_expr
+    return (seq_len, head_dim, num_heads, bias_shape_expr[0])
+
+
+def _is_registered(trtp) -> bool:
+    try:
+        getattr(getattr(trtp.op, SCHEMA.domain), SCHEMA.name)
+    except AttributeError:
+        return False
+    return True
+
+
+def register() -> None:
+    """Register the plugin with TensorRT (idempotent). Needs TensorRT >= 10.7 and Triton at engine build."""
+    import tensorrt.plugin as trtp
+
+    if _is_registered(trtp):
+        return
+
+    @trtp.register(PLUGIN_ID)
+    def window_attention_desc(
+        q: trtp.TensorDesc, k: trtp.TensorDesc, v: trtp.TensorDesc, bias: trtp.TensorDesc, scale: float, num_heads: int
+    ) -> trtp.TensorDesc:
+        return q.like()
+
+    @trtp.autotune(PLUGIN_ID)
+    def window_attention_autotune(
+        q: trtp.TensorDesc, k: trtp.TensorDesc, v: trtp.TensorDesc, bias: trtp.TensorDesc,
+        outputs: Tuple[trtp.TensorDesc],
+    ) -> List[trtp.AutoTuneCombination]:
+        return [trtp.AutoTuneCombination(tensorrt_aot.autotune_types(len(INPUTS) + len(OUTPUTS)), "LINEAR")]
+
+    @trtp.aot_impl(PLUGIN_ID)
+    def window_attention_aot_impl(
+        q: trtp.TensorDesc, k: trtp.TensorDesc, v: trtp.TensorDesc, bias: trtp.TensorDesc, scale: float,
+        outputs: Tuple[trtp.TensorDesc], tactic: int,
+    ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymExprs]:
+        dtype = tensorrt_aot.triton_dtype(q.dtype)
+        seq_len = tensorrt_aot.dim_upper_bound(q.shape, 2)
+        head_dim = tensorrt_aot.dim_upper_bound(q.shape, 3)
+        config, kernel = compile_kernel(dtype, seq_len, head_dim, tensorrt_aot.plugin_field_value(scale, float))
+
+        batch_windows, num_heads, seq_len_expr, _ = q.shape_expr
+        grid_x, grid_y, _ = grid(config, batch_windows, num_heads, seq_len_expr, cdiv=trtp.cdiv)
+        launch = trtp.KernelLaunchParams()
+        launch.grid_x = grid_x
+        launch.grid_y = grid_y
+        launch.block_x = kernel.threads_per_block
+        launch.shared_mem = kernel.shared_mem
+        scalars = trtp.SymIntExprs.from_tuple([trtp.SymInt32(e) for e in extra_args(q.shape_expr, bias.shape_expr)])
+        return kernel.name, kernel.ptx, launch, scalars
