@@ -1,0 +1,101 @@
+"""Shared measurement for scripts/bench_export.py and scripts/bench_zoo.py.
+
+For one model source: export to ONNX Runtime and OpenVINO (fp32, rewrites on, parity gate on the
+bundled photographs), then median latency of PyTorch eager vs each bundle at 1 and 2 threads, on the
+same pinned input (a bundled photograph, never zeros), in one process.
+"""
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# This CPU's measured peak (2048^3 GEMM in PyTorch, median of 10; shared/FACTS.md): GFLOP/s by threads
+PEAK_FP32 = {1: 96.0, 2: 193.0}
+
+
+@dataclass
+class ModelRow:
+    source: str
+    task: str = ""
+    input_shape: list = field(default_factory=list)
+    params_m: float = 0.0
+    gflops: float = 0.0
+    export_s: dict = field(default_factory=dict)  # target -> seconds (whole edgekit export incl. parity)
+    size_mb: dict = field(default_factory=dict)
+    parity: dict = field(default_factory=dict)  # target -> {cosine_min, max_abs_rel, agreement}
+    ms: dict = field(default_factory=dict)  # "torch@1" / "onnx@2" / "openvino@1" -> median ms
+    error: str = ""
+
+
+def median_ms(fn, x, warmup: int, iters: int) -> float:
+    for _ in range(warmup):
+        fn(x)
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn(x)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def measure(source: str, threads=(1, 2), warmup: int = 5, iters: int = 30, input_shape: str | None = None) -> ModelRow:
+    import edgekit
+    from edgekit.calib import load_calibration
+    from edgekit.flops import count_params
+    from edgekit.onnx_export import prepare_for_deploy
+    from edgekit.sources import load_source
+
+    row = ModelRow(source)
+    src = load_source(source, input_shape=tuple(int(v) for v in input_shape.split("x")) if input_shape else None)
+    row.task, row.input_shape = src.spec.task.value, list(src.spec.input_shape)
+    model = prepare_for_deploy(src.model)
+    row.params_m = round(count_params(model) / 1e6, 2)
+    x = load_calibration(None, src.spec.preprocess, size=1).inputs[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        for target in ("onnx", "openvino"):
+            t0 = time.perf_counter()
+            b = edgekit.export(source, target, Path(tmp) / target, input_shape=input_shape, verify=False)
+            row.export_s[target] = round(time.perf_counter() - t0, 1)
+            row.size_mb[target] = round(sum(f["bytes"] for f in b.manifest["files"]) / 1e6, 1)
+            p = b.manifest["parity"]
+            row.parity[target] = {"cosine_min": p["cosine_min"], "max_abs_rel": p["max_abs_rel"],
+                                  "agreement": p["agreement"], "passed": p["passed"]}
+            row.gflops = round(b.manifest["model"]["flops"] / 1e9, 3)
+        for n in threads:
+            torch.set_num_threads(n)
+            with torch.no_grad():
+                xt = torch.from_numpy(x)
+                row.ms[f"torch@{n}"] = round(median_ms(model, xt, warmup, iters), 2)
+            for target in ("onnx", "openvino"):
+                runner = edgekit.runtime.load(Path(tmp) / target, threads=n)
+                row.ms[f"{target}@{n}"] = round(median_ms(runner.infer, x, warmup, iters), 2)
+                runner.close()
+    return row
+
+
+def run_all(sources: list[str], threads, warmup: int, iters: int, input_shape: str | None = None) -> list[ModelRow]:
+    from rich.progress import track
+
+    rows = []
+    for s in track(sources, description="measuring", transient=True):
+        try:
+            rows.append(measure(s, threads, warmup, iters, input_shape))
+        except Exception as e:  # one failing model must not lose the others' figures
+            rows.append(ModelRow(s, error=f"{e.__class__.__name__}: {str(e)[:160]}"))
+    return rows
+
+
+def load_avg() -> str:
+    import os
+
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
+def to_json(rows: list[ModelRow]) -> list[dict]:
+    return [asdict(r) for r in rows]
