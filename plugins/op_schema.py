@@ -48,11 +48,6 @@ class AttributeSpec:
     default: Any = None
     check: Callable[[Any], str | None] | None = None
 
-    @property
-    def onnx_suffix(self) -> str:
-        """Suffix for TorchScript's ``g.op(..., name_<suffix>=value)``."""
-        return _ONNX_SUFFIX[self.kind]
-
     def coerce(self, value: Any) -> Any:
         if value is None:
             if self.default is None:

@@ -11,7 +11,6 @@ API's own signature checks run against our decorated functions. Without it they 
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import importlib.util
 import json
