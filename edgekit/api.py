@@ -38,8 +38,10 @@ def inspect(bundle: str | Path) -> dict:
 
 
 def list_models(task: str | None = None, with_cost: bool = True) -> list[dict]:
-    """The zoo: name, task, params, GMACs at the default resolution, default input size."""
-    from edgekit.flops import count_flops, count_params
+    """The zoo: name, task, params, GMACs at the default resolution, default input size.
+
+    Costs need each model built once; they are cached per model-file hash in ~/.cache/edgekit.
+    """
     from edgekit.models import _registry as reg
 
     rows = []
@@ -48,8 +50,33 @@ def list_models(task: str | None = None, with_cost: bool = True) -> list[dict]:
         row = {"name": name, "family": cfg.family, "task": cfg.task, "input_size": list(cfg.input_size),
                "num_classes": cfg.num_classes, "description": cfg.description}
         if with_cost:
-            model = reg.create_model(name).eval()
-            row["params_m"] = round(count_params(model) / 1e6, 2)
-            row["gmacs"] = round(count_flops(model, (1, *cfg.input_size)) / 2e9, 3)
+            row.update(_model_cost(name))
         rows.append(row)
     return rows
+
+
+def _model_cost(name: str) -> dict:
+    import hashlib
+    import inspect as _inspect
+    import json
+    import os
+
+    from edgekit.flops import count_flops, count_params
+    from edgekit.models import _registry as reg
+
+    source = Path(_inspect.getfile(reg._entry(name).factory)).read_bytes()
+    key = hashlib.sha256(source + repr(reg.get_cfg(name)).encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("EDGEKIT_CACHE", Path.home() / ".cache" / "edgekit")) / "model_cost" / f"{name}-{key}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    cfg = reg.get_cfg(name)
+    model = reg.create_model(name).eval()
+    cost = {"params_m": round(count_params(model) / 1e6, 2), "gmacs": round(count_flops(model, (1, *cfg.input_size)) / 2e9, 3)}
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cost))
+        os.replace(tmp, cache)
+    except OSError:  # a read-only home is no reason to fail a listing
+        pass
+    return cost
