@@ -27,7 +27,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from edgekit.models._layers import ConvNorm, fuse_conv_bn
+from edgekit.models._layers import ConvNorm
 from edgekit.models._registry import ModelCfg, register_model
 
 __all__ = ["MixVisionTransformer", "SegFormer", "checkpoint_filter_fn"]

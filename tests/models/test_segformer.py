@@ -42,7 +42,10 @@ def _randomize(model: nn.Module) -> nn.Module:
 
 def _hf_model(arch: str, segmentation: bool, num_labels: int):
     cfg = transformers.SegformerConfig(**_HF_ARCHS[arch], num_labels=num_labels, attn_implementation="eager")
-    cls = transformers.SegformerForSemanticSegmentation if segmentation else transformers.SegformerForImageClassification
+    if segmentation:
+        cls = transformers.SegformerForSemanticSegmentation
+    else:
+        cls = transformers.SegformerForImageClassification
     return _randomize(cls(cfg))
 
 
@@ -161,6 +164,16 @@ def test_output_shapes(name, sizes):
         else:
             assert out.shape == (1, cfg.num_classes)
         assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ["segformer_b0", "segformer_b1", "segformer_b0_cityscapes"])
+def test_full_cityscapes_frame_shapes(name):
+    # 1024x2048 on the meta device: the whole graph's shapes without half a minute of CPU compute
+    cfg = get_cfg(name)
+    model = create_model(name, img_size=(1024, 2048)).eval().to("meta")
+    with torch.no_grad():
+        out = model(torch.empty(1, 3, 1024, 2048, device="meta"))
+    assert out.shape == (1, cfg.num_classes, 1024 // 4, 2048 // 4)
 
 
 def test_num_classes_kwarg():
