@@ -23,7 +23,8 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 TORCH = os.environ.get("EDGEKIT_TORCH", "torch==2.13.0")
-EXTRAS = {"demo": "timm", "test": "timm,dev"}
+# everything that installs from the registries on any machine ([trt] needs NVIDIA's index: on the device only)
+EXTRAS = {"demo": "timm,quant,coreml", "test": "timm,quant,coreml,dev"}
 NO_DEPS = ["timm>=1.0"]
 DEMO_MODEL = "efficientvit_b0"
 
