@@ -80,3 +80,33 @@ def _model_cost(name: str) -> dict:
     except OSError:  # a read-only home is no reason to fail a listing
         pass
     return cost
+
+
+def profile(bundles: str | Path | list, *, remote: str | None = None, ssh_config: str | Path | None = None,
+            remote_python: str = "python3", device: str | None = None, warmup: int = 10, iterations: int | None = 100,
+            duration: str | float | None = None, batch: str | int | tuple = 1, threads: str | int | tuple | None = None,
+            layer_iters: int = 10, top: int = 10, block_depth: int = 2, calib: str | Path | None = None,
+            baseline: str | Path | None = None, fail_over: str | float | None = None, out: str | Path | None = None,
+            html: str | Path | None = None, markdown: str | Path | None = None, reporter: Reporter | None = None):
+    """Profile bundles here or on a device over SSH (see `edgekit profile --help`); writes the JSON
+    (``out``), HTML and markdown reports asked for. Returns :class:`edgekit.profile.ProfileReport`,
+    whose ``regressed`` is True when a median regressed beyond ``fail_over`` against ``baseline``."""
+    from edgekit.profile import ProfileConfig, Remote, profile_bundles, save
+    from edgekit.profile.config import parse_duration, parse_percent, parse_sweep
+
+    paths = [bundles] if isinstance(bundles, (str, Path)) else list(bundles)
+    config = ProfileConfig(
+        bundles=tuple(Path(b) for b in paths), warmup=warmup, iterations=iterations, duration_s=parse_duration(duration),
+        batches=parse_sweep(batch, "--batch"), threads=parse_sweep(threads, "--threads", allow_default=True),
+        layer_iters=layer_iters, top=top, block_depth=block_depth, device=device,
+        calib=Path(calib) if calib else None,
+        remote=Remote.parse(remote, ssh_config, remote_python) if remote else None,
+        baseline=Path(baseline) if baseline else None,
+        fail_over_pct=parse_percent(fail_over) if fail_over is not None else None)
+    if device is not None:
+        from edgekit.profile.devices import get_device
+
+        get_device(device)  # an unknown name fails before anything runs
+    report = profile_bundles(config, reporter)
+    save(report, out=out, html=html, markdown=markdown)
+    return report

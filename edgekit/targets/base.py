@@ -45,6 +45,13 @@ class Runner(ABC):
             times.append((time.perf_counter() - t0) * 1e3)
         return times
 
+    def profile(self, feeds: list[dict[str, np.ndarray]], iters: int = 10, warmup: int = 2) -> dict | None:
+        """Per-layer times from the runtime's own profiler over ``iters`` runs (rotating through
+        ``feeds``) after ``warmup``: {"profiler", "statistic", "iterations", "memory", "records":
+        [{"name", "op_type", "kernel", "time_ms" (per inference), "calls", "onnx_nodes"}]}; None when
+        the runtime has no profiler. Runs on a separate profiling session, never the timed one."""
+        return None
+
     def close(self) -> None:
         return None
 

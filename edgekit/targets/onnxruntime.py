@@ -26,15 +26,27 @@ class OnnxRuntimeRunner(Runner):
         if profile_dir is not None:
             so.enable_profiling = True
             so.profile_file_prefix = str(profile_dir / "ort_profile")
+            so.optimized_model_filepath = str(profile_dir / "optimized.onnx")  # maps fused layers to ONNX nodes
         try:
             self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT raises its own exception types (Fail, InvalidGraph, NotImplemented)
             raise EdgekitFailure(f"ONNX Runtime cannot load {path.name}: {_first_line(e)}") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.path, self.threads = path, threads
 
     def infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self.session.run(None, feeds)
+
+    def profile(self, feeds, iters: int = 10, warmup: int = 2) -> dict:
+        import tempfile
+
+        from edgekit.profile.device_runner import ort_layers
+
+        feeds = feeds if isinstance(feeds, list) else [feeds]
+        with tempfile.TemporaryDirectory() as tmp:
+            profiled = OnnxRuntimeRunner(self.path, self.threads, profile_dir=Path(tmp))
+            return ort_layers(profiled.session, feeds, iters, warmup, Path(tmp) / "optimized.onnx")
 
 
 class OnnxRuntimeBackend(TargetBackend):

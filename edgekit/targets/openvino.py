@@ -50,10 +50,17 @@ class OpenVinoRunner(Runner):
         self.input_names = [p.get_any_name() for p in self.compiled.inputs]
         self.output_names = [p.get_any_name() for p in self.compiled.outputs]
         self.hint = hint
+        self.xml, self.device, self.threads = xml, device, threads
 
     def infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         self.request.infer(feeds)
         return [np.array(self.request.get_output_tensor(i).data) for i in range(len(self.output_names))]
+
+    def profile(self, feeds, iters: int = 10, warmup: int = 2) -> dict:
+        from edgekit.profile.device_runner import ov_layers
+
+        profiled = OpenVinoRunner(self.xml, self.device, self.hint, self.threads, perf_counters=True)
+        return ov_layers(profiled.compiled, profiled.request, feeds if isinstance(feeds, list) else [feeds], iters, warmup)
 
 
 class OpenVinoBackend(TargetBackend):

@@ -1,0 +1,157 @@
+"""`edgekit profile`: measure bundles here or on a device over SSH, then map, aggregate and report.
+
+For each bundle: check it (manifest, file hashes, runtime), pin inputs from the calibration images,
+run the measurement loop (device_runner.sweep, in this process or on the device), map each
+runtime's per-layer records to ONNX nodes and PyTorch modules, add roofline figures, and compare
+with a baseline when one is given.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import UsageError
+from edgekit.profile import device_runner
+from edgekit.profile.config import ProfileConfig
+from edgekit.profile.devices import get_device
+from edgekit.profile.layers import GraphIndex, summarize
+from edgekit.profile.report import build_report, load_report, run_key
+from edgekit.profile.roofline import bundle_cost, roofline
+from edgekit.progress import Reporter
+
+
+@dataclass
+class ProfileReport:
+    """The report (``data`` follows edgekit/profile/profile.schema.json) and its regression verdict."""
+
+    data: dict
+
+    @property
+    def regression(self) -> dict | None:
+        return self.data.get("regression")
+
+    @property
+    def regressed(self) -> bool:
+        return bool(self.regression and self.regression["failed"])
+
+
+def pinned_inputs(manifest: dict, calib: Path | None) -> tuple[np.ndarray, dict]:
+    """The calibration images preprocessed as the bundle says: float32 (N, 1, C, H, W), and where
+    they came from. Real photographs, never zeros: data-dependent kernels (softmax, activations,
+    int8 saturation) run their real paths."""
+    from edgekit.calib import load_calibration
+    from edgekit.preprocess import Preprocess
+
+    calib_set = load_calibration(calib, Preprocess.from_dict(manifest["preprocess"]))
+    images = np.stack([x.astype(np.float32) for x in calib_set.inputs])
+    want = manifest["inputs"][0]["shape"][1:]
+    got = list(images.shape[2:])
+    if any(isinstance(w, int) and w > 0 and w != g for w, g in zip(want, got)):
+        raise UsageError(f"pinned inputs have shape {got} but the bundle takes {want}; the manifest's preprocess "
+                         f"does not match its input")
+    return images, {"source": calib_set.source, "count": len(calib_set), "sha256": calib_set.sha256,
+                    "names": calib_set.names}
+
+
+def _check_batches(path: Path, manifest: dict, batches: tuple[int, ...]) -> None:
+    fixed = manifest["inputs"][0]["shape"][0]
+    if isinstance(fixed, int) and fixed > 0 and any(b != fixed for b in batches):
+        raise UsageError(f"bundle {path} has a fixed batch of {fixed}; re-export it with --dynamic-batch to sweep "
+                         f"batch sizes {','.join(map(str, batches))}")
+
+
+class _Progress:
+    """Turns the runner's (stage, done, total) callbacks into advances of one Reporter bar."""
+
+    def __init__(self, reporter: Reporter):
+        self.reporter, self.seen = reporter, {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        # stages are "b1 t2 warm-up" etc.; each counts up to its total once
+        key = stage
+        delta = done - self.seen.get(key, 0)
+        if delta > 0:
+            self.seen[key] = done
+            self.reporter.advance(delta)
+
+
+def _units(config: ProfileConfig) -> int:
+    per_run = config.warmup + (100 if config.duration_s else config.iterations) + (1 if config.layer_iters else 0)
+    return per_run * len(config.batches) * len(config.threads)
+
+
+def _measure_here(path: Path, manifest: dict, images: np.ndarray, config: ProfileConfig, progress) -> dict:
+    import edgekit.runtime
+    from edgekit.config import Target
+    from edgekit.targets import get_backend
+
+    problems = get_backend(Target.parse(manifest["target"])).preflight(manifest)  # as runtime.load checks
+    if problems:
+        raise UsageError(f"bundle {path} cannot run here: {'; '.join(problems)}")
+    spec = manifest["inputs"][0]
+    runs = device_runner.sweep(lambda t: edgekit.runtime.load(path, t, check_files=False).runner, images, spec["name"],
+                               spec.get("dtype", "float32"), config.settings(), progress)
+    name = manifest["runtime"]["name"]
+    return {"environment": device_runner.environment(),
+            "runtime": {"name": name, "version": device_runner.runtime_version(name)}, "runs": runs}
+
+
+def profile_bundles(config: ProfileConfig, reporter: Reporter | None = None) -> ProfileReport:
+    from edgekit.manifest import read_manifest, verify_files
+
+    rep = reporter or Reporter()
+    baseline = load_report(config.baseline) if config.baseline else None  # a bad baseline fails before any run
+    bundles = []
+    for path in config.bundles:
+        path = Path(path)
+        manifest = read_manifest(path)
+        problems = verify_files(path, manifest)
+        if problems:
+            raise UsageError(f"bundle {path} does not match its manifest: {'; '.join(problems)}; re-export it")
+        _check_batches(path, manifest, config.batches)
+        bundles.append((path, manifest))
+    results, environment = [], None
+    for path, manifest in bundles:
+        images, inputs = pinned_inputs(manifest, config.calib)
+        label = f"{manifest.get('model', {}).get('name', path.name)} {manifest['target']} {manifest['precision']}"
+        where = f" on {config.remote}" if config.remote else ""
+        with rep.step(f"profile {label}{where}", total=_units(config)):
+            if config.remote:
+                from edgekit.profile.remote import profile_remote
+
+                measured = profile_remote(config.remote, path, manifest, images, config.settings(), _Progress(rep))
+            else:
+                measured = _measure_here(path, manifest, images, config, _Progress(rep))
+        environment = measured["environment"]
+        device = get_device(config.device, environment["cpu"])
+        results.append(_bundle_result(path, manifest, inputs, measured, device, config))
+    device = get_device(config.device, environment["cpu"] if environment else None)
+    data = build_report(config, environment, device, results)
+    if baseline is not None:
+        from edgekit.profile.regression import compare
+
+        data["regression"] = compare(data, baseline, config.fail_over_pct, str(config.baseline))
+    return ProfileReport(data)
+
+
+def _bundle_result(path: Path, manifest: dict, inputs: dict, measured: dict, device, config: ProfileConfig) -> dict:
+    cost = bundle_cost(path, manifest)
+    first = path / manifest["files"][0]["path"]
+    graph = GraphIndex.from_onnx(first) if first.suffix == ".onnx" else None
+    model = manifest.get("model", {})
+    runs = []
+    for run in measured["runs"]:
+        median = run["latency_ms"]["median"]
+        if run.get("layers"):
+            run["layers"] = summarize(run["layers"], graph, config.block_depth, config.top, median)
+        run["roofline"] = roofline(cost, run["batch"], median, device, manifest["precision"], run["threads"])
+        run["key"] = run_key(model.get("name", path.name), manifest["target"], manifest["precision"], run["batch"],
+                             run["threads"])
+        runs.append(run)
+    return {"bundle": {"path": str(path), "model": model.get("name", path.name), "task": model.get("task"),
+                       "target": manifest["target"], "precision": manifest["precision"],
+                       "runtime_built": manifest.get("runtime", {}), "runtime": measured["runtime"],
+                       "input_shape": manifest["inputs"][0]["shape"]},
+            "inputs": inputs, "cost": cost, "runs": runs}
