@@ -1,0 +1,128 @@
+"""`edgekit profile --remote` against a real OpenSSH server started on 127.0.0.1 by the test, with a
+temporary host key and an authorized key made here. The "device" is this machine reached over SSH,
+running the copied one-file runner with a Python that has numpy and the runtime."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import edgekit
+from edgekit.errors import EdgekitFailure
+from tests.profile.conftest import FAST
+
+SSHD = shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if Path(p).exists()), None)
+
+pytestmark = [
+    pytest.mark.skipif(SSHD is None, reason="sshd is not installed (Debian: apt-get install openssh-server)"),
+    pytest.mark.skipif(shutil.which("ssh") is None or shutil.which("ssh-keygen") is None,
+                       reason="the OpenSSH client (ssh, ssh-keygen) is not installed"),
+    pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                       reason="the test sshd runs as root to log in as root with a temporary key"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ssh_host(tmp_path_factory):
+    """An sshd on 127.0.0.1:<free port>; yields an ssh config file whose host alias 'device' reaches it."""
+    d = tmp_path_factory.mktemp("sshd")
+    for key in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)], check=True)
+    shutil.copy(d / "client_key.pub", d / "authorized_keys")
+    port = _free_port()
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n"
+        f"AuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nLogLevel ERROR\n")
+    (d / "ssh_config").write_text(
+        f"Host device\n  HostName 127.0.0.1\n  Port {port}\n  User root\n  IdentityFile {d}/client_key\n"
+        f"  IdentitiesOnly yes\n  UserKnownHostsFile {d}/known_hosts\n  StrictHostKeyChecking accept-new\n")
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
+    server = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stdout=subprocess.DEVNULL,
+                              stderr=open(d / "sshd.log", "w"))
+    deadline = time.monotonic() + 20
+    while True:
+        ok = subprocess.run(["ssh", "-F", str(d / "ssh_config"), "-o", "BatchMode=yes", "device", "true"],
+                            capture_output=True).returncode == 0
+        if ok:
+            break
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(f"test sshd did not come up: {(d / 'sshd.log').read_text()[-500:]}")
+        time.sleep(0.2)
+    yield d / "ssh_config"
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def _stub_python(tmp_path: Path, missing: str) -> Path:
+    """A Python launcher for which ``missing`` cannot be imported: the device that lacks it."""
+    stub = tmp_path / "stub" / missing
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text(f"raise ImportError('No module named {missing!r}')\n")
+    launcher = tmp_path / "python-without-" / missing
+    launcher.parent.mkdir(parents=True, exist_ok=True)
+    launcher.write_text(f"#!/bin/sh\nPYTHONPATH={tmp_path / 'stub'} exec {sys.executable} \"$@\"\n")
+    launcher.chmod(0o755)
+    return launcher
+
+
+@pytest.mark.parametrize("target", ["onnx", "openvino"])
+def test_remote_profile_over_ssh(ssh_host, bundles, target):
+    report = edgekit.profile(bundles[target], remote="device", ssh_config=ssh_host, remote_python=sys.executable,
+                             **FAST)
+    data = report.data
+    assert data["where"]["remote"] == "device"
+    assert data["where"]["environment"]["cpu"]["cores"] >= 1
+    (run,) = data["results"][0]["runs"]
+    assert run["latency_ms"]["count"] == FAST["iterations"] and run["latency_ms"]["median"] > 0
+    assert run["cold_start"]["load_ms"] > 0 and run["memory"]["peak_rss_mb"] > 10
+    # per-layer data from the device's runtime, mapped to modules here with the bundle's names
+    blocks = {g["name"] for g in run["layers"]["by_block"]}
+    assert "backbone.attn" in blocks, blocks
+    assert data["results"][0]["bundle"]["runtime"]["name"] == {"onnx": "onnxruntime", "openvino": "openvino"}[target]
+
+
+def test_remote_copies_are_removed(ssh_host, bundles):
+    before = set(Path(os.environ.get("TMPDIR", "/tmp")).glob("edgekit-profile-*"))
+    edgekit.profile(bundles["onnx"], remote="device", ssh_config=ssh_host, remote_python=sys.executable,
+                    **dict(FAST, layer_iters=0))
+    assert set(Path(os.environ.get("TMPDIR", "/tmp")).glob("edgekit-profile-*")) == before
+
+
+def test_remote_cli_with_progress_lines(cli, ssh_host, bundles):
+    code, out, err = cli("profile", bundles["onnx"], "--remote", "device", "--ssh-config", ssh_host,
+                         "--remote-python", sys.executable, "--warmup", "1", "-n", "5", "--layer-iters", "2")
+    assert code == 0, err
+    assert "latency on device" in out
+
+
+def test_unreachable_device_is_one_clear_error(ssh_host, bundles):
+    with pytest.raises(EdgekitFailure, match=r"cannot reach root@127.0.0.1:\d+ over SSH: .*(refused|closed)"):
+        edgekit.profile(bundles["onnx"], remote=f"root@127.0.0.1:{_free_port()}", ssh_config=ssh_host, **FAST)
+
+
+@pytest.mark.parametrize("missing, message", [("onnxruntime", "lacks onnxruntime, the runtime of this onnx bundle"),
+                                              ("numpy", "lacks numpy")])
+def test_device_without_runtime_is_one_clear_error(ssh_host, bundles, tmp_path, missing, message):
+    python = _stub_python(tmp_path, missing)
+    with pytest.raises(EdgekitFailure, match=message):
+        edgekit.profile(bundles["onnx"], remote="device", ssh_config=ssh_host, remote_python=str(python), **FAST)
+
+
+def test_device_without_python_is_one_clear_error(ssh_host, bundles):
+    with pytest.raises(EdgekitFailure, match="has no /nonexistent/python3.*--remote-python"):
+        edgekit.profile(bundles["onnx"], remote="device", ssh_config=ssh_host, remote_python="/nonexistent/python3",
+                        **FAST)
