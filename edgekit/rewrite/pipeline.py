@@ -1,16 +1,23 @@
 """Apply a target's ordered module swaps and ONNX rewrite rules, reporting counts per rule.
 
 Each target declares a plain ordered tuple of rules (ONNX) and swaps (torch) in
-:mod:`edgekit.rewrite.registry`, each with the reason it is there.
+:mod:`edgekit.rewrite.registry`, each with the reason it is there. The ONNX model is converted to
+onnx-ir once, every rule rewrites it in place (shapes are re-inferred after a rule that changed the
+graph, so the next rule's checks see static shapes), and it is serialized once at the end.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import onnx
+import onnx_ir as ir
 from torch import nn
 
 from edgekit.config import Target
+
+# Domains the rules may introduce, with the opset version their nodes are written for.
+_DOMAIN_VERSIONS = {"com.microsoft": 1, "edgekit": 1}
 
 
 @dataclass
@@ -34,9 +41,48 @@ def apply_swaps(model: nn.Module, target: Target, report: RewriteReport) -> nn.M
 def apply_rewrites(model: onnx.ModelProto, target: Target, report: RewriteReport) -> onnx.ModelProto:
     from edgekit.rewrite.registry import rules_for
 
-    for rule in rules_for(target):
-        model, count, why_not = rule.apply(model)
+    rules = rules_for(target)
+    if not rules:
+        return model
+    ir_model = ir.serde.deserialize_model(model)
+    run_rules(ir_model, rules, report)
+    return to_proto(ir_model)
+
+
+def run_rules(model: ir.Model, rules: Sequence, report: RewriteReport) -> None:
+    """Run ``rules`` (``registry.Rule``) in order on ``model`` in place, filling ``report``."""
+    for rule in rules:
+        count, why_not = rule.rewrite(model)
         report.rules[rule.name] = count
         if count == 0 and why_not:
             report.not_applied[rule.name] = why_not
-    return model
+        if count:
+            infer_shapes(model)
+
+
+def infer_shapes(model: ir.Model) -> None:
+    """Re-infer shapes in place (nodes the ONNX schemas do not know keep what the rules set)."""
+    from onnx_ir.passes.common import ShapeInferencePass
+
+    _import_used_domains(model)
+    try:
+        ShapeInferencePass()(model)
+    except Exception:  # inference is an aid to later checks, never a reason to fail the export
+        pass
+
+
+def to_proto(model: ir.Model) -> onnx.ModelProto:
+    """Drop what the rules left unused, import every domain in use, serialize."""
+    from onnx_ir.passes.common import RemoveUnusedFunctionsPass, RemoveUnusedNodesPass, RemoveUnusedOpsetsPass
+
+    RemoveUnusedNodesPass()(model)
+    RemoveUnusedFunctionsPass()(model)
+    RemoveUnusedOpsetsPass()(model)
+    _import_used_domains(model)
+    return ir.serde.serialize_model(model)
+
+
+def _import_used_domains(model: ir.Model) -> None:
+    for node in model.graph.all_nodes():
+        if node.domain not in model.opset_imports and node.domain in _DOMAIN_VERSIONS:
+            model.opset_imports[node.domain] = _DOMAIN_VERSIONS[node.domain]

@@ -1,13 +1,22 @@
-"""Which module swaps and ONNX rules each target runs, in order, and why."""
+"""Which module swaps and ONNX rules each target runs, in order, and why.
+
+A pipeline is a plain ordered tuple. Every entry names a rule (one module of
+``edgekit/rewrite/rules/``, one test file of ``tests/rewrite/``) and says why *this* target runs it:
+what the runtime gains (measured by ``scripts/bench_rewrites.py``) or needs. A rule that measured
+slower on a target is not in that target's tuple; docs/rewrites.md lists what was left out and why.
+"""
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import onnx
+import onnx_ir as ir
 from torch import nn
 
 from edgekit.config import Target
+from edgekit.rewrite.rules import (fold_attention_bias, fold_batchnorm, fold_constants, fuse_gelu, fuse_layer_norm,
+                                   lower_roll, lower_window_rank, remove_redundant_layout, split_qkv_heads)
 
 
 @dataclass(frozen=True)
@@ -21,7 +30,51 @@ class Swap:
 class Rule:
     name: str
     reason: str
-    apply: Callable[[onnx.ModelProto], tuple[onnx.ModelProto, int, str]]  # -> model, count, why not
+    rewrite: Callable[[ir.Model], tuple[int, str]]  # rewrites in place -> (count, why it did not apply)
+
+    def apply(self, model: onnx.ModelProto) -> tuple[onnx.ModelProto, int, str]:
+        """Run on a ModelProto -> (rewritten copy, count, why not). The pipeline uses ``rewrite`` directly."""
+        from edgekit.rewrite.pipeline import to_proto
+
+        ir_model = ir.serde.deserialize_model(model)
+        count, why_not = self.rewrite(ir_model)
+        return to_proto(ir_model), count, why_not
+
+
+def _rule(module, reason: str, rewrite: Callable | None = None) -> Rule:
+    return Rule(module.NAME, reason, rewrite or module.rewrite)
+
+
+# --- rules shared by several targets, each with the reason it holds everywhere it is listed -------------
+_FOLD = _rule(fold_constants, "traced shape arithmetic left symbolic hides every later shape; constants fold once")
+_ROLL = _rule(lower_roll, "a roll written as a Gather becomes the Slice+Concat the window rules and fusers expect")
+_RANK = _rule(lower_window_rank, "rank-6 window partition/reverse becomes the same copy at rank 4")
+_QKV = _rule(split_qkv_heads, "the rank-5 packed-QKV split becomes a channel Split + rank-4 heads (one copy less)")
+_BIAS = _rule(fold_attention_bias, "relative position bias + shift mask added once, as one constant, at rank 4")
+_LAYOUT = _rule(remove_redundant_layout, "Transpose/Reshape pairs and no-op Reshape/Slice/Pad are copies of nothing")
+_BN = _rule(fold_batchnorm, "a BN after a Conv/Gemm is a per-channel affine map: fold it into the weights")
+_LN = _rule(fuse_layer_norm, "one LayerNormalization kernel instead of nine nodes (and fp32-safe in TensorRT)")
+
+_PIPELINES: dict[Target, tuple[Rule, ...]] = {
+    Target.ONNX: (
+        _FOLD, _ROLL, _RANK, _QKV, _BIAS, _LAYOUT, _BN, _LN,
+        _rule(fuse_gelu, "com.microsoft.Gelu/FastGelu state the fusion ORT would otherwise have to find at load",
+              fuse_gelu.for_domain("com.microsoft")),
+    ),
+    Target.OPENVINO: (
+        # OpenVINO fuses LayerNorm (MVN), GELU, BN and attention itself: only the layout rules measure faster
+        _FOLD, _ROLL, _RANK, _QKV, _BIAS, _LAYOUT,
+    ),
+    Target.TRT: (
+        _FOLD, _ROLL, _RANK, _QKV, _BIAS, _LAYOUT, _BN, _LN,
+        _rule(fuse_gelu, "TensorRT fuses the Erf GELU itself; an ONNX Gelu node exists only from opset 20",
+              fuse_gelu.for_domain("")),
+    ),
+    Target.COREML: (
+        # CoreML converts the (swapped) torch model; these keep the ONNX of the same bundle within rank 5 too
+        _FOLD, _ROLL, _RANK, _QKV, _BIAS, _LAYOUT,
+    ),
+}
 
 
 def swaps_for(target: Target) -> tuple[Swap, ...]:
@@ -29,4 +82,13 @@ def swaps_for(target: Target) -> tuple[Swap, ...]:
 
 
 def rules_for(target: Target) -> tuple[Rule, ...]:
-    return ()
+    return _PIPELINES.get(target, ())
+
+
+def all_rules() -> dict[str, str]:
+    """Every rule name in any pipeline -> the module docstring's first line (for docs and --explain)."""
+    out = {}
+    for rules in _PIPELINES.values():
+        for rule in rules:
+            out.setdefault(rule.name, rule.reason)
+    return out

@@ -1,0 +1,98 @@
+"""Running onnxscript pattern rules with a count and, when nothing applied, the reason why.
+
+Every ONNX rule of edgekit is an ``onnxscript.rewriter`` RewriteRuleSet (pattern, check, replacement)
+or an onnx-ir pass; :func:`apply_patterns` runs a rule set in place and returns how many subgraphs it
+rewrote. When it rewrote none, the set is run again with onnxscript's MatchingTracer (which changes
+nothing) and the best near-miss is reported: the failing check's own message, so that
+``edgekit export --explain`` can say *why* a rule that could have applied did not.
+
+Also here: the few value helpers every rule needs (static shapes, constant arrays).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import onnx_ir as ir
+from onnxscript.rewriter import pattern as orp
+from onnxscript.rewriter._basics import MatchingTracer, MatchStatus
+
+RewriteRule = orp.RewriteRule
+
+
+def apply_patterns(model: ir.Model, rules: Sequence[RewriteRule] | orp.RewriteRuleSet,
+                   absent: str, report_checks: bool = True) -> tuple[int, str]:
+    """Apply ``rules`` to ``model`` in place -> (rewrites made, why none was made or "").
+
+    ``absent`` is the reason given when no match failed only on its check. ``report_checks=False``
+    always gives ``absent`` (for clean-up rules whose checks fail on every ordinary node).
+    """
+    rule_set = rules if isinstance(rules, orp.RewriteRuleSet) else orp.RewriteRuleSet(list(rules))
+    count = rule_set.apply_to_model(model)
+    if count:
+        return count, ""
+    return 0, why_not(model, rule_set, absent) if report_checks else absent
+
+
+def why_not(model: ir.Model, rule_set: orp.RewriteRuleSet, absent: str) -> str:
+    """The failing check's message of the best near-miss, else ``absent``."""
+    tracer = MatchingTracer()
+    rule_set.apply_to_model(model, tracer=tracer)
+    failed = [m for matches in tracer.best_matches_map.values() for m in matches
+              if m.status == MatchStatus.CONDITION_FAILED]
+    if not failed:
+        return absent
+    best = max(failed, key=lambda m: len(m.match_result.nodes))
+    reason = best.match_result.reason or "its check failed"
+    at = best.root_node.name or best.root_node.op_type
+    others = len({id(m.root_node) for m in failed} - {id(best.root_node)})  # commuted variants share roots
+    more = f" (and {others} more)" if others else ""
+    return f"{reason} at {at}{more}"
+
+
+def static_shape(value: ir.Value | None) -> tuple[int, ...] | None:
+    """The fully static shape of ``value``, or None when unknown or symbolic."""
+    if value is None or value.shape is None:
+        return None
+    dims = tuple(value.shape)
+    if not all(isinstance(d, int) for d in dims):
+        return None
+    return dims
+
+
+def const_array(value: ir.Value | None) -> np.ndarray | None:
+    """The constant (initializer or Constant node) behind ``value`` as numpy, or None."""
+    if value is None:
+        return None
+    tensor = ir.convenience.get_const_tensor(value)
+    return None if tensor is None else tensor.numpy()
+
+
+def const_ints(value: ir.Value | None) -> list[int] | None:
+    arr = const_array(value)
+    return None if arr is None or arr.dtype.kind not in "iu" else [int(v) for v in arr.reshape(-1)]
+
+
+def const_scalar(value: ir.Value | None) -> float | None:
+    arr = const_array(value)
+    return None if arr is None or arr.size != 1 else float(arr.reshape(-1)[0])
+
+
+def attr_ints(node: ir.Node, name: str) -> list[int] | None:
+    attr = node.attributes.get(name)
+    return None if attr is None else list(attr.as_ints())
+
+
+def attr_int(node: ir.Node, name: str, default: int) -> int:
+    attr = node.attributes.get(name)
+    return default if attr is None else attr.as_int()
+
+
+def initializer(op, array: np.ndarray, owner: ir.Value | None, what: str) -> ir.Value:
+    """A new initializer for a replacement, named after the value it belongs to.
+
+    Value names are unique in a graph, so ``<owner>/<what>`` never collides with an existing
+    initializer (onnxscript keeps the *old* tensor when a replacement reuses a name).
+    """
+    name = f"{owner.name if owner is not None and owner.name else 'edgekit'}/{what}"
+    return op.initializer(ir.tensor(np.ascontiguousarray(array), name=name), name=name)
