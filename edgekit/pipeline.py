@@ -40,7 +40,7 @@ def export(config: ExportConfig, reporter: Reporter | None = None) -> Bundle:
     error nothing is left at ``config.out``.
     """
     rep = reporter or Reporter()
-    backend = get_backend(config.target)
+    backend = get_backend(config.target, config.target_options)
     if config.precision not in backend.precisions:
         raise UsageError(f"target {config.target.value} does not support precision {config.precision.value}; "
                          f"choose one of {', '.join(p.value for p in backend.precisions)}")
@@ -54,6 +54,8 @@ def export(config: ExportConfig, reporter: Reporter | None = None) -> Bundle:
     with rep.step(f"load {config.source}"):
         src = load_source(config.source, config.checkpoint, config.input_shape)
     spec = src.spec
+    if hasattr(backend, "check_model"):  # target options checked against the model before the slow steps
+        backend.check_model(spec, config.dynamic_batch)
     # read the parity images before the slow steps, so a bad --calib fails fast
     with rep.step("read parity images"):
         calib = load_calibration(config.calib, spec.preprocess, config.calib_size)
@@ -66,6 +68,61 @@ def export(config: ExportConfig, reporter: Reporter | None = None) -> Bundle:
             import copy
 
             model = apply_swaps(copy.deepcopy(model), config.target, rewrites)
+    # a target that converts the torch model itself (CoreML) declares needs_torch and gets no ONNX
+    needs_torch = getattr(backend, "needs_torch", False)
+    exported, proto, quant_info = (None, None, None) if needs_torch else _onnx_for_target(config, model, spec, calib,
+                                                                                         rewrites, rep)
+
+    with staged_bundle(config.out, config.force) as staging:
+        with rep.step(f"build {config.target.value} {config.precision.value}"):
+            if needs_torch:
+                built = backend.build_torch(model, spec, staging, config.precision, dict(config.target_options))
+            else:
+                built = backend.build(proto, staging, config.precision, dict(config.target_options))
+        for note in built.notes:
+            rep.note(note)
+        tolerance = config.tolerance or Tolerance.default(config.precision).overridden(spec.tolerance, config.precision)
+        # A target whose artifact cannot run on this machine (a TensorRT engine without a GPU, CoreML off macOS)
+        # says why, and may offer a stand-in that can (the TensorRT-flavoured ONNX in ONNX Runtime): its figures
+        # are recorded as what they are. Otherwise the figures are always measured; --no-verify only turns off the gate.
+        why_not = backend.cannot_run_here(built) if hasattr(backend, "cannot_run_here") else None
+        stand_in = backend.open_stand_in(staging, built, config.threads) if why_not and hasattr(
+            backend, "open_stand_in") else None
+        if why_not and stand_in is None:
+            report = None
+            parity = {"measured": False, "reason": f"{why_not}; parity was not measured",
+                      "gate": "not run (nothing runnable here)"}
+        else:
+            with rep.step(f"parity vs PyTorch on {len(calib)} images", total=len(calib)):
+                report = measure_parity(backend, staging, built, reference, calib.inputs, spec, tolerance,
+                                        1 if config.dynamic_batch else spec.input_shape[0], config.threads,
+                                        rep.advance, runner=stand_in[0] if stand_in else None)
+            parity = {"measured": True, "gate": "enforced" if config.verify else "disabled (--no-verify)",
+                      "set": calib.describe(), **report.to_dict()}
+            if stand_in:
+                parity.update(measured_on=stand_in[1], artifact={"measured": False, "reason": why_not})
+        manifest = _manifest(config, spec, exported, rewrites, built, parity, proto, staging, quant_info, model)
+        write_manifest(staging, manifest)
+        if report is not None and not report.passed and config.verify:
+            raise ParityError(f"parity gate failed for {config.target.value} {config.precision.value}: "
+                              f"{'; '.join(report.failures)} ({report.summary()}); no bundle written. "
+                              f"Pass --no-verify to write it anyway", report)
+    return Bundle(Path(config.out), read_manifest(config.out))
+
+
+def measure_parity(backend, bundle_dir: Path, built, reference, inputs: list[np.ndarray], spec, tolerance: Tolerance,
+                   batch: int, threads: int | None, advance=None, runner=None) -> ParityReport:
+    """Open the built artifact (or use ``runner``, a stand-in) and compare it with the PyTorch reference."""
+    runner = runner or backend.open(bundle_dir, built.files, built.options, threads)
+    try:
+        return run_parity(reference, lambda x: runner.infer({runner.input_names[0]: x})[0], inputs, spec.task,
+                          tolerance, batch, advance)
+    finally:
+        runner.close()
+
+
+def _onnx_for_target(config: ExportConfig, model, spec, calib, rewrites: RewriteReport, rep: Reporter):
+    """Export, rewrite, attach plugin functions, quantize (int8) -> (ExportResult, ModelProto, quant info)."""
     with rep.step(f"export ONNX (opset {config.opset})"):
         exported = export_onnx(model, spec.input_shape, config.opset, config.dynamic_batch)
     for note in exported.notes:
@@ -83,37 +140,7 @@ def export(config: ExportConfig, reporter: Reporter | None = None) -> Bundle:
             proto, quant_info = quantize_onnx_for_target(proto, config, spec, calib, rep)
     else:
         quant_info = None
-
-    with staged_bundle(config.out, config.force) as staging:
-        with rep.step(f"build {config.target.value} {config.precision.value}"):
-            built = backend.build(proto, staging, config.precision, dict(config.target_options))
-        for note in built.notes:
-            rep.note(note)
-        tolerance = config.tolerance or Tolerance.default(config.precision).overridden(spec.tolerance, config.precision)
-        # the figures are always measured and recorded; --no-verify only turns off the gate
-        with rep.step(f"parity vs PyTorch on {len(calib)} images", total=len(calib)):
-            report = measure_parity(backend, staging, built, reference, calib.inputs, spec, tolerance,
-                                    1 if config.dynamic_batch else spec.input_shape[0], config.threads, rep.advance)
-        parity = {"measured": True, "gate": "enforced" if config.verify else "disabled (--no-verify)",
-                  "set": calib.describe(), **report.to_dict()}
-        manifest = _manifest(config, spec, exported, rewrites, built, parity, proto, staging, quant_info, model)
-        write_manifest(staging, manifest)
-        if not report.passed and config.verify:
-            raise ParityError(f"parity gate failed for {config.target.value} {config.precision.value}: "
-                              f"{'; '.join(report.failures)} ({report.summary()}); no bundle written. "
-                              f"Pass --no-verify to write it anyway", report)
-    return Bundle(Path(config.out), read_manifest(config.out))
-
-
-def measure_parity(backend, bundle_dir: Path, built, reference, inputs: list[np.ndarray], spec, tolerance: Tolerance,
-                   batch: int, threads: int | None, advance=None) -> ParityReport:
-    """Open the built artifact and compare it with the PyTorch reference on ``inputs``."""
-    runner = backend.open(bundle_dir, built.files, built.options, threads)
-    try:
-        return run_parity(reference, lambda x: runner.infer({runner.input_names[0]: x})[0], inputs, spec.task,
-                          tolerance, batch, advance)
-    finally:
-        runner.close()
+    return exported, proto, quant_info
 
 
 def _attach_plugins(proto: onnx.ModelProto) -> onnx.ModelProto:
@@ -142,14 +169,15 @@ def _manifest(config: ExportConfig, spec, exported, rewrites: RewriteReport, bui
 
     from edgekit.plugins_bridge import uses_plugins
 
-    plugins = uses_plugins(proto)
+    plugins = uses_plugins(proto) if proto is not None else []
     plugin_hashes = {}
     if plugins:
         from edgekit.plugins import plugin_hashes as _hashes
 
         plugin_hashes = {k: v for k, v in _hashes().items() if k in plugins}
-    inputs = _io_spec(proto, proto.graph.input)
-    outputs = _io_spec(proto, proto.graph.output)
+    # a target built from the torch model (needs_torch) describes its own I/O and conversion
+    inputs = _io_spec(proto, proto.graph.input) if proto is not None else built.inputs
+    outputs = _io_spec(proto, proto.graph.output) if proto is not None else built.outputs
     return {
         "edgekit_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -166,7 +194,7 @@ def _manifest(config: ExportConfig, spec, exported, rewrites: RewriteReport, bui
         "preprocess": spec.preprocess.to_dict(),
         "export": {"exporter": exported.exporter, "opset": exported.opset, "ir_version": proto.ir_version,
                    "simplifier": exported.simplifier, "seconds": round(exported.seconds, 2), "notes": exported.notes,
-                   "dynamic_batch": config.dynamic_batch},
+                   "dynamic_batch": config.dynamic_batch} if exported is not None else built.export,
         "rewrites": rewrites.to_dict(),
         "plugins": [{"name": p, "domain": "edgekit", "version": 1, "sha256": plugin_hashes.get(p, "")} for p in plugins],
         "quantization": quant_info,

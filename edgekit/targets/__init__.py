@@ -5,7 +5,8 @@ from edgekit.config import Target
 from edgekit.targets.base import BuildResult, Runner, TargetBackend
 
 
-def get_backend(target: Target) -> TargetBackend:
+def get_backend(target: Target, options: dict | None = None) -> TargetBackend:
+    """The backend of ``target``; TensorRT and CoreML parse their ``options`` (target_options) here, at the edge."""
     if target is Target.ONNX:
         from edgekit.targets.onnxruntime import OnnxRuntimeBackend
 
@@ -17,11 +18,11 @@ def get_backend(target: Target) -> TargetBackend:
     if target is Target.TRT:
         from edgekit.targets.tensorrt import TensorRtBackend
 
-        return TensorRtBackend()
+        return TensorRtBackend(options)
     if target is Target.COREML:
         from edgekit.targets.coreml import CoreMlBackend
 
-        return CoreMlBackend()
+        return CoreMlBackend(options)
     raise ValueError(target)
 
 

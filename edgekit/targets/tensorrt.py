@@ -1,0 +1,181 @@
+"""TensorRT target: a strongly typed engine built from the TensorRT-flavoured ONNX, or (``--onnx-only``) the kit
+to build it on the device.
+
+What runs where (TensorRT cannot be installed on machines without NVIDIA's package index, and needs a GPU):
+
+- everywhere: the TensorRT-flavoured ONNX (:mod:`tensorrt_onnx`), its structural checks (plugin nodes as
+  the parser expects them, Q/DQ placement), profiles (:mod:`tensorrt_profiles`), the trtexec command
+  and build kit (:mod:`tensorrt_command`), the manifest's compatibility rules (:mod:`tensorrt_compat`)
+  and the layer/attention mapping (:mod:`tensorrt_layers`); parity of the flavoured ONNX through ONNX
+  Runtime (plugin nodes run as their function bodies), recorded as exactly that;
+- with TensorRT and a GPU: the build (:mod:`tensorrt_engine`) and the runner (:mod:`tensorrt_runner`).
+
+Without them ``edgekit export --target trt`` fails at once with one line saying what is missing.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edgekit.config import Precision, Target
+from edgekit.errors import EdgekitFailure, UsageError
+from edgekit.targets.base import BuildResult, Runner, TargetBackend
+from edgekit.targets.tensorrt_command import ENGINE_FILE, ONNX_FILE, command_line, trtexec_build_args, \
+    trtexec_profile_args, write_onnx_only
+from edgekit.targets.tensorrt_device import missing_message, probe
+from edgekit.targets.tensorrt_options import TrtOptions
+from edgekit.targets.tensorrt_profiles import ShapeProfile, default_profiles, parse_shapes, validate_profiles
+
+REPORT_FILE = "tensorrt.json"
+
+
+def onnx_input_dims(model: onnx.ModelProto) -> dict[str, list]:
+    """Graph inputs (initializers excluded) -> dims: ints where fixed, names where dynamic."""
+    inits = {i.name for i in model.graph.initializer}
+    out = {}
+    for v in model.graph.input:
+        if v.name not in inits:
+            out[v.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                           for d in v.type.tensor_type.shape.dim]
+    return out
+
+
+class StandInRunner(Runner):
+    """The TensorRT-flavoured ONNX through Polygraphy's ONNX Runtime backend (plugin nodes run as their
+    model-local function bodies): what parity can be measured on when no engine can run here."""
+
+    def __init__(self, path: Path):
+        from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
+        from polygraphy.logger import G_LOGGER
+
+        self._quiet = lambda: G_LOGGER.verbosity(G_LOGGER.ERROR)  # Polygraphy logs every session it opens
+        self.runner = OnnxrtRunner(SessionFromOnnx(str(path), providers=["cpu"]))
+        with self._quiet():
+            self.runner.activate()
+        self.input_names = [i.name for i in self.runner.sess.get_inputs()]
+        self.output_names = [o.name for o in self.runner.sess.get_outputs()]
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        with self._quiet():
+            out = self.runner.infer(feeds)
+        return [out[n] for n in self.output_names]
+
+    def close(self) -> None:
+        with self._quiet():
+            self.runner.deactivate()
+
+
+class TensorRtBackend(TargetBackend):
+    target = Target.TRT
+    precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
+    sdk = "tensorrt"
+
+    def __init__(self, options: dict | None = None):
+        self.options = TrtOptions.parse(options)
+        self._size_divisor = 1
+        self._example: tuple[int, ...] | None = None
+
+    def runtime_version(self) -> str:
+        return probe().tensorrt or ""
+
+    def missing(self) -> str | None:
+        return None if self.options.onnx_only else missing_message(probe())
+
+    def check_model(self, spec, dynamic_batch: bool) -> None:
+        """Fail fast, before the export: --shapes against what the export will allow and the model's divisor."""
+        self._size_divisor, self._example = spec.size_divisor, tuple(spec.input_shape)
+        dims = list(spec.input_shape)
+        if dynamic_batch:
+            dims[0] = "batch"
+        self._profiles({"input": dims})
+
+    def _profiles(self, inputs: dict[str, list]) -> tuple[ShapeProfile, ...]:
+        if self.options.shapes:
+            profiles = parse_shapes(self.options.shapes, list(inputs))
+            validate_profiles(profiles, inputs, self._size_divisor)
+            return profiles
+        example = self._example or tuple(d if isinstance(d, int) else 1 for d in next(iter(inputs.values())))
+        return default_profiles(inputs, example)
+
+    def build(self, model: onnx.ModelProto, out_dir: Path, precision: Precision, options: dict) -> BuildResult:
+        from edgekit.plugins_bridge import uses_plugins
+        from edgekit.targets.tensorrt_onnx import check_structure, trt_flavour
+
+        flavoured, notes = trt_flavour(model, precision)
+        report = check_structure(flavoured, precision)
+        report.raise_if_problems()
+        notes += report.warnings
+        inputs = onnx_input_dims(flavoured)
+        profiles = self._profiles(inputs)
+        if not self.options.shapes and any(not isinstance(d, int) for dims in inputs.values() for d in dims):
+            notes.append(f"dynamic dimensions without --shapes: the profile is fixed at "
+                         f"{', '.join(f'{p.name} {p.opt}' for p in profiles)}; pass --shapes min:opt:max for a range")
+        opts = replace(self.options, profiles=profiles)
+        plugin_ops = uses_plugins(flavoured)
+        if opts.onnx_only:
+            files = write_onnx_only(out_dir, flavoured.SerializeToString(), opts, profiles, plugin_ops,
+                                    len(report.plugins))
+            runtime = {"name": "tensorrt", "version": "none (--onnx-only: no engine built)", "artifact": "onnx",
+                       "requires": ">=10.7"}
+            run_options = {"artifact": "onnx"}
+            notes.append("no engine built (--onnx-only): build it on the device with build/build_engine.py or "
+                         "trtexec.sh")
+        else:
+            files, runtime = self._build_engine(flavoured, out_dir, opts, len(report.plugins))
+            run_options = {"artifact": "engine", "profile": 0}
+        (out_dir / REPORT_FILE).write_text(json.dumps({
+            "structure": report.to_dict(), "build": opts.to_dict(),
+            "trtexec": {"build": command_line(trtexec_build_args(opts, profiles)),
+                        "profile": command_line(trtexec_profile_args(profiles))}}, indent=2) + "\n")
+        return BuildResult([*files, REPORT_FILE], runtime, precision, run_options, notes)
+
+    def _build_engine(self, model: onnx.ModelProto, out_dir: Path, opts: TrtOptions,
+                      plugin_nodes: int) -> tuple[list[str], dict]:
+        from edgekit.targets.tensorrt_engine import BuildError, build_engine
+
+        env = probe()
+        if not env.can_build:
+            raise UsageError(missing_message(env))
+        onnx.save_model(model, str(out_dir / ONNX_FILE))
+        try:
+            built = build_engine(out_dir / ONNX_FILE, out_dir / ENGINE_FILE, opts.to_dict(), plugin_nodes)
+        except BuildError as e:
+            raise EdgekitFailure(str(e)) from None
+        runtime = {"name": "tensorrt", "version": built["version"], "artifact": "engine",
+                   "compute_capability": built["compute_capability"], "gpu": built["gpu"], "machine": built["machine"],
+                   "version_compatible": opts.version_compatible,
+                   "hardware_compatibility": opts.hardware_compatibility.value, "dla_core": opts.dla_core,
+                   "plugin_layers": len(built["plugin_layers"])}
+        return [ENGINE_FILE, "layers.json", ONNX_FILE], runtime
+
+    def cannot_run_here(self, built: BuildResult) -> str | None:
+        """Why the built artifact cannot run on this machine (parity is then not measured on it)."""
+        if built.runtime.get("artifact") == "onnx":
+            return "no TensorRT engine was built (--onnx-only); the engine is built and run on the device"
+        return None
+
+    def open_stand_in(self, bundle_dir: Path, built: BuildResult, threads: int | None = None):
+        """(runner, what it is) for parity when the engine cannot run here: the flavoured ONNX in ONNX Runtime."""
+        import onnxruntime
+        import polygraphy
+
+        what = (f"the TensorRT-flavoured ONNX in ONNX Runtime {onnxruntime.__version__} through Polygraphy "
+                f"{polygraphy.__version__} (edgekit nodes run as their ONNX function bodies); not a TensorRT engine")
+        return StandInRunner(bundle_dir / built.files[0]), what
+
+    def open(self, bundle_dir: Path, files: list[str], options: dict, threads: int | None = None) -> Runner:
+        if options.get("artifact") == "onnx":
+            raise UsageError("this TensorRT bundle holds no engine (exported with --onnx-only): build it on the "
+                             "device with build/build_engine.py or trtexec.sh")
+        from edgekit.targets.tensorrt_runner import TrtRunner
+
+        return TrtRunner(bundle_dir / files[0], int(options.get("profile", 0)))
+
+    def preflight(self, manifest: dict) -> list[str]:
+        from edgekit.targets.tensorrt_compat import engine_mismatches
+
+        return engine_mismatches(manifest.get("runtime", {}), probe())
