@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import re
 
-import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
@@ -73,27 +72,40 @@ def test_window_partition_matches_rank6_formulation():
     torch.testing.assert_close(window_reverse(got, ws, (14, 21), 5), x, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("img_size", [(224, 224), (96, 128)])  # (96, 128): pads, clamped and rectangular windows
-def test_timm_equivalence(img_size):
+@pytest.fixture(scope="module")
+def timm_224():
     torch.manual_seed(0)
-    ref = _timm().create_model("swin_tiny_patch4_window7_224", pretrained=False, img_size=img_size,
-                               num_classes=10).eval()
+    return _timm().create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=10).eval()
+
+
+def _check_timm_equivalence(ref: nn.Module, img_size: tuple[int, int]) -> None:
+    torch.manual_seed(1)
     model = swin_tiny(img_size=img_size, num_classes=10).eval()
     model.load_state_dict(checkpoint_filter_fn(ref.state_dict(), model), strict=True)
-    x = torch.randn(2, 3, *img_size)
+    x = torch.randn(1, 3, *img_size)
     with torch.no_grad():
         expected = ref(x)
-        got = model(x)
-        assert (got - expected).abs().max().item() <= 1e-5
+        assert (model(x) - expected).abs().max().item() <= 1e-5
         # the bias is gathered from the loaded table: changing it must change the output
-        model.layers[0].blocks[1].attn.relative_position_bias_table.add_(1.0 * torch.randn(169, 3))
+        model.layers[0].blocks[1].attn.relative_position_bias_table.add_(torch.randn(169, 3))
         assert (model(x) - expected).abs().max().item() > 1e-4
 
 
-def test_original_swin_layout_and_window_resize():
+def test_timm_equivalence_224(timm_224):
+    _check_timm_equivalence(timm_224, (224, 224))
+
+
+def test_timm_equivalence_padded_rectangular():
+    # 96x128: stage grids 24x32 .. 3x4, so windows are padded (24 -> 28), clamped (6, 3) and
+    # rectangular (6x7 at stage 2), and some shifts are dropped on one axis only
     torch.manual_seed(0)
-    ref = _timm().create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=10)
-    timm_sd = ref.state_dict()
+    ref = _timm().create_model("swin_tiny_patch4_window7_224", pretrained=False, img_size=(96, 128),
+                               num_classes=10).eval()
+    _check_timm_equivalence(ref, (96, 128))
+
+
+def test_original_swin_layout_and_window_resize(timm_224):
+    timm_sd = timm_224.state_dict()
     # microsoft/Swin-Transformer layout: downsample at the end of the previous stage, flat head
     original = {re.sub(r"^layers\.(\d+)\.downsample", lambda m: f"layers.{int(m.group(1)) - 1}.downsample", k)
                 .replace("head.fc.", "head."): v for k, v in timm_sd.items()}
@@ -149,20 +161,24 @@ def test_output_shapes():
     torch.manual_seed(0)
     with torch.no_grad():
         assert swin_tiny().eval()(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
-        assert swin_tiny(img_size=(160, 256), num_classes=5).eval()(torch.randn(2, 3, 160, 256)).shape == (2, 5)
         seg = swin_tiny_seg().eval()
         assert seg(torch.randn(1, 3, 512, 512)).shape == (1, 150, 128, 128)
-        assert swin_tiny_seg(img_size=(256, 512)).eval()(torch.randn(1, 3, 256, 512)).shape == (1, 150, 64, 128)
+        assert swin_tiny_seg(img_size=(128, 256)).eval()(torch.randn(2, 3, 128, 256)).shape == (2, 150, 32, 64)
         with pytest.raises(ValueError):
             seg(torch.randn(1, 3, 256, 256))  # masks and bias are built for 512x512
+    blocks = [b for stage in seg.backbone.layers for b in stage.blocks]
+    assert all(b.window_size == (8, 8) and b.pad == (0, 0) for b in blocks)
 
 
-def test_seg_window_divides_every_stage_at_default_and_cityscapes_sizes():
-    for size in [(512, 512), (1024, 2048)]:
-        model = swin_tiny_seg(img_size=size)
-        blocks = [b for stage in model.backbone.layers for b in stage.blocks]
-        assert all(b.window_size == (8, 8) and b.pad == (0, 0) for b in blocks)
-        assert all(any(b.shift_size) for b in blocks[1::2])
+def test_window_8_divides_every_stage_at_1024x2048():
+    # same window logic as swin_tiny_seg, on a narrow model so the test stays cheap
+    model = SwinTransformer(img_size=(1024, 2048), embed_dim=8, depths=(2, 2, 2, 2), num_heads=(1, 1, 1, 1),
+                            window_size=8, features_only=True)
+    blocks = [b for stage in model.layers for b in stage.blocks]
+    assert [b.feat_size for b in blocks[::2]] == [(256, 512), (128, 256), (64, 128), (32, 64)]
+    assert all(b.window_size == (8, 8) and b.pad == (0, 0) for b in blocks)
+    assert all(b.shift_size == (4, 4) for b in blocks[1::2])
+    assert blocks[1].attn.shift_mask.shape == (32 * 64, 1, 64, 64)
 
 
 @pytest.mark.parametrize("factory,img_size", [(swin_tiny, (96, 128)), (swin_tiny_seg, (256, 256))])
