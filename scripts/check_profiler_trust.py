@@ -107,7 +107,8 @@ def main() -> int:
     if not bundles:
         import edgekit
 
-        bundles = [edgekit.export(args.model, t, Path(tmp.name) / f"{args.model}-{t}").path for t in ("onnx", "openvino")]
+        bundles = [edgekit.export(args.model, t, Path(tmp.name) / f"{args.model}-{t}").path
+                   for t in ("onnx", "openvino")]
     rows, ok = [], True
     for bundle in bundles:
         manifest = json.loads((bundle / "manifest.json").read_text())

@@ -32,8 +32,10 @@ from edgekit.cli._core import console, main, reporter, run
               help="Module-path segments that name a block (stages.1/blocks.0 at 2).")
 @click.option("--calib", type=click.Path(path_type=Path), default=None,
               help="Images for the pinned inputs [default: the bundled photographs].")
-@click.option("--baseline", type=click.Path(path_type=Path), default=None, help="A previous --out report to compare with.")
-@click.option("--fail-over", default=None, metavar="PCT", help="Exit 1 when a median regresses more than this, e.g. 10%.")
+@click.option("--baseline", type=click.Path(path_type=Path), default=None,
+              help="A previous --out report to compare with.")
+@click.option("--fail-over", default=None, metavar="PCT",
+              help="Exit 1 when a median regresses more than this, e.g. 10%.")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None, help="Write the JSON report here.")
 @click.option("--html", type=click.Path(path_type=Path), default=None, help="Write the HTML report here.")
 @click.option("--markdown", type=click.Path(path_type=Path), default=None, help="Write markdown tables here.")

@@ -93,7 +93,8 @@ def parse_ort_trace(events: list[dict], skip_runs: int) -> tuple[list[dict], dic
     """ONNX Runtime's profiler trace (chrome-trace JSON) -> per-layer records over the runs after
     ``skip_runs``; also the arena peak ORT reports. Node events are assigned to the model_run that
     encloses them."""
-    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("cat") == "Session" and e.get("name") == "model_run")
+    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events
+                  if e.get("cat") == "Session" and e.get("name") == "model_run")
     runs = runs[skip_runs:]
     per_run: list[dict[str, list]] = [{} for _ in runs]
     meta: dict[str, dict] = {}
@@ -212,7 +213,8 @@ class OrtEngine:
             so.enable_profiling = True
             so.profile_file_prefix = str(profile_dir / "ort_profile")
             so.optimized_model_filepath = str(profile_dir / "optimized.onnx")
-        providers = [p for p in options.get("providers", ["CPUExecutionProvider"]) if p in ort.get_available_providers()]
+        available = ort.get_available_providers()
+        providers = [p for p in options.get("providers", ["CPUExecutionProvider"]) if p in available]
         self.path, self.options, self.threads = path, options, threads
         self.session = ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -274,7 +276,8 @@ class TrtEngine:
             try:
                 from cuda import cudart
             except ImportError:
-                raise RuntimeError("TensorRT profiling needs cuda-python on the device: pip install cuda-python") from None
+                raise RuntimeError("TensorRT profiling needs cuda-python on the device: "
+                                   "pip install cuda-python") from None
         self.trt, self.cudart = trt, cudart
         logger = trt.Logger(trt.Logger.ERROR)
         self.engine = trt.Runtime(logger).deserialize_cuda_engine(Path(path).read_bytes())
@@ -329,7 +332,8 @@ class TrtEngine:
             self.infer(feeds[i % len(feeds)])
         self.context.profiler = None
         records = [{"name": n, "op_type": "TensorRT layer", "kernel": "", "time_ms": float(np.median(ts)),
-                    "calls": max(1, len(ts) // max(iters, 1)), "onnx_nodes": trt_layer_names(n)} for n, ts in times.items()]
+                    "calls": max(1, len(ts) // max(iters, 1)), "onnx_nodes": trt_layer_names(n)}
+                   for n, ts in times.items()]
         memory = {"device_activation_mb": self.engine.device_memory_size_v2 / 2**20}
         return {"profiler": "tensorrt IProfiler", "statistic": "median", "iterations": iters, "records": records,
                 "memory": memory}
@@ -423,7 +427,8 @@ def sweep(open_fn, images: np.ndarray, input_name: str, dtype: str, settings: di
         for threads in settings.get("threads", [None]):
             tag = f"b{batch} t{threads or 'default'}"
             cb = (lambda s, d, t, tag=tag: progress(f"{tag} {s}", d, t)) if progress else None
-            runs.append({"batch": int(batch), "threads": threads, **measure(lambda t=threads: open_fn(t), feeds, settings, cb)})
+            measured = measure(lambda t=threads: open_fn(t), feeds, settings, cb)
+            runs.append({"batch": int(batch), "threads": threads, **measured})
     return runs
 
 
@@ -490,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Measure an edgekit bundle on this device (prints JSON).")
     ap.add_argument("bundle", type=Path)
     ap.add_argument("--inputs", type=Path, required=True, help="float32 .npy (N, 1, C, H, W) pinned inputs")
-    ap.add_argument("--settings", default="{}", help="JSON: warmup, iterations|duration_s, batches, threads, layer_iters")
+    ap.add_argument("--settings", default="{}",
+                    help="JSON: warmup, iterations|duration_s, batches, threads, layer_iters")
     args = ap.parse_args(argv)
     manifest = json.loads((args.bundle / "manifest.json").read_text())
     settings = json.loads(args.settings)
@@ -502,13 +508,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         images = np.load(args.inputs)
         spec = manifest["inputs"][0]
-        runs = sweep(lambda t: open_engine(args.bundle, manifest, t), images, spec["name"], spec.get("dtype", "float32"),
-                     settings, progress)
+        runs = sweep(lambda t: open_engine(args.bundle, manifest, t), images, spec["name"],
+                     spec.get("dtype", "float32"), settings, progress)
     except Exception as e:  # reported to the host as one line, with the runtime's own words
-        print(json.dumps({"protocol": PROTOCOL, "error": f"{e.__class__.__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"}))
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(json.dumps({"protocol": PROTOCOL, "error": f"{e.__class__.__name__}: {first}"}))
         return 1
-    print(json.dumps({"protocol": PROTOCOL, "environment": environment(), "runtime": {"name": name, "version": runtime_version(name)},
-                      "runs": runs}))
+    print(json.dumps({"protocol": PROTOCOL, "environment": environment(),
+                      "runtime": {"name": name, "version": runtime_version(name)}, "runs": runs}))
     return 0
 
 

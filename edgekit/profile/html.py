@@ -35,7 +35,8 @@ def render_html(data: dict) -> str:
                              "rows": [by_name[n] for n in layers["top"] if n in by_name],
                              "top": plots.layer_bars(r, run, data["settings"]["top"]),
                              "ops": plots.group_bars(run, "by_op_type", "by op type"),
-                             "blocks": plots.group_bars(run, "by_block", f"by block (module depth {data['settings']['block_depth']})")})
+                             "blocks": plots.group_bars(run, "by_block",
+                                                        f"by block (module depth {data['settings']['block_depth']})")})
     figures = {"comparison": plots.comparison(results), "latency": plots.latency_distribution(results),
                "roofline": plots.roofline(results, data["device"])}
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)

@@ -51,8 +51,9 @@ def render_markdown(data: dict) -> str:
                       _row(["layer", "op type", "ms", "share", "module"]), _row(["---", "---", "---:", "---:", "---"])]
             for name in layers["top"]:
                 rec = by_name[name]
-                lines.append(_row([f"`{rec['name']}`", rec["op_type"], _ms(rec["time_ms"]), f"{rec['share'] * 100:.1f}%",
+                lines.append(_row([f"`{rec['name']}`", rec["op_type"], _ms(rec["time_ms"]),
+                                   f"{rec['share'] * 100:.1f}%",
                                    (rec["module"] or "(root)") + (" (inferred)" if rec["module_inferred"] else "")]))
-            lines += ["", "By op type: " + ", ".join(f"{g['name']} {g['share'] * 100:.0f}%" for g in layers["by_op_type"][:6]),
-                      "", "By block: " + ", ".join(f"{g['name']} {g['share'] * 100:.0f}%" for g in layers["by_block"][:6])]
+            for key, title in (("by_op_type", "By op type"), ("by_block", "By block")):
+                lines += ["", f"{title}: " + ", ".join(f"{g['name']} {g['share'] * 100:.0f}%" for g in layers[key][:6])]
     return "\n".join(lines) + "\n"

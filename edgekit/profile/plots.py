@@ -134,7 +134,8 @@ def roofline(results: list[dict], device: dict) -> str:
     x_lo, x_hi = min(xs) / 4, max(xs) * 4
     grid = np.geomspace(x_lo, x_hi, 100)
     for i, (prec, peak) in enumerate(sorted(device["peak_gflops"].items(), key=lambda kv: kv[1])):
-        roof = np.minimum(peak, grid * device["bandwidth_gbs"]) if device.get("bandwidth_gbs") else np.full_like(grid, peak)
+        bandwidth = device.get("bandwidth_gbs")
+        roof = np.minimum(peak, grid * bandwidth) if bandwidth else np.full_like(grid, peak)
         ax.plot(grid, roof, "--", color="#555", alpha=0.4 + 0.15 * i, linewidth=1)
         ax.text(x_hi, peak, f" {prec} peak {peak:.0f}", va="center", fontsize=7, color="#555")
     for i, (label, p) in enumerate(points):

@@ -73,7 +73,8 @@ def _check(remote: Remote, proc, what: str) -> None:
         raise EdgekitFailure(f"cannot reach {remote} over SSH: {last}; check the address, that sshd runs there and "
                              f"that `ssh {remote.destination}` logs in without a password")
     if proc.returncode == 127:
-        raise EdgekitFailure(f"{remote} has no {remote.python} ({last}); install Python 3 there or pass --remote-python PATH")
+        raise EdgekitFailure(f"{remote} has no {remote.python} ({last}); install Python 3 there or pass "
+                             f"--remote-python PATH")
     if proc.returncode != 0:
         raise EdgekitFailure(f"{what} on {remote} failed: {last}")
 
@@ -92,14 +93,15 @@ def probe(remote: Remote, manifest: dict) -> dict:
     try:
         found = json.loads(proc.stdout.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError):
-        raise EdgekitFailure(f"{remote} answered the probe with {proc.stdout.strip()[:200]!r}; is {remote.python} Python 3?") from None
+        raise EdgekitFailure(f"{remote} answered the probe with {proc.stdout.strip()[:200]!r}; "
+                             f"is {remote.python} Python 3?") from None
     if found.get("numpy") is None:
         raise EdgekitFailure(f"{remote} lacks numpy ({found.get('numpy_error')}); the device runner needs it: "
                              f"{remote.python} -m pip install numpy on the device")
     if found.get("runtime") is None:
         raise EdgekitFailure(f"{remote} lacks {name}, the runtime of this {manifest['target']} bundle "
-                             f"({found.get('runtime_error')}); install it on the device ({remote.python} -m pip install {name}, "
-                             f"or JetPack for tensorrt)")
+                             f"({found.get('runtime_error')}); install it on the device "
+                             f"({remote.python} -m pip install {name}, or JetPack for tensorrt)")
     built = runtime.get("version", "")
     if built and _major_minor(found["runtime"]) < _major_minor(built):
         raise EdgekitFailure(f"the bundle was built with {name} {built} but {remote} has {found['runtime']}; "

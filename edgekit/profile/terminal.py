@@ -58,7 +58,8 @@ def regression_table(reg: dict) -> Table:
         t.add_column(col, justify="left" if col == "run" else "right")
     for c in reg["comparisons"]:
         color = "red" if c["regressed"] else "green"
-        t.add_row(c["key"], _ms(c["median_ms"]), _ms(c["baseline_median_ms"]), f"[{color}]{c['change_pct']:+.1f}%[/{color}]")
+        t.add_row(c["key"], _ms(c["median_ms"]), _ms(c["baseline_median_ms"]),
+                  f"[{color}]{c['change_pct']:+.1f}%[/{color}]")
     for key in reg["unmatched"]:
         t.add_row(key, "-", "not in baseline", "-")
     return t

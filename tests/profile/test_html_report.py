@@ -43,8 +43,9 @@ def test_html_stands_alone(report_html):
 @pytest.mark.skipif(find_browser() is None, reason="Chromium is not installed (Debian: apt-get install chromium)")
 def test_html_renders_in_headless_chromium(report_html, tmp_path):
     png = tmp_path / "report.png"
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "render_report.py"), str(report_html), "--png", str(png),
-                           "--dom", str(tmp_path / "dom.html")], capture_output=True, text=True, timeout=300)
+    script = ROOT / "scripts" / "render_report.py"
+    proc = subprocess.run([sys.executable, str(script), str(report_html), "--png", str(png), "--dom",
+                           str(tmp_path / "dom.html")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "15 inline SVG plots" in proc.stdout and "Roofline" in proc.stdout
     dom = (tmp_path / "dom.html").read_text()
