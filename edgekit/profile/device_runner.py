@@ -348,9 +348,12 @@ ENGINES = {"onnxruntime": OrtEngine, "openvino": OvEngine, "tensorrt": TrtEngine
 
 
 def open_engine(bundle: Path, manifest: dict, threads: int | None):
-    name = manifest.get("runtime", {}).get("name", "")
+    runtime = manifest.get("runtime", {})
+    name = runtime.get("name", "")
     if name not in ENGINES:
         raise RuntimeError(f"the device runner cannot run {name or 'unknown'} bundles (it runs {', '.join(ENGINES)})")
+    if name == "tensorrt" and runtime.get("artifact") == "onnx":
+        raise RuntimeError("this TensorRT bundle holds ONNX only (--onnx-only): build its engine on the device first")
     return ENGINES[name](bundle / manifest["files"][0]["path"], manifest.get("runtime_options", {}), threads)
 
 
