@@ -2,7 +2,8 @@
 aggregated by op type and by model block.
 
 The TorchScript exporter names every node after the module that emitted it
-(``/stages.1/blocks.0/attn/MatMul`` comes from module ``stages.1.blocks.0.attn``); runtimes keep
+(``/stages.1/blocks.0/attn/MatMul`` comes from module ``stages.1.blocks.0.attn``); a block is the
+first ``block_depth`` units of that path (``stages.1.blocks.0`` at 2). Runtimes keep
 those names or say which ones they fused into a layer (OpenVINO's ``originalLayersNames``,
 TensorRT's ``a + b`` names), and ONNX Runtime's optimized graph carries the tensors each fused
 node reads and writes. A layer the runtime named itself (``MVN_97``, ``Gelu``) gets the deepest
@@ -43,11 +44,21 @@ def _candidates(name: str) -> list[str]:
 
 
 def module_segments(node_name: str) -> list[str] | None:
-    """'/stages.1/blocks.0/attn/MatMul' -> ['stages.1', 'blocks.0', 'attn']; '/ReduceMean' -> [] (the
-    root module); a name the exporter did not give a path ('MVN_97', 'output') -> None."""
+    """The PyTorch module of an exporter-named node, as units (an attribute with its index, if any):
+    '/stages.1/blocks.0/attn/MatMul' -> ['stages.1', 'blocks.0', 'attn'];
+    '/stages/stages.2/blocks/blocks.0/proj/Conv' -> ['stages.2', 'blocks.0', 'proj'] (a called
+    nn.Sequential adds its own scope, then its child as 'stages.2'); '/ReduceMean' -> [] (the root
+    module); a name the exporter did not give a path ('MVN_97', 'output') -> None."""
     if not node_name.startswith("/"):
         return None
-    return [p for p in node_name.split("/")[1:-1] if p]
+    units: list[str] = []
+    for seg in (p for p in node_name.split("/")[1:-1] if p):
+        head, _, index = seg.rpartition(".")
+        if head and index.isdigit() and units and units[-1] == head:
+            units[-1] = seg  # 'stages' then 'stages.2': the same container, now with the child's index
+        else:
+            units.append(seg)
+    return units
 
 
 def _common(paths: list[list[str]]) -> list[str]:

@@ -38,7 +38,7 @@ def test_every_target_here_is_profiled_per_layer(bundles, target):
     assert len(layers["records"]) >= 5 and layers["total_ms"] > 0
     # the tiny model's attention block exists in both runtimes' breakdowns, mapped from their own names
     blocks = {g["name"] for g in layers["by_block"]}
-    assert {"backbone.attn", "backbone.stem"} <= blocks, blocks
+    assert "backbone.attn" in blocks and "backbone.stem.0" in blocks, blocks  # stem is an nn.Sequential
     mapped = [r for r in layers["records"] if r["onnx_nodes"]]
     assert len(mapped) >= len(layers["records"]) // 2
     assert any(r["module"] == "backbone.attn.qkv" for r in layers["records"])

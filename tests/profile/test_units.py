@@ -105,6 +105,8 @@ def test_trt_fused_layer_names_give_onnx_nodes():
 
 def test_module_paths_from_exporter_names():
     assert module_segments("/stages.1/blocks.0/attn/MatMul") == ["stages.1", "blocks.0", "attn"]
+    # a called nn.Sequential scopes itself, then its child with the index: one unit, the real path
+    assert module_segments("/stages/stages.2/blocks/blocks.0/proj/Conv") == ["stages.2", "blocks.0", "proj"]
     assert module_segments("/ReduceMean") == []
     assert module_segments("MVN_97") is None
 
