@@ -8,6 +8,7 @@ import click
 
 from edgekit.cli._core import choice, console, main, reporter, run
 from edgekit.config import Precision, Target
+from edgekit.errors import UsageError
 
 
 @main.command()
@@ -27,6 +28,18 @@ from edgekit.config import Precision, Target
 @click.option("--threads", type=int, default=None, help="Runtime threads for the parity run.")
 @click.option("--opset", type=int, default=17, show_default=True)
 @click.option("--device", default="CPU", show_default=True, help="OpenVINO device.")
+@click.option("--shapes", default=None, help="TensorRT profile min:opt:max, e.g. 1x3x224x224:4x3x224x224:8x3x224x224.")
+@click.option("--onnx-only", is_flag=True,
+              help="TensorRT: write the TensorRT-flavoured ONNX, plugins and trtexec command; build no engine.")
+@click.option("--workspace", default=None, help="TensorRT builder workspace limit, e.g. 2G or 512M.")
+@click.option("--dla-core", type=int, default=None, help="TensorRT: run on this DLA core (Jetson), GPU fallback.")
+@click.option("--timing-cache", type=click.Path(path_type=Path), default=None,
+              help="TensorRT timing cache file: read before the build, updated after it.")
+@click.option("--version-compatible", is_flag=True, help="TensorRT: engine runs on later TensorRT versions (same major).")
+@click.option("--hardware-compatibility", type=click.Choice(["none", "ampere+", "same-cc"]), default=None,
+              help="TensorRT: GPUs besides the build GPU that may run the engine.")
+@click.option("--coreml-output", type=click.Choice(["logits", "labels"]), default=None,
+              help="CoreML segmentation output: logits, or the label map (argmax in the model).")
 @click.option("--no-verify", is_flag=True, help="Write the bundle even if the parity gate fails (figures are still recorded).")
 @click.option("--no-rewrite", is_flag=True, help="Skip edgekit's graph rewrites and module swaps (naive export).")
 @click.option("--explain", is_flag=True, help="List every rewrite rule with its count, and why one did not apply.")
@@ -35,18 +48,23 @@ from edgekit.config import Precision, Target
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 @run
 def export(model, target, precision, out, checkpoint, input_shape, dynamic_batch, calib, calib_size, threads, opset,
-           device, no_verify, no_rewrite, explain, force, quiet, as_json):
+           device, shapes, onnx_only, workspace, dla_core, timing_cache, version_compatible, hardware_compatibility,
+           coreml_output, no_verify, no_rewrite, explain, force, quiet, as_json):
     """Export MODEL (zoo name, timm:<name>, package.module:factory or a .pt2 file) to a bundle."""
     import edgekit
     from edgekit.errors import ParityError
 
+    target_options = _target_options(target, device=device, shapes=shapes, onnx_only=onnx_only, workspace=workspace,
+                                     dla_core=dla_core, timing_cache=timing_cache,
+                                     version_compatible=version_compatible,
+                                     hardware_compatibility=hardware_compatibility, coreml_output=coreml_output)
     out = out or Path("bundles") / f"{model.replace(':', '_').replace('/', '_')}-{target}-{precision}"
     progress = reporter(quiet, as_json)
     try:
         bundle = edgekit.export(model, target, out, precision=precision, checkpoint=checkpoint, input_shape=input_shape,
                                 dynamic_batch=dynamic_batch, calib=calib, calib_size=calib_size, threads=threads,
                                 opset=opset, verify=not no_verify, force=force, rewrite=not no_rewrite,
-                                target_options={"device": device}, reporter=progress)
+                                target_options=target_options, reporter=progress)
     except ParityError as e:
         progress.close()
         if e.report is not None and not quiet:
@@ -62,6 +80,23 @@ def export(model, target, precision, out, checkpoint, input_shape, dynamic_batch
 
         console().print(render.manifest_summary(bundle.manifest, explain=explain))
     click.echo(f"bundle: {bundle.path}")
+
+
+_TARGET_ONLY = {"trt": ("shapes", "onnx_only", "workspace", "dla_core", "timing_cache", "version_compatible",
+                        "hardware_compatibility"), "coreml": ("coreml_output",)}
+
+
+def _target_options(target: str, **given) -> dict:
+    """The options the chosen target reads; one that belongs to another target is a mistake, said as one."""
+    options = {"device": given.pop("device")}
+    for name, value in given.items():
+        if value in (None, False):
+            continue
+        owner = next(t for t, names in _TARGET_ONLY.items() if name in names)
+        if owner != str(target):
+            raise UsageError(f"--{name.replace('_', '-')} applies to --target {owner}, not {target}")
+        options[name] = str(value) if isinstance(value, Path) else value
+    return options
 
 
 def _parity_table(parity: dict):

@@ -123,7 +123,7 @@ class TensorRtBackend(TargetBackend):
                        "requires": ">=10.7"}
             run_options = {"artifact": "onnx"}
             notes.append("no engine built (--onnx-only): build it on the device with build/build_engine.py or "
-                         "trtexec.sh")
+                         "trtexec.sh; parity below is of the TensorRT-flavoured ONNX in ONNX Runtime, not of an engine")
         else:
             files, runtime = self._build_engine(flavoured, out_dir, opts, len(report.plugins))
             run_options = {"artifact": "engine", "profile": 0}

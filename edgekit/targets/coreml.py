@@ -1,0 +1,207 @@
+"""CoreML target: an ML Program (``.mlpackage``) converted from the prepared torch model by coremltools.
+
+Converted here on any OS (:mod:`coreml_convert`), inspected here (:mod:`coreml_inspect`: op histogram,
+max rank, compute precision; the build fails if an op fell back or a rank exceeds 5). Predictions need
+CoreML itself, i.e. macOS: elsewhere the parity gate records that parity was not measured, and why.
+
+Precisions: fp32 and fp16 are the program's compute precision; int8 is int8 weights (fp16 compute)
+from coremltools' optimization API, through ``edgekit.quant.coreml_quantize``.
+"""
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edgekit.config import Precision, Target, Task
+from edgekit.errors import EdgekitFailure, UsageError
+from edgekit.targets.base import BuildResult, Runner, TargetBackend
+
+PACKAGE = "model.mlpackage"
+REPORT_FILE = "coreml.json"
+DEPLOYMENT_TARGETS = ("iOS16", "iOS17", "iOS18", "macOS13", "macOS14", "macOS15")
+
+
+class CoreMlOutput(str, enum.Enum):
+    LOGITS = "logits"  # raw scores: (1, classes) or (1, classes, h, w)
+    LABELS = "labels"  # segmentation only: int32 label map (1, h, w), argmax inside the model
+
+
+@dataclass(frozen=True)
+class CoreMlOptions:
+    output: CoreMlOutput = CoreMlOutput.LOGITS
+    deployment_target: str = "iOS16"  # ML Program with int8 weight compression needs iOS16 / macOS13
+    compute_units: str = "ALL"  # what the macOS runner asks CoreML for: ALL, CPU_ONLY, CPU_AND_GPU, CPU_AND_NE
+
+    @staticmethod
+    def parse(options: dict | None) -> CoreMlOptions:
+        o = dict(options or {})
+        try:
+            output = CoreMlOutput(str(o.get("coreml_output") or "logits").lower())
+        except ValueError:
+            raise UsageError(f"--coreml-output {o.get('coreml_output')!r}: choose labels or logits") from None
+        target = str(o.get("deployment_target") or "iOS16")
+        match = next((t for t in DEPLOYMENT_TARGETS if t.lower() == target.lower()), None)
+        if match is None:
+            raise UsageError(f"CoreML deployment target {target!r}: choose one of {', '.join(DEPLOYMENT_TARGETS)}")
+        units = str(o.get("compute_units") or "ALL").upper()
+        if units not in ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE"):
+            raise UsageError(f"CoreML compute units {units!r}: choose ALL, CPU_ONLY, CPU_AND_GPU or CPU_AND_NE")
+        return CoreMlOptions(output, match, units)
+
+
+@dataclass
+class CoreMlBuildResult(BuildResult):
+    """A build from the torch model: it describes its own I/O and conversion (there is no ONNX)."""
+
+    inputs: list[dict] = field(default_factory=list)
+    outputs: list[dict] = field(default_factory=list)
+    export: dict = field(default_factory=dict)
+
+
+def coremltools():
+    """Import coremltools quietly: on Linux it warns at import that its CoreML runtime proxy is absent."""
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    import coremltools as ct
+
+    return ct
+
+
+class CoreMlRunner(Runner):
+    """macOS only: CoreML predictions on preprocessed tensors, turned back into the 8-bit image the model takes."""
+
+    def __init__(self, package: Path, options: dict):
+        from PIL import Image
+
+        ct = coremltools()
+        self._image = Image
+        self.model = ct.models.MLModel(str(package), compute_units=getattr(ct.ComputeUnit, options["compute_units"]))
+        self.mean = np.asarray(options["mean"], np.float32).reshape(1, 3, 1, 1)
+        self.std = np.asarray(options["std"], np.float32).reshape(1, 3, 1, 1)
+        self.input_names, self.output_names = [options["input"]], [options["output"]]
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        x = feeds[self.input_names[0]]
+        # the bundle's preprocessing resizes in 8 bits, so this recovers the camera image exactly
+        pixels = np.clip(np.rint((x * self.std + self.mean) * 255.0), 0, 255).astype(np.uint8)[0].transpose(1, 2, 0)
+        out = self.model.predict({self.input_names[0]: self._image.fromarray(pixels)})
+        return [np.asarray(out[self.output_names[0]], dtype=np.float32)]
+
+
+class CoreMlBackend(TargetBackend):
+    target = Target.COREML
+    precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
+    sdk = "coremltools"
+    needs_torch = True  # converted from the prepared torch model, not from ONNX
+
+    def __init__(self, options: dict | None = None):
+        self.options = CoreMlOptions.parse(options)
+
+    def missing(self) -> str | None:
+        import importlib.util
+
+        if importlib.util.find_spec("coremltools") is None:
+            return "target coreml needs coremltools: pip install 'edgekit[coreml]'"
+        if tuple(int(p) for p in np.__version__.split(".")[:2]) >= (2, 4):
+            return (f"coremltools 9.0 fails with numpy {np.__version__} (a _cast TypeError in conversion): "
+                    f"pip install 'numpy<2.4'")
+        return None
+
+    def runtime_version(self) -> str:
+        return coremltools().__version__
+
+    def check_model(self, spec, dynamic_batch: bool) -> None:
+        if spec.input_shape[0] != 1 or dynamic_batch:
+            raise UsageError("CoreML image inputs take one image at a time: export with batch 1 and without "
+                             "--dynamic-batch")
+        if self.options.output is CoreMlOutput.LABELS and spec.task is not Task.SEGMENTATION:
+            raise UsageError("--coreml-output labels is for segmentation models; this one classifies")
+
+    def build(self, model: onnx.ModelProto, out_dir: Path, precision: Precision, options: dict) -> BuildResult:
+        raise EdgekitFailure("the CoreML target converts the torch model (build_torch), not ONNX")
+
+    def build_torch(self, model, spec, out_dir: Path, precision: Precision, options: dict) -> CoreMlBuildResult:
+        """Convert ``model`` (deploy-mode, swapped for CoreML) for ``spec``'s input into ``out_dir``."""
+        import copy
+
+        from edgekit.targets.coreml_convert import IMAGE_INPUT, Deployed, convert
+        from edgekit.targets.coreml_inspect import inspect_spec
+
+        ct = coremltools()
+        pre = spec.preprocess
+        labels = self.options.output is CoreMlOutput.LABELS
+        output = "labels" if labels else "logits"
+        compute = "fp32" if precision is Precision.FP32 else "fp16"
+        wrapped = Deployed(copy.deepcopy(model), pre.mean, pre.std, labels)
+        converted = convert(wrapped, tuple(spec.input_shape), output, compute, self.options.deployment_target,
+                            pre.channel_order)
+        mlmodel, notes = converted.mlmodel, list(converted.notes)
+        quantization = None
+        if precision is Precision.INT8:
+            mlmodel, quantization = _int8_weights(mlmodel)
+            notes.append("int8 weights, fp16 compute")
+        report = inspect_spec(mlmodel.get_spec(), compute)
+        report.check()
+        mlmodel.short_description = f"{spec.name} ({spec.task.value}), exported by edgekit"
+        mlmodel.user_defined_metadata.update({"edgekit.preprocess": json.dumps(pre.to_dict()),
+                                              "edgekit.output": output, "edgekit.labels": spec.labels or ""})
+        mlmodel.save(str(out_dir / PACKAGE))
+        files = sorted((p.relative_to(out_dir).as_posix() for p in (out_dir / PACKAGE).rglob("*") if p.is_file()),
+                       key=lambda f: (not f.endswith("Manifest.json"), f))  # the package's own manifest first
+        (out_dir / REPORT_FILE).write_text(json.dumps({"program": report.to_dict(), "frontend": converted.frontend,
+                                                       "quantization": quantization}, indent=2) + "\n")
+        n, _, h, w = spec.input_shape
+        s = spec.output_stride
+        out_shape = ([n, h // s, w // s] if labels else [n, spec.num_classes, h // s, w // s]
+                     if spec.task is Task.SEGMENTATION else [n, spec.num_classes])
+        runtime = {"name": "coremltools", "version": ct.__version__, "format": "mlprogram",
+                   "deployment_target": self.options.deployment_target, "compute_precision": compute}
+        run_options = {"compute_units": self.options.compute_units, "input": IMAGE_INPUT, "output": output,
+                       "mean": list(pre.mean), "std": list(pre.std)}
+        return CoreMlBuildResult(
+            [*files, REPORT_FILE], runtime, precision, run_options, notes,
+            inputs=[{"name": IMAGE_INPUT, "shape": [n, 3, h, w], "dtype": "uint8", "layout": "NCHW",
+                     "kind": f"image ({pre.channel_order}, 8-bit; scaled by 1/255 and normalised inside the model)"}],
+            outputs=[{"name": output, "shape": out_shape, "dtype": "int32" if labels else "float32",
+                      "layout": "NHW" if labels else ("NCHW" if len(out_shape) == 4 else "")}],
+            export={"converter": f"coremltools {ct.__version__}", "frontend": converted.frontend,
+                    "format": "mlprogram", "deployment_target": self.options.deployment_target,
+                    "compute_precision": compute, "notes": converted.notes,
+                    "program": {k: v for k, v in report.to_dict().items() if k != "ops"}})
+
+    def cannot_run_here(self, built: BuildResult) -> str | None:
+        if platform.system() != "Darwin":
+            return f"CoreML predicts only on macOS and iOS (this is {platform.system()})"
+        if built.options.get("output") == "labels":
+            return "the bundle outputs label maps; parity is measured on logits (--coreml-output logits)"
+        return None
+
+    def open(self, bundle_dir: Path, files: list[str], options: dict, threads: int | None = None) -> Runner:
+        if platform.system() != "Darwin":
+            raise UsageError(f"CoreML bundles run on macOS and iOS only; this is {platform.system()}")
+        return CoreMlRunner(bundle_dir / files[0].split("/")[0], options)
+
+    def preflight(self, manifest: dict) -> list[str]:
+        if platform.system() != "Darwin":
+            return [f"CoreML bundles run on macOS and iOS only; this is {platform.system()}: open the .mlpackage "
+                    f"in Xcode or load the bundle on a Mac"]
+        return super().preflight(manifest)
+
+
+def _int8_weights(mlmodel):
+    """int8 weights through edgekit's quantization recipes (coremltools' optimization API)."""
+    try:
+        from edgekit.quant import coreml_quantize
+    except ImportError:
+        raise EdgekitFailure("int8 CoreML weights need edgekit.quant.coreml_quantize, which this install lacks; "
+                             "export fp16 instead") from None
+    result = coreml_quantize(mlmodel)
+    if isinstance(result, tuple):
+        return result
+    return result, {"method": "coreml_quantize"}
