@@ -368,7 +368,7 @@ def measure(open_fn, feeds: list[dict], settings: dict, progress=None) -> dict:
     settings: warmup, iterations | duration_s, min_iterations, layer_iters, layer_warmup.
     progress(stage, done, total): optional callback.
     """
-    progress = progress or (lambda stage, done, total: None)
+    progress = _throttled(progress) if progress else (lambda stage, done, total: None)
     reset_ok = reset_peak_rss()
     rss0 = rss_mb()
     t0 = time.perf_counter()
@@ -420,6 +420,20 @@ def measure(open_fn, feeds: list[dict], settings: dict, progress=None) -> dict:
         progress("per-layer profile", 1, 1)
     engine.close()
     return result
+
+
+def _throttled(progress, every_s: float = 0.1):
+    """Pass a stage's progress on at most every ``every_s`` (and always its start and end): a remote
+    runner prints a line per call, and a 50 us model would print tens of thousands."""
+    last = {"t": 0.0, "stage": None}
+
+    def call(stage, done, total):
+        now = time.perf_counter()
+        if stage != last["stage"] or done >= total or now - last["t"] >= every_s:
+            last["t"], last["stage"] = now, stage
+            progress(stage, done, total)
+
+    return call
 
 
 def sweep(open_fn, images: np.ndarray, input_name: str, dtype: str, settings: dict, progress=None) -> list[dict]:
