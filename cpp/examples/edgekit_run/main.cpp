@@ -1,0 +1,222 @@
+// edgekit-run: run an edgekit bundle on an image from C++, the way `edgekit.runtime.load(bundle)(image)`
+// does in Python: same checks, same preprocessing, same runtime.
+//
+//   edgekit-run bundles/efficientvit_b0-openvino cat.png              top-5 classes
+//   edgekit-run bundles/segformer_b0-openvino street.png --out seg.png  colourised label map
+//   edgekit-run BUNDLE IMAGE --json --raw                                machine-readable, with the logits
+//   edgekit-run BUNDLE --check                                           checks only
+//
+// Exit status: 0 done; 2 the bundle or the command line was refused (the message says why); 1 a step failed.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "edgekit/runtime.hpp"
+#include "image_io.hpp"
+
+namespace {
+
+const char* kUsage =
+    "usage: edgekit-run BUNDLE IMAGE [options]\n"
+    "       edgekit-run BUNDLE --check\n"
+    "       edgekit-run --version\n"
+    "options:\n"
+    "  --top K            classes to print for a classification bundle (default 5)\n"
+    "  --out FILE.png     write the colourised label map of a segmentation bundle\n"
+    "  --json             print the result as JSON on stdout\n"
+    "  --raw              with --json: include the model's first output and the label map\n"
+    "  --threads N        runtime threads (default: the runtime's)\n"
+    "  --device NAME      OpenVINO device (default: the bundle's, else CPU)\n"
+    "  --repeat N         run N times; report the median latency\n"
+    "  --dump-input FILE  write the preprocessed float32 input tensor (raw, native byte order)\n"
+    "  --no-check-files   skip the sha256 check of the bundle's files\n"
+    "  --check            check the manifest, the files and the runtime version, then exit\n";
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Args {
+  std::string bundle, image, out, dump_input, device;
+  int top = 5, threads = 0, repeat = 1;
+  bool json = false, raw = false, check_only = false, check_files = true, version = false;
+};
+
+int to_int(const std::string& flag, const std::string& v, int minimum) {
+  try {
+    std::size_t used = 0;
+    int i = std::stoi(v, &used);
+    if (used == v.size() && i >= minimum) return i;
+  } catch (const std::exception&) {
+  }
+  throw UsageError(flag + " needs an integer >= " + std::to_string(minimum) + ", got '" + v + "'");
+}
+
+Args parse(int argc, char** argv) {
+  Args a;
+  std::vector<std::string> positional;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw UsageError(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--top") a.top = to_int(arg, value(), 1);
+    else if (arg == "--out") a.out = value();
+    else if (arg == "--json") a.json = true;
+    else if (arg == "--raw") a.raw = true;
+    else if (arg == "--threads") a.threads = to_int(arg, value(), 1);
+    else if (arg == "--device") a.device = value();
+    else if (arg == "--repeat") a.repeat = to_int(arg, value(), 1);
+    else if (arg == "--dump-input") a.dump_input = value();
+    else if (arg == "--no-check-files") a.check_files = false;
+    else if (arg == "--check") a.check_only = true;
+    else if (arg == "--version") a.version = true;
+    else if (arg == "-h" || arg == "--help") {
+      std::cout << kUsage;
+      std::exit(0);
+    }
+    else if (arg.rfind("--", 0) == 0) throw UsageError("unknown option " + arg);
+    else positional.push_back(arg);
+  }
+  if (a.version) return a;
+  if (positional.size() != (a.check_only ? 1u : 2u)) throw UsageError(a.check_only ? "--check takes BUNDLE only" : "expected BUNDLE and IMAGE");
+  a.bundle = positional[0];
+  if (!a.check_only) a.image = positional[1];
+  return a;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+nlohmann::json describe(const edgekit::Bundle& b) {
+  const edgekit::Manifest& m = b.manifest();
+  return {{"bundle", b.path().string()},     {"model", m.model_name},
+          {"target", m.target},              {"precision", m.precision},
+          {"task", m.task},                  {"runtime", {{"name", m.runtime_name}, {"built_with", m.runtime_version}}}};
+}
+
+int version() {
+  std::cout << "edgekit C++ runtime, manifest schema " << edgekit::schema_version() << "; backends:";
+  for (const auto& b : edgekit::compiled_backends()) std::cout << " " << b.runtime_name << " " << b.version;
+  std::cout << "\n";
+  return 0;
+}
+
+int check(const Args& a) {
+  edgekit::Manifest m = edgekit::read_manifest(a.bundle);
+  std::vector<std::string> problems = edgekit::verify_files(a.bundle, m);
+  std::string joined;
+  for (const auto& p : problems) joined += (joined.empty() ? "" : "; ") + p;
+  if (!problems.empty()) throw edgekit::BundleError("bundle " + a.bundle + " does not match its manifest: " + joined + "; re-export it");
+  for (const auto& p : edgekit::preflight(m)) joined += (joined.empty() ? "" : "; ") + p;
+  if (!joined.empty()) throw edgekit::BundleError("bundle " + a.bundle + " cannot run here: " + joined);
+  if (a.json) std::cout << nlohmann::json{{"bundle", a.bundle}, {"ok", true}, {"schema_version", m.schema_version}}.dump() << "\n";
+  else std::cout << "bundle " << a.bundle << " is intact and can run here (" << m.target << ", " << m.runtime_name << " " << m.runtime_version << ")\n";
+  return 0;
+}
+
+int run(const Args& a) {
+  edgekit::Options options;
+  options.backend.threads = a.threads;
+  options.backend.device = a.device;
+  options.check_files = a.check_files;
+  edgekit::Bundle bundle = edgekit::Bundle::load(a.bundle, options);
+  RgbImage image;
+  try {
+    image = read_rgb(a.image);
+  } catch (const std::runtime_error& e) {
+    throw UsageError(e.what());
+  }
+
+  std::vector<double> pre_ms, infer_ms;
+  edgekit::Tensor input, output;
+  for (int i = 0; i < a.repeat; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    input = bundle.preprocess(image.view());
+    pre_ms.push_back(ms_since(t0));
+    t0 = std::chrono::steady_clock::now();
+    output = bundle.run_tensor(input);
+    infer_ms.push_back(ms_since(t0));
+  }
+  if (!a.dump_input.empty()) {
+    std::ofstream f(a.dump_input, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(input.data.data()), static_cast<std::streamsize>(input.data.size() * sizeof(float)));
+    if (!f) throw edgekit::RuntimeFailure("cannot write " + a.dump_input);
+  }
+
+  nlohmann::json result = describe(bundle);
+  result["image"] = {{"path", a.image}, {"height", image.height}, {"width", image.width}};
+  result["input_shape"] = input.shape;
+  result["latency_ms"] = {{"preprocess", median(pre_ms)}, {"infer", median(infer_ms)}, {"runs", a.repeat}};
+  if (a.raw) result["output"] = {{"shape", output.shape}, {"data", output.data}};
+
+  const bool classification = bundle.manifest().task == "classification";
+  if (classification) {
+    result["top"] = nlohmann::json::array();
+    for (const auto& c : edgekit::top_k(output, a.top)) result["top"].push_back({{"index", c.index}, {"probability", c.probability}});
+  } else {
+    edgekit::LabelMap labels = edgekit::argmax_labels(output);
+    std::set<int> present(labels.labels.begin(), labels.labels.end());
+    result["label_map"] = {{"height", labels.height}, {"width", labels.width}, {"num_classes", labels.num_classes},
+                           {"classes_present", std::vector<int>(present.begin(), present.end())}};
+    if (a.raw) result["label_map"]["data"] = labels.labels;
+    if (!a.out.empty()) {
+      write_label_png(a.out, labels);
+      result["label_map"]["png"] = a.out;
+    }
+  }
+  if (a.json) {
+    std::cout << result.dump() << "\n";
+    return 0;
+  }
+  std::printf("%s: %s (%s %s, built with %s %s)\n", a.image.c_str(), bundle.manifest().model_name.c_str(),
+              bundle.manifest().target.c_str(), bundle.manifest().precision.c_str(),
+              bundle.manifest().runtime_name.c_str(), bundle.manifest().runtime_version.c_str());
+  if (classification) {
+    std::printf("  rank  class  probability\n");
+    int rank = 1;
+    for (const auto& c : result["top"]) std::printf("  %4d  %5d  %.4f\n", rank++, c["index"].get<int>(), c["probability"].get<double>());
+  } else {
+    const auto& lm = result["label_map"];
+    std::printf("  label map %dx%d, classes present: %s%s\n", lm["height"].get<int>(), lm["width"].get<int>(),
+                lm["classes_present"].dump().c_str(), a.out.empty() ? "" : (", written to " + a.out).c_str());
+  }
+  std::printf("  preprocess %.2f ms, infer %.2f ms (median of %d)\n", median(pre_ms), median(infer_ms), a.repeat);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    Args a = parse(argc, argv);
+    if (a.version) return version();
+    return a.check_only ? check(a) : run(a);
+  } catch (const UsageError& e) {
+    std::cerr << "edgekit-run: error: " << e.what() << "\n";
+    std::cerr << kUsage;
+    return 2;
+  } catch (const edgekit::BundleError& e) {
+    std::cerr << "edgekit-run: error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "edgekit-run: error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,73 @@
+// edgekit C++ runtime: load a bundle, check it, run 8-bit RGB images through it.
+//
+//   auto bundle = edgekit::Bundle::load("bundles/efficientvit_b0-openvino");  // checks, then opens
+//   edgekit::ImageView image{rgb, height, width};
+//   for (auto& c : bundle.classify(image, 5)) std::printf("%d %.3f\n", c.index, c.probability);
+//
+// Before anything runs, load() checks the manifest's schema version and fields, every file's sha256,
+// that this build has the bundle's backend, and the installed runtime's version; each mismatch is said
+// plainly in one BundleError. Same checks, same words as edgekit.runtime.load in Python.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "edgekit/backend.hpp"
+#include "edgekit/errors.hpp"
+#include "edgekit/manifest.hpp"
+#include "edgekit/preprocess.hpp"
+
+namespace edgekit {
+
+struct Options {
+  BackendOptions backend;
+  bool check_files = true;  // verify every file's sha256 before opening
+};
+
+struct Class {
+  int index = 0;
+  double probability = 0.0;  // softmax of the logits
+};
+
+// Per-pixel class at the model's output resolution (argmax over channels; ties go to the lower class).
+struct LabelMap {
+  int height = 0, width = 0;
+  int num_classes = 0;
+  std::vector<std::uint16_t> labels;  // row-major (height, width)
+};
+
+// Problems that stop `manifest` from running with this build (backend missing, runtime too old);
+// empty when it can run. The runtime-version rule is the Python runtime's: installed >= built major.minor.
+std::vector<std::string> preflight(const Manifest& manifest);
+
+class Bundle {
+ public:
+  static Bundle load(const std::filesystem::path& bundle_dir, const Options& options = {});
+
+  const Manifest& manifest() const { return manifest_; }
+  const std::filesystem::path& path() const { return path_; }
+
+  // The float32 input the image becomes: (1, 3, h, w) or (1, h, w, 3).
+  Tensor preprocess(const ImageView& image) const;
+  // The first output for the image, batch element 0: logits (1, classes) or (1, classes, h, w).
+  Tensor run(const ImageView& image);
+  Tensor run_tensor(const Tensor& input);  // an already-preprocessed (1, ...) input
+  std::vector<Class> classify(const ImageView& image, int k = 5);
+  LabelMap segment(const ImageView& image);
+
+ private:
+  Bundle(std::filesystem::path path, Manifest manifest, std::unique_ptr<Backend> backend);
+  std::filesystem::path path_;
+  Manifest manifest_;
+  std::unique_ptr<Backend> backend_;
+};
+
+// Top-k of logits (softmax in double, as edgekit.runtime.BundleRunner.classify).
+std::vector<Class> top_k(const Tensor& logits, int k);
+// Label map of (1, C, h, w) scores.
+LabelMap argmax_labels(const Tensor& scores);
+
+}  // namespace edgekit

@@ -1,0 +1,81 @@
+// ONNX Runtime backend: model.onnx, or model.ort from `edgekit export --target onnx --mobile` (ORT
+// picks the format from the file). Compiled only where ONNX Runtime's C/C++ headers and library are
+// found: the onnxruntime Python wheel ships neither, so this file is not compiled on edgekit's CI.
+#include <onnxruntime_cxx_api.h>
+
+#include "backends.hpp"
+#include "edgekit/errors.hpp"
+
+namespace edgekit::detail {
+namespace {
+
+Ort::Env& env() {  // one per process, as ONNX Runtime asks
+  static Ort::Env instance(ORT_LOGGING_LEVEL_ERROR, "edgekit");
+  return instance;
+}
+
+class OnnxRuntimeBackend : public Backend {
+ public:
+  OnnxRuntimeBackend(const std::filesystem::path& model, const BackendOptions& o) : session_(nullptr) {
+    try {
+      Ort::SessionOptions so;
+      so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);  // the parity run's setting
+      if (o.threads > 0) {
+        so.SetIntraOpNumThreads(o.threads);
+        so.SetInterOpNumThreads(1);
+      }
+      session_ = Ort::Session(env(), model.c_str(), so);
+      Ort::AllocatorWithDefaultOptions allocator;
+      input_name_ = session_.GetInputNameAllocated(0, allocator).get();
+      for (std::size_t i = 0; i < session_.GetOutputCount(); ++i)
+        output_names_.emplace_back(session_.GetOutputNameAllocated(i, allocator).get());
+    } catch (const std::exception& e) {
+      throw RuntimeFailure("ONNX Runtime cannot load " + model.filename().string() + ": " + first_line(e.what()));
+    }
+  }
+
+  std::vector<Tensor> infer(const Tensor& input) override {
+    try {
+      Ort::MemoryInfo info = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+      // wraps the caller's buffer: no copy; ONNX Runtime only reads inputs
+      Ort::Value x = Ort::Value::CreateTensor<float>(info, const_cast<float*>(input.data.data()), input.data.size(),
+                                                     input.shape.data(), input.shape.size());
+      const char* in_names[] = {input_name_.c_str()};
+      std::vector<const char*> out_names;
+      for (const auto& n : output_names_) out_names.push_back(n.c_str());
+      std::vector<Ort::Value> values =
+          session_.Run(Ort::RunOptions{nullptr}, in_names, &x, 1, out_names.data(), out_names.size());
+      std::vector<Tensor> out;
+      for (Ort::Value& v : values) {
+        Ort::TensorTypeAndShapeInfo t = v.GetTensorTypeAndShapeInfo();
+        if (t.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)
+          throw RuntimeFailure("ONNX Runtime output is not float32; edgekit bundles keep float32 outputs");
+        Tensor o;
+        o.shape = t.GetShape();
+        const float* p = v.GetTensorData<float>();
+        o.data.assign(p, p + t.GetElementCount());
+        out.push_back(std::move(o));
+      }
+      return out;
+    } catch (const RuntimeFailure&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw RuntimeFailure("ONNX Runtime inference failed: " + first_line(e.what()));
+    }
+  }
+
+ private:
+  Ort::Session session_;
+  std::string input_name_;
+  std::vector<std::string> output_names_;
+};
+
+}  // namespace
+
+std::string onnxruntime_version() { return OrtGetApiBase()->GetVersionString(); }
+
+std::unique_ptr<Backend> open_onnxruntime(const std::filesystem::path& model, const Manifest&, const BackendOptions& o) {
+  return std::make_unique<OnnxRuntimeBackend>(model, o);
+}
+
+}  // namespace edgekit::detail

@@ -1,0 +1,106 @@
+// OpenVINO backend: the IR (model.xml + model.bin) compiled for a device with the manifest's
+// inference precision. OpenVINO's CPU plugin runs bf16 by default on CPUs with AVX512-BF16, silently
+// changing results, so the precision hint is always set explicitly, as edgekit/targets/openvino.py does.
+#include <algorithm>
+
+#include <openvino/core/version.hpp>
+#include <openvino/runtime/core.hpp>
+#include <openvino/runtime/properties.hpp>
+
+#include "backends.hpp"
+#include "edgekit/errors.hpp"
+
+namespace edgekit::detail {
+namespace {
+
+std::string option(const Manifest& m, const std::string& key, const std::string& fallback) {
+  auto it = m.runtime_options.find(key);
+  return it == m.runtime_options.end() || it->second.empty() ? fallback : it->second;
+}
+
+ov::element::Type precision_type(const std::string& hint) {
+  if (hint == "f16") return ov::element::f16;
+  if (hint == "bf16") return ov::element::bf16;
+  return ov::element::f32;
+}
+
+bool device_supports(ov::Core& core, const std::string& device, const std::string& hint) {
+  const std::string cap = hint == "f16" ? "FP16" : hint == "bf16" ? "BF16" : "FP32";
+  const std::vector<std::string> caps = core.get_property(device, ov::device::capabilities);
+  return std::find(caps.begin(), caps.end(), cap) != caps.end();
+}
+
+Tensor to_float(const ov::Tensor& t) {
+  Tensor out;
+  for (std::size_t d : t.get_shape()) out.shape.push_back(static_cast<std::int64_t>(d));
+  const std::size_t n = t.get_size();
+  out.data.resize(n);
+  const ov::element::Type type = t.get_element_type();
+  if (type == ov::element::f32) {
+    std::copy_n(t.data<const float>(), n, out.data.data());
+  } else if (type == ov::element::f16) {
+    const ov::float16* p = t.data<const ov::float16>();
+    for (std::size_t i = 0; i < n; ++i) out.data[i] = static_cast<float>(p[i]);
+  } else if (type == ov::element::bf16) {
+    const ov::bfloat16* p = t.data<const ov::bfloat16>();
+    for (std::size_t i = 0; i < n; ++i) out.data[i] = static_cast<float>(p[i]);
+  } else {
+    throw RuntimeFailure("OpenVINO output of type " + type.get_type_name() + " is not supported by edgekit");
+  }
+  return out;
+}
+
+class OpenVinoBackend : public Backend {
+ public:
+  OpenVinoBackend(const std::filesystem::path& xml, const Manifest& m, const BackendOptions& o) {
+    const std::string device = o.device.empty() ? option(m, "device", "CPU") : o.device;
+    std::string hint = option(m, "inference_precision", "f32");
+    try {
+      ov::Core core;
+      // the Python runner does the same: a device without the hinted compute runs f32
+      if (hint != "f32" && !device_supports(core, device, hint)) hint = "f32";
+      ov::AnyMap config{ov::hint::inference_precision(precision_type(hint)),
+                        ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY)};
+      if (o.threads > 0) config.emplace(ov::inference_num_threads(o.threads));
+      compiled_ = core.compile_model(xml.string(), device, config);
+      request_ = compiled_.create_infer_request();
+    } catch (const std::exception& e) {
+      throw RuntimeFailure("OpenVINO cannot compile " + xml.filename().string() + " for " + device + ": " +
+                           first_line(e.what()));
+    }
+  }
+
+  std::vector<Tensor> infer(const Tensor& input) override {
+    try {
+      ov::Shape shape(input.shape.begin(), input.shape.end());
+      // wraps the caller's buffer: no copy; OpenVINO only reads it
+      ov::Tensor in(ov::element::f32, shape, const_cast<float*>(input.data.data()));
+      request_.set_input_tensor(in);
+      request_.infer();
+      std::vector<Tensor> out;
+      for (std::size_t i = 0; i < compiled_.outputs().size(); ++i) out.push_back(to_float(request_.get_output_tensor(i)));
+      return out;
+    } catch (const RuntimeFailure&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw RuntimeFailure("OpenVINO inference failed: " + first_line(e.what()));
+    }
+  }
+
+ private:
+  ov::CompiledModel compiled_;
+  ov::InferRequest request_;
+};
+
+}  // namespace
+
+std::string openvino_version() {
+  const std::string build = ov::get_openvino_version().buildNumber;  // "2026.4.1-20426-..."
+  return build.substr(0, build.find('-'));
+}
+
+std::unique_ptr<Backend> open_openvino(const std::filesystem::path& xml, const Manifest& m, const BackendOptions& o) {
+  return std::make_unique<OpenVinoBackend>(xml, m, o);
+}
+
+}  // namespace edgekit::detail

@@ -1,0 +1,221 @@
+// Bundle: the checks before running (same order and words as edgekit/runtime.py), then
+// preprocess -> backend -> logits / label map.
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <numeric>
+
+#include "backends.hpp"
+#include "edgekit/runtime.hpp"
+
+namespace edgekit {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string join(const std::vector<std::string>& parts, const char* sep) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : sep) + p;
+  return out;
+}
+
+// "2026.4.1-20426" -> {2026, 4, 1}; as edgekit.targets.base._version_tuple.
+std::vector<int> version_tuple(const std::string& v) {
+  std::vector<int> out;
+  std::string s = v.substr(0, v.find('+'));
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    std::size_t end = s.find('.', start);
+    if (end == std::string::npos) end = s.size();
+    std::string digits;
+    for (char c : s.substr(start, end - start))
+      if (std::isdigit(static_cast<unsigned char>(c))) digits += c;
+    if (digits.empty() || digits.size() > 9) break;
+    out.push_back(std::stoi(digits));
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string major_minor(const std::string& v) {
+  std::size_t first = v.find('.');
+  std::size_t second = first == std::string::npos ? std::string::npos : v.find('.', first + 1);
+  return v.substr(0, second);
+}
+
+// Where a missing backend comes from, for the message.
+std::string missing_backend(const std::string& target) {
+  if (target == "coreml")
+    return "CoreML bundles run with Core ML on Apple devices (docs/embedding/ios-coreml.md), not with the edgekit C++ runtime";
+  std::string have;
+  for (const auto& b : compiled_backends()) have += (have.empty() ? "" : ", ") + b.target;
+  const std::string what = target == "trt" ? "TensorRT (NvInferRuntime.h, libnvinfer, CUDA runtime)"
+                           : target == "onnx" ? "ONNX Runtime (onnxruntime_cxx_api.h, libonnxruntime)"
+                                              : "OpenVINO (OpenVINOConfig.cmake)";
+  return "this edgekit C++ runtime was built without the " + target + " backend (it has: " +
+         (have.empty() ? "none" : have) + "); rebuild it where " + what + " is found";
+}
+
+}  // namespace
+
+std::vector<BackendInfo> compiled_backends() {
+  std::vector<BackendInfo> out;
+#ifdef EDGEKIT_WITH_OPENVINO
+  out.push_back({"openvino", "openvino", detail::openvino_version()});
+#endif
+#ifdef EDGEKIT_WITH_TENSORRT
+  out.push_back({"trt", "tensorrt", detail::tensorrt_version()});
+#endif
+#ifdef EDGEKIT_WITH_ONNXRUNTIME
+  out.push_back({"onnx", "onnxruntime", detail::onnxruntime_version()});
+#endif
+  return out;
+}
+
+std::unique_ptr<Backend> open_backend(const fs::path& bundle_dir, const Manifest& m, const BackendOptions& o) {
+  const fs::path file = bundle_dir / fs::path(m.files.at(0).path);
+#ifdef EDGEKIT_WITH_OPENVINO
+  if (m.target == "openvino") return detail::open_openvino(file, m, o);
+#endif
+#ifdef EDGEKIT_WITH_TENSORRT
+  if (m.target == "trt") return detail::open_tensorrt(file, m, o);
+#endif
+#ifdef EDGEKIT_WITH_ONNXRUNTIME
+  if (m.target == "onnx") return detail::open_onnxruntime(file, m, o);
+#endif
+  (void)file;
+  (void)o;
+  throw BundleError(missing_backend(m.target));
+}
+
+std::vector<std::string> preflight(const Manifest& m) {
+  for (const BackendInfo& b : compiled_backends()) {
+    if (b.target != m.target) continue;
+    const std::string& built = m.runtime_version;
+    if (m.runtime_name != b.runtime_name)
+      return {"bundle was built with " + m.runtime_name + " " + built + " but this backend runs " + b.runtime_name};
+    std::vector<int> installed = version_tuple(b.version), wanted = version_tuple(built);
+    if (b.target == "trt") {  // a serialized engine deserializes only with the TensorRT that built it
+      wanted.resize(std::min<std::size_t>(wanted.size(), 3));
+      installed.resize(std::min<std::size_t>(installed.size(), 3));
+      if (installed != wanted)
+        return {"bundle was built with tensorrt " + built + " but " + b.version + " is installed; TensorRT engines "
+                "run only with the version that built them: re-export the bundle on this device"};
+      return {};
+    }
+    wanted.resize(std::min<std::size_t>(wanted.size(), 2));
+    if (installed < wanted)
+      return {"bundle was built with " + b.runtime_name + " " + built + " but " + b.version + " is installed; upgrade " +
+              b.runtime_name + " to >= " + major_minor(built)};
+    return {};
+  }
+  return {missing_backend(m.target)};
+}
+
+Bundle::Bundle(fs::path path, Manifest manifest, std::unique_ptr<Backend> backend)
+    : path_(std::move(path)), manifest_(std::move(manifest)), backend_(std::move(backend)) {}
+
+Bundle Bundle::load(const fs::path& bundle_dir, const Options& options) {
+  Manifest m = read_manifest(bundle_dir);
+  if (options.check_files) {
+    std::vector<std::string> problems = verify_files(bundle_dir, m);
+    if (!problems.empty())
+      throw BundleError("bundle " + bundle_dir.string() + " does not match its manifest: " + join(problems, "; ") +
+                        "; re-export it");
+  }
+  std::vector<std::string> problems = preflight(m);
+  if (!problems.empty())
+    throw BundleError("bundle " + bundle_dir.string() + " cannot run here: " + join(problems, "; "));
+  std::unique_ptr<Backend> backend = open_backend(bundle_dir, m, options.backend);
+  return Bundle(bundle_dir, std::move(m), std::move(backend));
+}
+
+Tensor Bundle::preprocess(const ImageView& image) const {
+  const Preprocess& p = manifest_.preprocess;
+  Tensor t;
+  t.data = edgekit::preprocess(image, p);
+  t.shape = p.layout == Layout::NCHW ? std::vector<std::int64_t>{1, 3, p.height, p.width}
+                                     : std::vector<std::int64_t>{1, p.height, p.width, 3};
+  return t;
+}
+
+Tensor Bundle::run_tensor(const Tensor& x) {
+  const std::vector<std::int64_t>& declared = manifest_.inputs.at(0).shape;
+  Tensor input = x;
+  if (!declared.empty() && declared[0] > 1) {  // a fixed batch: the image is repeated, as the Python runtime does
+    input.shape[0] = declared[0];
+    input.data.reserve(x.data.size() * static_cast<std::size_t>(declared[0]));
+    for (std::int64_t b = 1; b < declared[0]; ++b) input.data.insert(input.data.end(), x.data.begin(), x.data.end());
+  }
+  std::vector<Tensor> outputs = backend_->infer(input);
+  if (outputs.empty()) throw RuntimeFailure("the model returned no outputs");
+  Tensor out = std::move(outputs[0]);
+  if (!out.shape.empty() && out.shape[0] > 1) {  // batch element 0
+    out.data.resize(out.data.size() / static_cast<std::size_t>(out.shape[0]));
+    out.shape[0] = 1;
+  }
+  return out;
+}
+
+Tensor Bundle::run(const ImageView& image) { return run_tensor(preprocess(image)); }
+
+std::vector<Class> Bundle::classify(const ImageView& image, int k) {
+  if (manifest_.task != "classification")
+    throw BundleError("bundle " + path_.string() + " is a " + manifest_.task + " model; use segment()");
+  return top_k(run(image), k);
+}
+
+LabelMap Bundle::segment(const ImageView& image) {
+  if (manifest_.task != "segmentation")
+    throw BundleError("bundle " + path_.string() + " is a " + manifest_.task + " model; use classify()");
+  return argmax_labels(run(image));
+}
+
+std::vector<Class> top_k(const Tensor& logits, int k) {
+  const std::vector<float>& l = logits.data;
+  if (l.empty()) return {};
+  const double peak = *std::max_element(l.begin(), l.end());
+  std::vector<double> p(l.size());
+  double sum = 0.0;
+  for (std::size_t i = 0; i < l.size(); ++i) sum += p[i] = std::exp(static_cast<double>(l[i]) - peak);
+  std::vector<int> order(l.size());
+  std::iota(order.begin(), order.end(), 0);
+  const std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(std::max(k, 0)), l.size());
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n), order.end(),
+                    [&](int a, int b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+  std::vector<Class> out;
+  for (std::size_t i = 0; i < n; ++i) out.push_back({order[i], p[order[i]] / sum});
+  return out;
+}
+
+LabelMap argmax_labels(const Tensor& scores) {
+  if (scores.shape.size() != 4 || scores.shape[0] != 1)
+    throw RuntimeFailure("a label map needs a (1, classes, h, w) output; this model's first output has " +
+                         std::to_string(scores.shape.size()) + " dimensions");
+  LabelMap m;
+  m.num_classes = static_cast<int>(scores.shape[1]);
+  m.height = static_cast<int>(scores.shape[2]);
+  m.width = static_cast<int>(scores.shape[3]);
+  const std::size_t hw = static_cast<std::size_t>(m.height) * m.width;
+  m.labels.assign(hw, 0);
+  for (std::size_t i = 0; i < hw; ++i) {
+    float best = scores.data[i];
+    for (int c = 1; c < m.num_classes; ++c) {
+      const float s = scores.data[static_cast<std::size_t>(c) * hw + i];
+      if (s > best) {  // strict: the first maximum wins, as numpy's argmax
+        best = s;
+        m.labels[i] = static_cast<std::uint16_t>(c);
+      }
+    }
+  }
+  return m;
+}
+
+namespace detail {
+std::string first_line(const std::string& message) {
+  std::string s = message.substr(0, message.find('\n'));
+  return s.size() > 400 ? s.substr(0, 400) : s;
+}
+}  // namespace detail
+
+}  // namespace edgekit
