@@ -6,6 +6,7 @@ knows, with a message saying to upgrade, rather than misreading it. The JSON Sch
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -63,7 +64,36 @@ def read_manifest(bundle_dir: Path) -> dict:
     for key in ("target", "precision", "files", "inputs", "outputs"):
         if key not in manifest:
             raise UsageError(f"{path} lacks the required field {key!r}; the bundle is damaged")
+    problem = schema_problem(manifest)
+    if problem:
+        raise UsageError(f"{path} does not match the manifest schema {SCHEMA_VERSION} {problem}; the bundle is "
+                         f"damaged or was edited")
     return manifest
+
+
+SCHEMA_FILE = Path(__file__).with_name("manifest.schema.json")
+
+
+@functools.lru_cache(maxsize=1)
+def _schema_validator():
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+
+
+def schema_problem(manifest: dict) -> str | None:
+    """How ``manifest`` breaks manifest.schema.json ("at preprocess.mean: [0.5] is too short"), or None.
+
+    The C++ runtime (cpp/src/manifest.cpp) checks the same constraints; tests/test_manifest_schema.py
+    holds both to the schema file.
+    """
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(_schema_validator().iter_errors(manifest))
+    if error is None:
+        return None
+    where = error.json_path.removeprefix("$").lstrip(".") or "top level"
+    return f"at {where}: {error.message}"
 
 
 def verify_files(bundle_dir: Path, manifest: dict) -> list[str]:
