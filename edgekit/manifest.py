@@ -54,7 +54,7 @@ def read_manifest(bundle_dir: Path) -> dict:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise UsageError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}); the bundle is damaged") from None
-    version = str(manifest.get("schema_version", ""))
+    version = str(manifest.get("schema_version", "")) if isinstance(manifest, dict) else ""
     major = version.split(".")[0]
     if not major.isdigit():
         raise UsageError(f"{path} has no valid schema_version; the bundle is damaged or not an edgekit bundle")
