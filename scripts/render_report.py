@@ -38,8 +38,10 @@ def render(html: Path, png: Path | None, width: int = 1280, height: int | None =
         base = [browser, *FLAGS, f"--user-data-dir={profile_dir}"]
         dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
         if png is not None:
-            # headless screenshots are one viewport tall: size it to the page (tables + plots)
-            height = height or max(1200, 900 + 420 * dom.count("<svg") + 22 * dom.count("<tr>"))
+            # headless screenshots are one viewport tall: size it to what is shown (closed <details> hide theirs)
+            shown = dom.split("<details>")[0]
+            height = height or max(1200, 700 + 400 * shown.count("<svg") + 24 * shown.count("<tr>")
+                                   + 30 * dom.count("<details>"))
             subprocess.run([*base, f"--window-size={width},{height}", f"--screenshot={png.resolve()}", url],
                            capture_output=True, timeout=120, check=True)
     return dom

@@ -404,8 +404,8 @@ def measure(open_fn, feeds: list[dict], settings: dict, progress=None) -> dict:
                 break
     wall = time.perf_counter() - start
     memory = {"peak_rss_mb": peak_rss_mb(), "rss_before_load_mb": rss0, "peak_is_this_run": reset_ok}
-    if rss0 is not None and reset_ok:
-        memory["model_rss_mb"] = memory["peak_rss_mb"] - rss0
+    if rss0 is not None and reset_ok:  # RSS counters sync lazily: a few KiB of skew may show as negative
+        memory["model_rss_mb"] = max(0.0, memory["peak_rss_mb"] - rss0)
     batch = next(iter(feeds[0].values())).shape[0]
     result = {"cold_start": cold, "samples_ms": samples, "latency_ms": latency_stats(samples),
               "throughput_ips": batch * len(samples) / sum(samples) * 1e3, "wall_s": wall, "memory": memory,

@@ -69,8 +69,8 @@ def comparison(results: list[dict]) -> str:
     p90 = [run["latency_ms"]["p90"] for _, run in rows]
     colors = [_PALETTE[i % 10] for i in range(len(rows))]
     ax.barh(y, med, color=colors, xerr=[np.zeros(len(rows)), np.subtract(p90, med)], capsize=3)
-    for yi, m in zip(y, med):
-        ax.text(m, yi, f" {m:.3g}", va="center", fontsize=8)
+    for yi, m, p in zip(y, med, p90):
+        ax.text(p, yi, f"  {m:.3g}", va="center", fontsize=8)  # after the whisker, not under it
     ax.set_yticks(y, [label for label, _ in rows])
     ax.invert_yaxis()
     ax.set_xlabel("median latency (ms), whisker to p90")
@@ -137,7 +137,7 @@ def roofline(results: list[dict], device: dict) -> str:
         bandwidth = device.get("bandwidth_gbs")
         roof = np.minimum(peak, grid * bandwidth) if bandwidth else np.full_like(grid, peak)
         ax.plot(grid, roof, "--", color="#555", alpha=0.4 + 0.15 * i, linewidth=1)
-        ax.text(x_hi, peak, f" {prec} peak {peak:.0f}", va="center", fontsize=7, color="#555")
+        ax.text(x_lo, peak * 1.05, f" {prec} peak {peak:.0f} GFLOP/s", va="bottom", fontsize=7, color="#555")
     for i, (label, p) in enumerate(points):
         ax.scatter(p["intensity"], p["achieved_gflops"], color=_PALETTE[i % 10], s=30, zorder=3,
                    label=f"{label}: {p['achieved_gflops']:.3g} GFLOP/s"
@@ -147,7 +147,7 @@ def roofline(results: list[dict], device: dict) -> str:
     ax.set_xlabel("arithmetic intensity (FLOP per minimal byte moved)")
     ax.set_ylabel("GFLOP/s")
     ax.set_title(f"{device['name']}: {device['description']}", fontsize=9, loc="left")
-    ax.legend(fontsize=7, loc="lower right", frameon=False)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)  # beside: points stay visible
     ax.grid(alpha=0.2, which="both")
     return _svg(fig)
 
