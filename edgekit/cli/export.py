@@ -40,6 +40,8 @@ from edgekit.errors import UsageError
               help="TensorRT: GPUs besides the build GPU that may run the engine.")
 @click.option("--coreml-output", type=click.Choice(["logits", "labels"]), default=None,
               help="CoreML segmentation output: logits, or the label map (argmax in the model).")
+@click.option("--mobile", is_flag=True,
+              help="ONNX Runtime: write the .ort format and the operator list for a minimal mobile build.")
 @click.option("--no-verify", is_flag=True, help="Write the bundle even if the parity gate fails (figures are still recorded).")
 @click.option("--no-rewrite", is_flag=True, help="Skip edgekit's graph rewrites and module swaps (naive export).")
 @click.option("--explain", is_flag=True, help="List every rewrite rule with its count, and why one did not apply.")
@@ -49,7 +51,7 @@ from edgekit.errors import UsageError
 @run
 def export(model, target, precision, out, checkpoint, input_shape, dynamic_batch, calib, calib_size, threads, opset,
            device, shapes, onnx_only, workspace, dla_core, timing_cache, version_compatible, hardware_compatibility,
-           coreml_output, no_verify, no_rewrite, explain, force, quiet, as_json):
+           coreml_output, mobile, no_verify, no_rewrite, explain, force, quiet, as_json):
     """Export MODEL (zoo name, timm:<name>, package.module:factory or a .pt2 file) to a bundle."""
     import edgekit
     from edgekit.errors import ParityError
@@ -57,7 +59,8 @@ def export(model, target, precision, out, checkpoint, input_shape, dynamic_batch
     target_options = _target_options(target, device=device, shapes=shapes, onnx_only=onnx_only, workspace=workspace,
                                      dla_core=dla_core, timing_cache=timing_cache,
                                      version_compatible=version_compatible,
-                                     hardware_compatibility=hardware_compatibility, coreml_output=coreml_output)
+                                     hardware_compatibility=hardware_compatibility, coreml_output=coreml_output,
+                                     mobile=mobile)
     out = out or Path("bundles") / f"{model.replace(':', '_').replace('/', '_')}-{target}-{precision}"
     progress = reporter(quiet, as_json)
     try:
@@ -83,7 +86,7 @@ def export(model, target, precision, out, checkpoint, input_shape, dynamic_batch
 
 
 _TARGET_ONLY = {"trt": ("shapes", "onnx_only", "workspace", "dla_core", "timing_cache", "version_compatible",
-                        "hardware_compatibility"), "coreml": ("coreml_output",)}
+                        "hardware_compatibility"), "coreml": ("coreml_output",), "onnx": ("mobile",)}
 
 
 def _target_options(target: str, **given) -> dict:

@@ -69,6 +69,10 @@ class OnnxRuntimeBackend(TargetBackend):
             raise EdgekitFailure(f"ONNX Runtime target does not support precision {precision.value}")
         onnx.save_model(model, str(out_dir / MODEL_FILE))
         _check_loads(out_dir / MODEL_FILE)
+        if options.get("mobile"):  # .ort format + reduced-operator config (--mobile)
+            from edgekit.targets.onnxruntime_mobile import build_mobile
+
+            return build_mobile(out_dir / MODEL_FILE, precision, self.runtime_version(), notes)
         return BuildResult([MODEL_FILE], {"name": "onnxruntime", "version": self.runtime_version()}, precision,
                            {"providers": ["CPUExecutionProvider"], "graph_optimization_level": "ORT_ENABLE_ALL"}, notes)
 
