@@ -231,3 +231,18 @@ def test_option_parsing():
         ProfileConfig(bundles=(".",), baseline=None, fail_over_pct=10.0)
     with pytest.raises(UsageError, match="at least 2"):
         ProfileConfig(bundles=(".",), iterations=1)
+
+
+def test_device_runner_is_self_contained():
+    """The file copied to a device imports only the standard library, numpy and runtimes."""
+    import ast
+    import sys
+    from pathlib import Path
+
+    tree = ast.parse(Path(dr.__file__).read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
+    third_party = imported - set(sys.stdlib_module_names) - {"__future__"}
+    assert third_party == {"numpy", "onnxruntime", "openvino", "tensorrt", "cuda", "onnx"}, third_party
