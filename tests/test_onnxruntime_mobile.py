@@ -12,7 +12,8 @@ import edgekit
 from edgekit.calib import bundled_images_dir, read_image
 from edgekit.errors import UsageError
 from edgekit.manifest import schema_problem
-from edgekit.targets.onnxruntime_mobile import OPS_CONFIG, ORT_FILE, required_operators
+from edgekit.targets.onnxruntime_mobile import (OPS_CONFIG, ORT_FILE, RUNTIME_OPT_CONFIG, RUNTIME_OPT_FILE,
+                                                open_runtime_opt, required_operators)
 
 SOURCE = "tests.fixtures.tiny:tiny_classifier"
 
@@ -28,21 +29,24 @@ def bundles(tmp_path_factory):
 def test_bundle_holds_the_ort_file_and_operator_config(bundles):
     mobile, _ = bundles
     m = mobile.manifest
-    assert [f["path"] for f in m["files"]] == [ORT_FILE, OPS_CONFIG]
+    assert [f["path"] for f in m["files"]] == [ORT_FILE, OPS_CONFIG, RUNTIME_OPT_FILE, RUNTIME_OPT_CONFIG]
     assert not (mobile.path / "model.onnx").exists()
-    assert (mobile.path / ORT_FILE).read_bytes()[4:8] == b"ORTM"  # the ORT flatbuffer's file identifier
+    for name in (ORT_FILE, RUNTIME_OPT_FILE):
+        assert (mobile.path / name).read_bytes()[4:8] == b"ORTM"  # the ORT flatbuffer's file identifier
     assert m["runtime_options"]["format"] == "ort" and m["runtime_options"]["target_platform"] == "arm"
     assert schema_problem(m) is None
     # the parity gate ran on the .ort file itself, against PyTorch, with the fp32 tolerance
     assert m["parity"]["passed"] and m["parity"]["gate"] == "enforced" and m["parity"]["cosine_min"] >= 0.99999
-    ops = required_operators(mobile.path / OPS_CONFIG)
-    assert {"Conv", "LayerNormalization", "Softmax"} <= {op for names in ops.values() for op in names}
-    assert "/tmp" not in (mobile.path / OPS_CONFIG).read_text()
+    fixed, replayed = (required_operators(mobile.path / c) for c in (OPS_CONFIG, RUNTIME_OPT_CONFIG))
+    assert {"Conv", "LayerNormalization", "Softmax"} <= {op for names in fixed.values() for op in names}
+    assert "Conv" in replayed["ai.onnx;11"]  # the Runtime-style model keeps plain ONNX Conv for NNAPI / XNNPACK
+    assert "/tmp" not in (mobile.path / OPS_CONFIG).read_text() + (mobile.path / RUNTIME_OPT_CONFIG).read_text()
 
 
 def test_ort_file_loads_in_onnxruntime_and_matches_the_onnx_bundle(bundles):
     mobile, plain = bundles
     session = ort.InferenceSession(str(mobile.path / ORT_FILE), providers=["CPUExecutionProvider"])
+    replay = open_runtime_opt(mobile.path / RUNTIME_OPT_FILE)
     runner, reference = edgekit.runtime.load(mobile.path), edgekit.runtime.load(plain.path)
     tol = mobile.manifest["parity"]["tolerance"]
     for name in ("astronaut.png", "rocket.jpg"):
@@ -51,9 +55,10 @@ def test_ort_file_loads_in_onnxruntime_and_matches_the_onnx_bundle(bundles):
         direct = session.run(None, {session.get_inputs()[0].name: x})[0]
         ours, ref = runner(image), reference(image)
         np.testing.assert_array_equal(direct, ours)  # the runtime opens the same .ort file
-        cos = float((ours.ravel() @ ref.ravel()) / np.linalg.norm(ours) / np.linalg.norm(ref))
-        assert cos >= tol["cosine"]
-        assert np.abs(ours - ref).max() <= tol["max_abs_rel"] * float(ref.max() - ref.min())
+        for out in (ours, replay.run(None, {replay.get_inputs()[0].name: x})[0]):
+            cos = float((out.ravel() @ ref.ravel()) / np.linalg.norm(out) / np.linalg.norm(ref))
+            assert cos >= tol["cosine"]
+            assert np.abs(out - ref).max() <= tol["max_abs_rel"] * float(ref.max() - ref.min())
 
 
 def test_tampered_ort_file_is_refused(bundles, tmp_path):
