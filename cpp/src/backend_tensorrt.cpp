@@ -52,14 +52,16 @@ struct Binding {
 class TensorRtBackend : public Backend {
  public:
   TensorRtBackend(const std::filesystem::path& engine_file, const Manifest& m) {
-    auto it = m.runtime_options.find("compute_capability");
-    if (it != m.runtime_options.end()) {  // an engine only runs on the GPU architecture it was built for
+    auto cc = m.runtime_facts.find("compute_capability");
+    if (cc != m.runtime_facts.end()) {  // an engine runs only on the GPU architecture it was built for
       cudaDeviceProp prop{};
       check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
       const std::string here = std::to_string(prop.major) + "." + std::to_string(prop.minor);
-      if (it->second != here)
-        throw BundleError("engine was built for compute capability " + it->second + " but this GPU is " + here +
-                          "; re-export the bundle on this device");
+      auto level = m.runtime_facts.find("hardware_compatibility");
+      const bool ampere_plus = level != m.runtime_facts.end() && level->second == "ampere+";
+      if (ampere_plus ? prop.major < 8 : cc->second != here)
+        throw BundleError("the engine was built for compute capability " + (ampere_plus ? std::string("8.0 and later") : cc->second) +
+                          " and this GPU (" + prop.name + ") is compute capability " + here + "; rebuild it here");
     }
     std::ifstream f(engine_file, std::ios::binary);
     std::vector<char> blob((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());

@@ -194,6 +194,7 @@ Manifest from_json(const json& m) {
   const json& runtime = object(require(m, "", "runtime"), "runtime");
   out.runtime_name = string(require(runtime, "runtime", "name"), "runtime.name", 1);
   out.runtime_version = string(require(runtime, "runtime", "version"), "runtime.version", 1);
+  out.runtime_facts = scalar_options(runtime, "runtime");
   if (m.contains("runtime_options")) out.runtime_options = scalar_options(m["runtime_options"], "runtime_options");
   out.inputs = tensors(require(m, "", "inputs"), "inputs");
   out.outputs = tensors(require(m, "", "outputs"), "outputs");

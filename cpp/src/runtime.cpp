@@ -5,6 +5,8 @@
 #include <cmath>
 #include <numeric>
 
+#include <sys/utsname.h>
+
 #include "backends.hpp"
 #include "edgekit/runtime.hpp"
 
@@ -56,6 +58,38 @@ std::string missing_backend(const std::string& target) {
          (have.empty() ? "none" : have) + "); rebuild it where " + what + " is found";
 }
 
+std::string fact(const Manifest& m, const std::string& key) {
+  auto it = m.runtime_facts.find(key);
+  return it == m.runtime_facts.end() ? "" : it->second;
+}
+
+// The engine rules of edgekit/targets/tensorrt_compat.py that need no GPU query (the compute
+// capability is checked when the engine is opened): a plan file loads only in the TensorRT version
+// that built it, or a later one of the same major version when built version-compatible.
+std::vector<std::string> trt_mismatches(const Manifest& m, const std::string& here) {
+  if (fact(m, "artifact") == "onnx")
+    return {"this bundle holds the TensorRT-flavoured ONNX (exported with --onnx-only), not an engine: build it on "
+            "the device (build/build_engine.py or trtexec.sh in the bundle), then load the bundle there"};
+  std::vector<std::string> problems;
+  const std::string machine = fact(m, "machine");
+  struct utsname host {};
+  if (!machine.empty() && uname(&host) == 0 && machine != host.machine)
+    problems.push_back("the engine was built on " + machine + " and this machine is " + host.machine +
+                       ": TensorRT plan files are specific to the platform that built them; rebuild it here");
+  const std::vector<int> built = version_tuple(m.runtime_version), installed = version_tuple(here);
+  if (fact(m, "version_compatible") == "true") {
+    if (built.empty() || installed.empty() || installed[0] != built[0] || installed < built)
+      problems.push_back("the engine was built version-compatible with TensorRT " + m.runtime_version + " and TensorRT " +
+                         here + " is installed; it runs on TensorRT " + m.runtime_version + " or a later " +
+                         std::to_string(built.empty() ? 0 : built[0]) + ".x: install one, or rebuild the engine here");
+  } else if (installed != built) {
+    problems.push_back("the engine was built with TensorRT " + m.runtime_version + " and TensorRT " + here +
+                       " is installed; a plan file loads only in the version that built it: install TensorRT " +
+                       m.runtime_version + ", rebuild the engine here, or export with --version-compatible");
+  }
+  return problems;
+}
+
 }  // namespace
 
 std::vector<BackendInfo> compiled_backends() {
@@ -94,15 +128,8 @@ std::vector<std::string> preflight(const Manifest& m) {
     const std::string& built = m.runtime_version;
     if (m.runtime_name != b.runtime_name)
       return {"bundle was built with " + m.runtime_name + " " + built + " but this backend runs " + b.runtime_name};
+    if (b.target == "trt") return trt_mismatches(m, b.version);
     std::vector<int> installed = version_tuple(b.version), wanted = version_tuple(built);
-    if (b.target == "trt") {  // a serialized engine deserializes only with the TensorRT that built it
-      wanted.resize(std::min<std::size_t>(wanted.size(), 3));
-      installed.resize(std::min<std::size_t>(installed.size(), 3));
-      if (installed != wanted)
-        return {"bundle was built with tensorrt " + built + " but " + b.version + " is installed; TensorRT engines "
-                "run only with the version that built them: re-export the bundle on this device"};
-      return {};
-    }
     wanted.resize(std::min<std::size_t>(wanted.size(), 2));
     if (installed < wanted)
       return {"bundle was built with " + b.runtime_name + " " + built + " but " + b.version + " is installed; upgrade " +

@@ -54,6 +54,7 @@ struct Manifest {
   std::string model_name;
   std::string runtime_name;     // onnxruntime, openvino, tensorrt, ...
   std::string runtime_version;  // what the artifact was built with
+  std::map<std::string, std::string> runtime_facts;    // runtime's scalar fields, as text (compute_capability, ...)
   std::map<std::string, std::string> runtime_options;  // scalar options, as text (device, inference_precision, ...)
   std::vector<TensorSpec> inputs, outputs;
   Preprocess preprocess;
