@@ -57,3 +57,16 @@ def test_html_renders_in_headless_chromium(report_html, tmp_path):
     assert pixels.shape[1] == 1280 and pixels.shape[0] > 1200
     # a rendered page has text, bars and white space: far from uniform
     assert pixels.std() > 20 and (pixels < 128).mean() > 0.01
+
+
+def test_reports_without_layers_or_flops(report_html, bundles):
+    """--no-layers and bundles without a FLOP count still give complete pages and tables."""
+    from edgekit.profile.html import render_html
+    from edgekit.profile.markdown import render_markdown
+
+    data = edgekit.profile(bundles["onnx"], **dict(FAST, layer_iters=0)).data
+    for run in data["results"][0]["runs"]:
+        run["roofline"].update(flops=None, intensity=None, achieved_gflops=None, fraction_of_peak=None)
+    html = render_html(data)
+    assert "No per-layer profile" in html and "no FLOP count" in html and html.count("<svg") == 3
+    assert "| tiny_classifier | onnx | fp32 |" in render_markdown(data)
