@@ -73,11 +73,6 @@ def inspect_spec(spec, compute_precision: str) -> ProgramReport:
         for op in _walk(function.block_specializations[function.opset]):
             if op.type == "const":
                 constants.update(out.name for out in op.outputs)
-            args = [b.name for arg in op.inputs.values() for b in arg.arguments if b.name and b.name not in constants]
-            if op.type != "cast" and args and all(a in input_side for a in args):
-                input_side.update(out.name for out in op.outputs)
-                ops[op.type] += 1
-                continue
             ops[op.type] += 1
             out_types = set()
             for out in op.outputs:
@@ -86,6 +81,10 @@ def inspect_spec(spec, compute_precision: str) -> ProgramReport:
                 if tensor.rank > MAX_RANK:
                     over_rank.append(f"{op.type} {out.name} (rank {tensor.rank})")
                 out_types.add(dtype_name(tensor.dataType))
+            args = [b.name for arg in op.inputs.values() for b in arg.arguments if b.name and b.name not in constants]
+            if want == "FLOAT16" and op.type != "cast" and args and all(a in input_side for a in args):
+                input_side.update(out.name for out in op.outputs)  # before the cast into fp16: preprocessing
+                continue
             if op.type.startswith("constexpr_"):  # compressed weights, decompressed at load (int8: affine dequantize)
                 weights[op.type] += 1
                 continue

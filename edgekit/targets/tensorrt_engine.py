@@ -191,6 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timing-cache", type=Path, default=None, help="timing cache file (read, then updated)")
     args = ap.parse_args(argv)
     bundle = args.bundle.resolve()
+    try:
+        import tensorrt  # noqa: F401
+    except (ImportError, OSError) as e:
+        print(f"error: TensorRT >= 10.7 with its ONNX parser is needed to build the engine ({e.__class__.__name__}: "
+              f"{str(e).strip().splitlines()[0] if str(e).strip() else 'not importable'}): pip install tensorrt, "
+              f"or run trtexec.sh", file=sys.stderr)
+        return 1
     build = json.loads((bundle / "build" / "config.json").read_text())
     if args.timing_cache:
         build["timing_cache"] = str(args.timing_cache)

@@ -63,7 +63,10 @@ def check_qdq(model: onnx.ModelProto, report, require: bool = False) -> dict:
             report.problems.append(f"{where}: scales must be finite and > 0")
         zp = consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
         if zp is not None:
-            if zp.dtype != np.int8:
+            if zp.dtype == np.int32:
+                report.problems.append(f"{where}: an int32-quantized tensor (a quantized bias); TensorRT dequantizes "
+                                       f"int8 and keeps biases in float")
+            elif zp.dtype != np.int8:
                 report.problems.append(f"{where}: zero point is {zp.dtype}; TensorRT's int8 is signed (int8)")
             elif np.any(zp != 0):
                 report.problems.append(f"{where}: non-zero zero point; TensorRT's int8 is symmetric (zero point 0)")

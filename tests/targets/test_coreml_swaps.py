@@ -1,0 +1,63 @@
+"""CoreML's rank <= 5 swaps (edgekit/rewrite/swaps/coreml_*.py) on small timm models: exact, and they convert."""
+from __future__ import annotations
+
+import copy
+import importlib.util
+
+import pytest
+import torch
+
+from edgekit.errors import EdgekitFailure
+from edgekit.targets.coreml_convert import Deployed, convert
+from edgekit.targets.coreml_inspect import inspect_spec
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("timm") is None, reason="timm not installed")
+
+
+def _timm():
+    from edgekit.timm_compat import import_timm
+
+    return import_timm()
+
+
+def _small_nest():
+    _timm()
+    from timm.models.nest import Nest
+
+    torch.manual_seed(0)
+    return Nest(img_size=32, patch_size=4, num_levels=2, embed_dims=(16, 32), num_heads=(2, 4), depths=(1, 1),
+                num_classes=10, drop_path_rate=0.0).eval()
+
+
+def _small_swin():
+    _timm()
+    from timm.models.swin_transformer import SwinTransformer
+
+    torch.manual_seed(0)
+    # 56 -> 14x14 tokens: two 7x7 windows per side, so the second block's shift and mask are exercised
+    return SwinTransformer(img_size=56, patch_size=4, embed_dim=16, depths=(2, 2), num_heads=(1, 2), window_size=7,
+                           num_classes=10, drop_path_rate=0.0).eval()
+
+
+@pytest.mark.parametrize("make,swap_name,size,swapped", [
+    (_small_nest, "coreml_block_rank", 32, 4),  # 2 levels + 2 attention modules
+    (_small_swin, "coreml_window_rank", 56, 4),  # 4 blocks
+])
+def test_swap_is_exact_and_converts_within_rank_5(make, swap_name, size, swapped):
+    import importlib
+
+    swap = importlib.import_module(f"edgekit.rewrite.swaps.{swap_name}")
+    model = make()
+    new = copy.deepcopy(model)
+    assert swap.apply(new) == swapped and swap.apply(new) == 0  # idempotent
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(new(x), model(x), rtol=0, atol=1e-5)  # same windows, same order
+    converted = convert(Deployed(new, (0.5,) * 3, (0.25,) * 3), (1, 3, size, size), "logits", "fp32", "iOS16")
+    report = inspect_spec(converted.mlmodel.get_spec(), "fp32")
+    assert report.max_rank <= 5 and not report.over_rank
+
+
+def test_nest_without_the_swap_does_not_convert():
+    with pytest.raises(EdgekitFailure, match="rank <= 5"):
+        convert(Deployed(_small_nest(), (0.5,) * 3, (0.25,) * 3), (1, 3, 32, 32), "logits", "fp32", "iOS16")
