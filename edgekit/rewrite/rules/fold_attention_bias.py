@@ -46,6 +46,8 @@ class _WindowMask(orp.RewriteRuleClassBase):
         scores, view = static_shape(s), static_shape(grouped)
         if scores is None or view is None or static_shape(out) != scores:
             return result.fail("the windowed logits have no static shape")
+        if len(view) == 4:
+            return result.fail(f"the bias is already one constant added at rank 4 (view {view})")
         if len(scores) != 4 or len(view) != 5:
             return result.fail(f"the logits {scores} are not viewed as (B, nW, h, N, N) ({view})")
         _, n_windows, heads, nq, nk = view

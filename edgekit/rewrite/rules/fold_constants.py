@@ -13,9 +13,11 @@ Count: nodes removed. Numerics: folding evaluates the same ops once, ahead of ti
 """
 from __future__ import annotations
 
+import numpy as np
 import onnx_ir as ir
 
 NAME = "fold_constants"
+_SMALL = 4096  # elements: shape arithmetic, not data
 _MAX_ROUNDS = 8  # each round unlocks the next level of shape arithmetic; timm Swin-T needs 6
 
 
@@ -27,7 +29,7 @@ def rewrite(model: ir.Model) -> tuple[int, str]:
     before = _count(model)
     previous = before
     for _ in range(_MAX_ROUNDS):
-        optimizer.fold_constants(model)
+        optimizer.fold_constants(model, should_fold=_small_constant_of_shape)
         optimizer.remove_unused_nodes(model)
         infer_shapes(model)
         now = _count(model)
@@ -36,6 +38,18 @@ def rewrite(model: ir.Model) -> tuple[int, str]:
         previous = now
     removed = before - _count(model)
     return removed, "" if removed else "no foldable constant or shape arithmetic left (the simplifier folded it)"
+
+
+def _small_constant_of_shape(node: ir.Node) -> bool | None:
+    """Fold a small ConstantOfShape (the exporter builds Pad amounts with one); None: onnxscript's default.
+
+    onnxscript keeps every ConstantOfShape so that a model never grows by a large filled tensor;
+    a few-element one is only shape arithmetic.
+    """
+    if node.op_type != "ConstantOfShape" or node.domain not in ("", "ai.onnx"):
+        return None
+    shape = node.inputs[0].const_value if node.inputs and node.inputs[0] is not None else None
+    return shape is not None and int(np.prod(shape.numpy())) <= _SMALL
 
 
 def _count(model: ir.Model) -> int:
