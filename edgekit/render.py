@@ -71,7 +71,7 @@ def rewrites_table(rw: dict, explain: bool) -> Table:
     t.add_column("count", justify="right")
     t.add_column("why not applied" if explain else "")
     for name, n in rw.get("swaps", {}).items():
-        t.add_row("module swap", name, str(n), "")
+        t.add_row("module swap", name, str(n), rw.get("not_applied", {}).get(name, "") if explain else "")
     for name, n in rw.get("rules", {}).items():
         if n or explain:
             t.add_row("onnx rule", name, str(n), rw.get("not_applied", {}).get(name, "") if explain else "")

@@ -34,7 +34,10 @@ def apply_swaps(model: nn.Module, target: Target, report: RewriteReport) -> nn.M
     from edgekit.rewrite.registry import swaps_for
 
     for swap in swaps_for(target):
-        report.swaps[swap.name] = swap.apply(model)
+        count = swap.apply(model)
+        report.swaps[swap.name] = count
+        if count == 0:
+            report.not_applied[swap.name] = f"the model has no {swap.replaces or 'module this swap replaces'}"
     return model
 
 

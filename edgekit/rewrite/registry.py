@@ -26,6 +26,7 @@ class Swap:
     name: str
     reason: str
     apply: Callable[[nn.Module], int]  # swaps in place, returns how many modules were swapped
+    replaces: str = ""  # the module classes it looks for (said when it swapped none)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ _PIPELINES: dict[Target, tuple[Rule, ...]] = {
 
 
 def _swap(module, reason: str) -> Swap:
-    return Swap(module.NAME, reason, module.apply)
+    return Swap(module.NAME, reason, module.apply, getattr(module, "REPLACES", ""))
 
 
 _HF_EAGER = _swap(hf_segformer, "SDPA traces into an opset-dependent blob; the eager core is what the rules match")

@@ -3,7 +3,7 @@
 The whole block from the QKV projection to the head merge, as the zoo and timm (after
 ``split_qkv_heads``) export it::
 
-    x --Gemm | MatMul [+ b]--> qkv (B, N, 3C) --Split(-1)--> q, k, v (B, N, C)
+    x --Gemm | MatMul [+ b]--> qkv (B, N, 3C) or (B*N, 3C) --Split(-1)--> q, k, v
        q --Reshape (B, N, h, d)--Transpose(0,2,1,3)-->  k --...--Transpose(0,2,3,1)-->  v --...-->
        softmax(q k^T * scale [+ bias]) @ v  (see edgekit.rewrite.attention)
        --Transpose(0,2,1,3)--Reshape--> (B, N, C)
@@ -41,6 +41,7 @@ class _Attention(orp.RewriteRuleClassBase):
                 head_shape, out_shape):
         proj = orp.OrValue([
             op.Reshape(op.Gemm(x2, w, b, _allow_other_attributes=True, _outputs=["gemm"]), proj_shape),
+            op.Gemm(x2, w, b, _allow_other_attributes=True, _outputs=["gemm"]),  # Split of the 2-D (B*N, 3C)
             op.Add(op.MatMul(x3, w), b),
             op.Add(b, op.MatMul(x3, w)),  # the exporter writes Linear's bias first
             op.MatMul(x3, w),

@@ -14,6 +14,7 @@ import importlib.util
 from torch import nn
 
 NAME = "hf_segformer_eager_attention"
+REPLACES = "Hugging Face SegformerAttention"
 
 
 def apply(model: nn.Module) -> int:

@@ -17,6 +17,7 @@ from torch import nn
 from edgekit.rewrite.swaps import swap_class
 
 NAME = "linear_attention_plugin"
+REPLACES = "edgekit or timm EfficientViT LiteMLA (ReLU, linear form)"
 
 
 def apply(model: nn.Module) -> int:

@@ -20,6 +20,7 @@ from torch import nn
 from edgekit.rewrite.swaps import swap_class
 
 NAME = "window_attention_plugin"
+REPLACES = "edgekit or timm Swin WindowAttention"
 
 
 def apply(model: nn.Module) -> int:
