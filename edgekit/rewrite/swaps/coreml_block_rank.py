@@ -20,6 +20,7 @@ from torch import nn
 from edgekit.rewrite.swaps import swap_class
 
 NAME = "coreml_block_rank"
+REPLACES = "timm NesT NestLevel or nest.Attention"
 
 
 def apply(model: nn.Module) -> int:

@@ -17,6 +17,7 @@ from torch import nn
 from edgekit.rewrite.swaps import swap_class
 
 NAME = "coreml_window_rank"
+REPLACES = "timm SwinTransformerBlock"
 
 
 def apply(model: nn.Module) -> int:
