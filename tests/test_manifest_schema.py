@@ -99,6 +99,7 @@ def _cpp_check(cpp, b):
     return subprocess.run([str(cpp.edgekit_run), str(b), "--check"], capture_output=True, text=True, timeout=60, check=False)
 
 
+@pytest.mark.slow  # builds the C++ runtime on first use (tests/cpp/build.py)
 def test_schema_version_is_one_source_of_truth(cpp):
     schema = json.loads(SCHEMA_FILE.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -118,6 +119,7 @@ def test_python_refuses(bundle, tmp_path, case):
         assert schema_problem(m) is not None
 
 
+@pytest.mark.slow  # builds the C++ runtime on first use (tests/cpp/build.py)
 @pytest.mark.parametrize("case", list(REFUSED))
 def test_cpp_refuses_alike(cpp, bundle, tmp_path, case):
     mutate, words = REFUSED[case]
@@ -127,6 +129,7 @@ def test_cpp_refuses_alike(cpp, bundle, tmp_path, case):
     assert words in done.stderr and done.stderr.count("\n") == 1, done.stderr
 
 
+@pytest.mark.slow  # builds the C++ runtime on first use (tests/cpp/build.py)
 @pytest.mark.parametrize("case", list(ACCEPTED))
 def test_both_accept(cpp, bundle, tmp_path, case):
     b, m = _write(bundle, tmp_path, ACCEPTED[case])
@@ -136,6 +139,7 @@ def test_both_accept(cpp, bundle, tmp_path, case):
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow  # builds the C++ runtime on first use (tests/cpp/build.py)
 def test_not_json_and_not_an_object(cpp, bundle, tmp_path):
     b = tmp_path / "b"
     shutil.copytree(bundle, b)

@@ -14,6 +14,9 @@ import edgekit
 from edgekit.calib import bundled_images_dir, read_image
 from edgekit.errors import UsageError
 
+# the first run builds the C++ runtime with CMake (~1 min on 2 cores), cached per source version
+pytestmark = pytest.mark.slow
+
 # PNGs decode to the same pixels in stb_image and PIL; JPEG decoders differ by a few levels (see docs)
 PNGS = ["astronaut.png", "chelsea.png", "coffee.png"]
 

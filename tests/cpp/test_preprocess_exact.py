@@ -12,6 +12,9 @@ from PIL import Image
 from edgekit.calib import bundled_images_dir, read_image
 from edgekit.preprocess import Preprocess
 
+# the first run builds the C++ runtime with CMake (~1 min on 2 cores), cached per source version
+pytestmark = pytest.mark.slow
+
 SIZES = [  # (in_h, in_w) -> (out_h, out_w): heavy and light downscales, upscales, one axis only, identity
     ((300, 451), (64, 64)), ((37, 53), (224, 160)), ((97, 61), (96, 61)), ((61, 97), (61, 31)),
     ((400, 600), (133, 201)), ((5, 7), (5, 7)), ((1, 1), (3, 2)), ((512, 512), (7, 500)), ((700, 90), (224, 80)),
