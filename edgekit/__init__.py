@@ -11,7 +11,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from edgekit import runtime  # noqa: E402
-from edgekit.api import export, inspect, list_models  # noqa: E402
+from edgekit.api import evaluate, export, inspect, list_models, quantize, sensitivity  # noqa: E402
 from edgekit import profile  # noqa: E402  (a callable package: edgekit.profile(...) is edgekit.api.profile)
 
-__all__ = ["__version__", "export", "inspect", "list_models", "profile", "runtime"]
+__all__ = ["__version__", "evaluate", "export", "inspect", "list_models", "profile", "quantize", "runtime",
+           "sensitivity"]

@@ -13,8 +13,11 @@ def export(source: str, target: str | Target = "onnx", out: str | Path = "bundle
            calib: str | Path | None = None, calib_size: int | None = None, threads: int | None = None,
            opset: int = 17, verify: bool = True, force: bool = False, rewrite: bool = True,
            tolerance: Tolerance | None = None, target_options: dict | None = None,
-           reporter: Reporter | None = None):
-    """Export a model to a bundle (see `edgekit export --help`). Returns :class:`edgekit.pipeline.Bundle`."""
+           reporter: Reporter | None = None, method: str = "entropy", percentile: float = 99.99,
+           keep_fp: tuple[str, ...] = (), max_drop: float | None = None):
+    """Export a model to a bundle (see `edgekit export --help`). Returns :class:`edgekit.pipeline.Bundle`.
+
+    method, percentile, keep_fp, max_drop: int8 only, see :func:`quantize`."""
     from edgekit.pipeline import export as _export
 
     if isinstance(input_shape, str):
@@ -25,7 +28,57 @@ def export(source: str, target: str | Target = "onnx", out: str | Path = "bundle
                           calib=Path(calib) if calib else None, calib_size=calib_size, threads=threads, opset=opset,
                           verify=verify, force=force, rewrite=rewrite, tolerance=tolerance,
                           target_options=dict(target_options or {}))
-    return _export(config, reporter)
+    quant = _quant_options(method, percentile, keep_fp, True, max_drop) if config.precision is Precision.INT8 else None
+    return _export(config, reporter, quant)
+
+
+def _quant_options(method, percentile, keep_fp, default_islands, max_drop, cache: bool = True):
+    from edgekit.quant import Method, QuantOptions
+
+    return QuantOptions(method=Method.parse(method), percentile=float(percentile), keep_fp=tuple(keep_fp),
+                        default_islands=default_islands, max_drop=max_drop, cache=cache)
+
+
+def quantize(bundle: str | Path, out: str | Path | None = None, *, precision: str | Precision = "int8",
+             calib: str | Path | None = None, calib_size: int | None = None, method: str = "entropy",
+             percentile: float = 99.99, keep_fp: tuple[str, ...] = (), default_islands: bool = True,
+             max_drop: float | None = None, threads: int | None = None, verify: bool = True, force: bool = False,
+             cache: bool = True, reporter: Reporter | None = None):
+    """Quantize an existing (fp32) bundle's model to int8 (or fp16 / bf16) into a new bundle
+    (default ``<bundle>-<precision>``; see `edgekit quantize --help`). Returns :class:`edgekit.pipeline.Bundle`.
+
+    method: minmax, percentile, entropy (KL) or mse activation ranges. keep_fp: node-name fnmatch
+    patterns or ``op:<OpType>`` kept in float beyond the default islands. max_drop: points of
+    agreement with fp32 the int8 model may lose on the calibration set; the most sensitive blocks
+    are kept in float until it holds.
+    """
+    from edgekit.quantize import quantize_bundle
+
+    options = _quant_options(method, percentile, keep_fp, default_islands, max_drop, cache)
+    return quantize_bundle(bundle, out, precision, calib=calib, calib_size=calib_size, options=options,
+                           threads=threads, verify=verify, force=force, reporter=reporter)
+
+
+def sensitivity(bundle: str | Path, *, calib: str | Path | None = None, calib_size: int | None = None,
+                method: str = "entropy", percentile: float = 99.99, keep_fp: tuple[str, ...] = (),
+                default_islands: bool = True, threads: int | None = None, cache: bool = True,
+                reporter: Reporter | None = None):
+    """Per block of the bundle's model: agreement with fp32 on the calibration set when only that block is int8,
+    most sensitive first (`edgekit quantize --sensitivity`). Returns :class:`edgekit.quantize.SensitivityReport`."""
+    from edgekit.quantize import sensitivity_of_bundle
+
+    options = _quant_options(method, percentile, keep_fp, default_islands, None, cache)
+    return sensitivity_of_bundle(bundle, calib=calib, calib_size=calib_size, options=options, threads=threads,
+                                 reporter=reporter)
+
+
+def evaluate(bundle: str | Path, data: str | Path, *, reference: str | Path | None = None, limit: int | None = None,
+             threads: int | None = None, reporter: Reporter | None = None):
+    """Top-1 or mIoU of a bundle on a labeled folder, and its agreement with the fp32 model
+    (see `edgekit evaluate --help`). Returns :class:`edgekit.evaluate.EvalReport`."""
+    from edgekit.evaluate import evaluate as _evaluate
+
+    return _evaluate(bundle, data, reference, limit, threads, reporter)
 
 
 def inspect(bundle: str | Path) -> dict:

@@ -1,10 +1,12 @@
 """Calibration and parity image sets.
 
 A set is read from a folder of images (recursive: jpg, png, bmp, webp, tiff), a video file (frames,
-when imageio with a video plugin is installed), ``.npy`` / ``.npz`` arrays (uint8 images (N, H, W, 3)
-or already-preprocessed float tensors (N, 3, H, W)), or a list file naming one image path per line.
+decoded with PyAV, OpenCV or imageio, whichever is installed; animated GIFs with Pillow), ``.npy`` /
+``.npz`` arrays (uint8 images (N, H, W, 3) or already-preprocessed float tensors (N, 3, H, W)), or
+a list file naming one image path per line (relative to the list file; ``#`` starts a comment).
 Without a source, the photographs bundled in ``calib/`` are used. Sampling is seeded; the set's hash
 (over the bytes of what was selected, in order) goes into the manifest and keys calibration caches.
+Images are preprocessed with the model's own preprocessing (the manifest's, for a bundle).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from edgekit.errors import UsageError
 from edgekit.preprocess import Preprocess
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif"}
 ARRAY_SUFFIXES = {".npy", ".npz"}
 LIST_SUFFIXES = {".txt", ".lst"}
 
@@ -66,13 +68,21 @@ def load_calibration(source: str | Path | None, preprocess: Preprocess, size: in
     if suffix in IMAGE_SUFFIXES:
         return _from_image_paths([path], path, preprocess, size, seed)
     if suffix in LIST_SUFFIXES:
-        lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-        items = [(path.parent / ln) if not Path(ln).is_absolute() else Path(ln) for ln in lines]
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"cannot read list file {path}: {e.__class__.__name__}") from None
+        lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+        items = [(path.parent / ln) if not Path(ln).is_absolute() else Path(ln) for ln in lines if ln]
         missing = [str(p) for p in items if not p.is_file()]
         if missing:
-            raise UsageError(f"list file {path} names missing images, first: {missing[0]}")
+            raise UsageError(f"list file {path} names {len(missing)} missing image(s), first: {missing[0]}")
         if not items:
-            raise UsageError(f"list file {path} names no images")
+            raise UsageError(f"list file {path} names no images (one image path per line)")
+        other = [p for p in items if p.suffix.lower() not in IMAGE_SUFFIXES]
+        if other:
+            raise UsageError(f"list file {path} names {other[0]}, which is not an image "
+                             f"({', '.join(sorted(IMAGE_SUFFIXES))})")
         return _from_image_paths(items, path, preprocess, size, seed)
     if suffix in ARRAY_SUFFIXES:
         return _from_arrays(path, preprocess, size, seed)
@@ -126,9 +136,13 @@ def _from_arrays(path: Path, preprocess: Preprocess, size: int | None, seed: int
     except (ValueError, OSError) as e:
         raise UsageError(f"cannot read {path}: {e}") from None
     arrays = [data[k] for k in data.files] if isinstance(data, np.lib.npyio.NpzFile) else [data]
+    for arr in arrays:
+        if arr.ndim not in (3, 4):
+            raise UsageError(f"{path}: arrays must be uint8 images (N, H, W, 3) or float tensors (N, 3, H, W), "
+                             f"got shape {tuple(arr.shape)}")
     stacked = [a for arr in arrays for a in (arr if arr.ndim == 4 else arr[None])]
     if not stacked:
-        raise UsageError(f"{path} holds no arrays")
+        raise UsageError(f"{path} holds no arrays (an empty set)")
     idx = _sample(len(stacked), size, seed)
     digest = hashlib.sha256()
     images, inputs = [], []
@@ -138,7 +152,12 @@ def _from_arrays(path: Path, preprocess: Preprocess, size: int | None, seed: int
         if a.dtype == np.uint8 and a.ndim == 3 and a.shape[-1] == 3:
             images.append(a)
             inputs.append(preprocess(a))
+        elif a.dtype == np.uint8:
+            raise UsageError(f"{path}: uint8 arrays are read as RGB images (N, H, W, 3), got {tuple(a.shape)} per "
+                             f"item; transpose channel-first images to channel-last")
         elif np.issubdtype(a.dtype, np.floating):
+            if not np.isfinite(a).all():
+                raise UsageError(f"{path}[{i}] holds NaN or infinite values")
             inputs.append(_check_tensor(a, preprocess, str(path)))
         else:
             raise UsageError(f"{path}: arrays must be uint8 images (N, H, W, 3) or float tensors (N, 3, H, W), got {a.dtype} {a.shape}")
@@ -146,22 +165,82 @@ def _from_arrays(path: Path, preprocess: Preprocess, size: int | None, seed: int
 
 
 def _from_video(path: Path, preprocess: Preprocess, size: int | None, seed: int) -> CalibrationSet:
+    """Frames of a video, sampled with a seeded reservoir so a long video is never held in memory."""
+    rng = random.Random(seed)
+    kept: list[tuple[int, np.ndarray]] = []
+    n = 0
     try:
-        import imageio.v3 as iio
-    except ImportError:
-        raise UsageError(f"reading video {path} needs imageio with a video plugin: pip install imageio imageio-ffmpeg (or imageio[pyav])") from None
-    try:
-        frames = [np.asarray(f) for f in iio.imiter(path)]
-    except Exception as e:  # decoder plugins raise many kinds
-        raise UsageError(f"cannot decode video {path}: {e}") from None
-    if not frames:
-        raise UsageError(f"video {path} has no frames")
-    idx = _sample(len(frames), size, seed)
+        for n, frame in enumerate(_decode_frames(path), 1):
+            if size is None or len(kept) < size:
+                kept.append((n - 1, frame))
+            else:
+                j = rng.randrange(n)
+                if j < size:
+                    kept[j] = (n - 1, frame)
+    except UsageError:
+        raise
+    except Exception as e:  # decoders raise many kinds on damaged files
+        raise UsageError(f"cannot decode video {path}: {e.__class__.__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}") from None
+    if not kept:
+        raise UsageError(f"video {path} has no frames (or none could be decoded)")
+    kept.sort(key=lambda t: t[0])
     digest = hashlib.sha256()
     images, inputs = [], []
-    for i in idx:
-        f = frames[i][..., :3].astype(np.uint8)
+    for _, f in kept:
+        f = np.ascontiguousarray(f[..., :3].astype(np.uint8))
         digest.update(f.tobytes())
         images.append(f)
         inputs.append(preprocess(f))
-    return CalibrationSet(inputs, [f"{path.name}#{i}" for i in idx], str(path), digest.hexdigest(), images)
+    return CalibrationSet(inputs, [f"{path.name}#{i}" for i, _ in kept], str(path), digest.hexdigest(), images)
+
+
+def video_decoder() -> str | None:
+    """The first installed video decoder edgekit can use: "pyav", "opencv", "imageio", or None."""
+    import importlib.util
+
+    for module, name in (("av", "pyav"), ("cv2", "opencv"), ("imageio", "imageio")):
+        if importlib.util.find_spec(module) is not None:
+            return name
+    return None
+
+
+def _decode_frames(path: Path):
+    """Yield uint8 RGB (H, W, 3) frames."""
+    if path.suffix.lower() == ".gif":  # Pillow decodes animated GIFs: no video decoder needed
+        from PIL import Image, ImageSequence
+
+        with Image.open(path) as im:
+            for frame in ImageSequence.Iterator(im):
+                yield np.asarray(frame.convert("RGB"))
+        return
+    decoder = video_decoder()
+    if decoder is None:
+        raise UsageError(f"reading video {path} needs a video decoder: pip install av (or opencv-python-headless, "
+                         f"or imageio[pyav]); or extract frames into a folder")
+    if decoder == "pyav":
+        import av
+
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise UsageError(f"{path} has no video stream")
+            for frame in container.decode(video=0):
+                yield frame.to_ndarray(format="rgb24")
+    elif decoder == "opencv":
+        import cv2
+
+        cap = cv2.VideoCapture(str(path))
+        if not cap.isOpened():
+            raise UsageError(f"cannot open video {path} with OpenCV")
+        try:
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                yield frame[..., ::-1]  # OpenCV decodes BGR
+        finally:
+            cap.release()
+    else:
+        import imageio.v3 as iio
+
+        for frame in iio.imiter(path):
+            yield np.asarray(frame)

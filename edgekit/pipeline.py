@@ -32,8 +32,10 @@ class Bundle:
         return self.manifest.get("parity", {})
 
 
-def export(config: ExportConfig, reporter: Reporter | None = None) -> Bundle:
+def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -> Bundle:
     """Export ``config.source`` for ``config.target``; returns the written bundle.
+
+    quant: :class:`edgekit.quant.QuantOptions` for int8 (method, islands, budget); None = defaults.
 
     Raises UsageError for bad input, ParityError when the artifact diverges from PyTorch beyond
     tolerance (unless ``config.verify`` is False), EdgekitFailure for other failed steps. On any
@@ -71,7 +73,7 @@ def export(config: ExportConfig, reporter: Reporter | None = None) -> Bundle:
     # a target that converts the torch model itself (CoreML) declares needs_torch and gets no ONNX
     needs_torch = getattr(backend, "needs_torch", False)
     exported, proto, quant_info = (None, None, None) if needs_torch else _onnx_for_target(config, model, spec, calib,
-                                                                                         rewrites, rep)
+                                                                                         rewrites, rep, quant)
 
     with staged_bundle(config.out, config.force) as staging:
         with rep.step(f"build {config.target.value} {config.precision.value}"):
@@ -121,7 +123,7 @@ def measure_parity(backend, bundle_dir: Path, built, reference, inputs: list[np.
         runner.close()
 
 
-def _onnx_for_target(config: ExportConfig, model, spec, calib, rewrites: RewriteReport, rep: Reporter):
+def _onnx_for_target(config: ExportConfig, model, spec, calib, rewrites: RewriteReport, rep: Reporter, quant=None):
     """Export, rewrite, attach plugin functions, quantize (int8) -> (ExportResult, ModelProto, quant info)."""
     with rep.step(f"export ONNX (opset {config.opset})"):
         exported = export_onnx(model, spec.input_shape, config.opset, config.dynamic_batch)
@@ -136,8 +138,7 @@ def _onnx_for_target(config: ExportConfig, model, spec, calib, rewrites: Rewrite
     if config.precision is Precision.INT8:
         from edgekit.quantize import quantize_onnx_for_target
 
-        with rep.step("calibrate and quantize", total=len(calib)):
-            proto, quant_info = quantize_onnx_for_target(proto, config, spec, calib, rep)
+        proto, quant_info = quantize_onnx_for_target(proto, config, spec, calib, rep, quant)  # reports its own steps
     else:
         quant_info = None
     return exported, proto, quant_info

@@ -58,8 +58,7 @@ def manifest_summary(m: dict, explain: bool = False) -> Group:
     if explain or any(rw.get("rules", {}).values()) or any(rw.get("swaps", {}).values()):
         parts.append(rewrites_table(rw, explain))
     if m.get("quantization"):
-        q = m["quantization"]
-        parts.append(f"[bold]quantization[/bold]: {q.get('summary', q)}")
+        parts.append(quantization_table(m["quantization"]))
     parts.append(parity_table(m.get("parity", {"measured": False})))
     return Group(*parts)
 
@@ -88,4 +87,68 @@ def models_table(rows: list[dict]) -> Table:
     for r in rows:
         t.add_row(r["name"], r["family"], r["task"], f"{r.get('params_m', '-')}", f"{r.get('gmacs', '-')}",
                   "x".join(map(str, r["input_size"])), str(r["num_classes"]))
+    return t
+
+
+def quantization_table(q: dict):
+    """What int8 kept (agreement, cosine), the recipe, the islands and why, the speed."""
+    t = Table(title="quantization", show_header=False, box=None, padding=(0, 2))
+    t.add_column(style="bold")
+    t.add_column()
+    if "kept" not in q:  # a target's own summary (e.g. CoreML weights)
+        t.add_row("int8", str(q.get("summary", q)))
+        for reason, entry in q.get("islands", {}).items():
+            t.add_row(f"float: {reason}", f"{entry['count']} op(s): {entry['why']}")
+        return t
+    k, sp, b = q["kept"], q.get("speed", {}), q.get("budget", {})
+    t.add_row("recipe", f"{q['recipe']} ({q['method']} activation ranges)")
+    t.add_row("calibration", f"{q['calibration']['images']} images from {q['calibration']['source']}, "
+                             f"sha256 {q['calibration']['sha256'][:16]}, cache {q['calibration'].get('cache')}")
+    t.add_row("kept", f"agreement {k['agreement'] * 100:.2f}%, cosine min {k['cosine_min']:.4f} ({k['measured_on']})")
+    if b:
+        status = "[green]met[/green]" if b.get("met") else "[red]not met[/red]"
+        t.add_row("budget", f"agreement >= {b['agreement_min'] * 100:.1f}%, cosine >= {b['cosine_min']}: {status}"
+                            + (f"; blocks kept in float: {', '.join(b['kept_blocks'])}" if b.get("kept_blocks") else ""))
+    for reason, entry in q.get("islands", {}).items():
+        t.add_row(f"float: {reason}", f"{entry['count']} node(s): {entry['why']}")
+    if sp:
+        t.add_row("speed", f"fp32 {sp['fp32_ms']:.2f} ms -> int8 {sp['int8_ms']:.2f} ms ({sp['speedup']:.2f}x) "
+                           f"on {sp['runtime']}")
+    if len(q.get("candidates", [])) > 1:
+        t.add_row("recipes tried", "; ".join(
+            f"{c['name']}{' (chosen)' if c.get('chosen') else ''}: {c['agreement'] * 100:.1f}%, cos {c['cosine_min']:.4f}"
+            + (f", {c['ms']:.2f} ms" if c.get("ms") else "") for c in q["candidates"]))
+    return t
+
+
+def sensitivity_table(report: dict) -> Table:
+    """Blocks ranked by what quantizing each alone costs (most sensitive first)."""
+    base = report["baseline"]
+    t = Table(title=f"int8 sensitivity per block ({report['recipe']}, {report['images']} calibration images; "
+                    f"all blocks int8: agreement {base['agreement'] * 100:.1f}%, cosine min {base['cosine_min']:.4f})",
+              show_header=True, header_style="bold")
+    for col, just in (("rank", "right"), ("block", "left"), ("layers", "right"), ("agreement", "right"),
+                      ("drop (points)", "right"), ("cosine min", "right"), ("cosine mean", "right")):
+        t.add_column(col, justify=just)
+    for i, b in enumerate(report["blocks"], 1):
+        t.add_row(str(i), b["block"], str(b["nodes"]), f"{b['agreement'] * 100:.2f}%",
+                  f"{(1 - b['agreement']) * 100:.2f}", f"{b['cosine_min']:.5f}", f"{b['cosine_mean']:.5f}")
+    return t
+
+
+def eval_table(report: dict, bundle: str) -> Table:
+    """Accuracy of a bundle on a labeled folder, with the fp32 reference's and their agreement."""
+    pct = report["metric"] == "top-1"
+
+    def fmt(v):
+        return "-" if v is None else (f"{v * 100:.2f}%" if pct else f"{v:.4f}")
+
+    t = Table(title=f"evaluation on {report['images']} labeled images", show_header=True, header_style="bold")
+    for col in ("bundle", report["metric"], f"fp32 reference {report['metric']}", "drop", "agreement with fp32"):
+        t.add_column(col, justify="right")
+    drop = None if report["reference_value"] is None else report["reference_value"] - report["value"]
+    t.add_row(bundle, fmt(report["value"]), fmt(report["reference_value"]), fmt(drop),
+              "-" if report["agreement"] is None else f"{report['agreement'] * 100:.2f}%")
+    if report.get("reference"):
+        t.caption = f"reference: {report['reference']}"
     return t

@@ -3,5 +3,6 @@ API function; importing them here registers them on the group."""
 from edgekit.cli._core import main
 from edgekit.cli import export  # noqa: F401  (registers export, inspect, models)
 from edgekit.cli import profile  # noqa: F401  (registers profile)
+from edgekit.cli import quantize  # noqa: F401  (registers quantize, evaluate)
 
 __all__ = ["main"]

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from edgekit.cli._core import choice, console, main, reporter, run
+from edgekit.cli.quantize import quant_options
 from edgekit.config import Precision, Target
 from edgekit.errors import UsageError
 
@@ -25,6 +26,7 @@ from edgekit.errors import UsageError
 @click.option("--calib", type=click.Path(path_type=Path), default=None,
               help="Images for the parity gate (and int8 calibration) [default: the bundled photographs].")
 @click.option("--calib-size", type=int, default=None, help="Sample this many calibration items (seeded).")
+@quant_options
 @click.option("--threads", type=int, default=None, help="Runtime threads for the parity run.")
 @click.option("--opset", type=int, default=17, show_default=True)
 @click.option("--device", default="CPU", show_default=True, help="OpenVINO device.")
@@ -49,7 +51,8 @@ from edgekit.errors import UsageError
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 @run
-def export(model, target, precision, out, checkpoint, input_shape, dynamic_batch, calib, calib_size, threads, opset,
+def export(model, target, precision, out, checkpoint, input_shape, dynamic_batch, calib, calib_size, method, percentile,
+           keep_fp, max_drop, threads, opset,
            device, shapes, onnx_only, workspace, dla_core, timing_cache, version_compatible, hardware_compatibility,
            coreml_output, mobile, no_verify, no_rewrite, explain, force, quiet, as_json):
     """Export MODEL (zoo name, timm:<name>, package.module:factory or a .pt2 file) to a bundle."""
@@ -67,7 +70,8 @@ def export(model, target, precision, out, checkpoint, input_shape, dynamic_batch
         bundle = edgekit.export(model, target, out, precision=precision, checkpoint=checkpoint, input_shape=input_shape,
                                 dynamic_batch=dynamic_batch, calib=calib, calib_size=calib_size, threads=threads,
                                 opset=opset, verify=not no_verify, force=force, rewrite=not no_rewrite,
-                                target_options=target_options, reporter=progress)
+                                target_options=target_options, reporter=progress, method=method,
+                                percentile=percentile, keep_fp=keep_fp, max_drop=max_drop)
     except ParityError as e:
         progress.close()
         if e.report is not None and not quiet:

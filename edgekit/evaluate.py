@@ -1,0 +1,272 @@
+"""Accuracy of a bundle on a labeled folder, and its agreement with the fp32 model.
+
+Folder layouts (see docs/quantization.md):
+
+- classification: ``DIR/<class>/<image>`` — one subfolder per class. Folders named by integers
+  are those class indices; otherwise the names, sorted, are classes 0, 1, ... (torchvision's
+  ImageFolder convention).
+- segmentation: ``DIR/images/<stem>.<ext>`` and ``DIR/masks/<stem>.png`` — masks are single-channel
+  PNG label maps at any resolution (the logits are resized bilinearly to the mask's size);
+  255 marks pixels to ignore.
+
+The reference for agreement is, in order: an explicit reference (a bundle directory or a model
+source), the fp32 bundle an int8 bundle was quantized from (recorded in its manifest), or the
+PyTorch model the bundle was exported from (its manifest's source and checkpoint).
+"""
+from __future__ import annotations
+
+import sys
+import types
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.calib import IMAGE_SUFFIXES, read_image
+from edgekit.config import Task
+from edgekit.errors import UsageError
+from edgekit.progress import Reporter
+
+IGNORE_LABEL = 255
+Infer = Callable[[np.ndarray], np.ndarray]  # preprocessed (1, 3, H, W) -> logits
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    task: str
+    images: int
+    metric: str  # "top-1" or "mIoU"
+    value: float  # top-1 in [0, 1] or mIoU in [0, 1]
+    agreement: float | None  # with the reference: top-1 or per-pixel label agreement, in [0, 1]
+    reference: str  # what the agreement is measured against ("" when none)
+    reference_value: float | None  # the reference's own metric on the same images
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        s = f"{self.metric} {self._fmt(self.value)} on {self.images} images"
+        if self.reference_value is not None:
+            s += f" (fp32 reference {self._fmt(self.reference_value)}, drop {self._fmt(self.reference_value - self.value)})"
+        if self.agreement is not None:
+            s += f", agreement with the reference {self.agreement * 100:.2f}%"
+        return s
+
+    def _fmt(self, v: float) -> str:
+        return f"{v * 100:.2f}%" if self.metric == "top-1" else f"{v:.4f}"
+
+
+@dataclass
+class LabeledSet:
+    """Images (uint8 RGB) with class indices (classification) or label maps (segmentation)."""
+
+    task: Task
+    paths: list[Path]
+    labels: list  # int per image, or a path to the mask per image
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def label(self, i: int):
+        if self.task is Task.CLASSIFICATION:
+            return self.labels[i]
+        from PIL import Image
+
+        try:
+            with Image.open(self.labels[i]) as im:
+                if im.mode not in ("L", "P", "I", "I;16"):
+                    raise UsageError(f"mask {self.labels[i]} is {im.mode}; masks must be single-channel label maps (PNG mode L or P)")
+                return np.asarray(im).astype(np.int64)
+        except OSError as e:
+            raise UsageError(f"cannot read mask {self.labels[i]}: {e.__class__.__name__}") from None
+
+
+def read_labeled_folder(data: str | Path, task: Task) -> LabeledSet:
+    """Read the layout for ``task`` (paths only; images are decoded while evaluating)."""
+    root = Path(data)
+    if not root.is_dir():
+        raise UsageError(f"evaluation data {root} is not a directory")
+    if task is Task.SEGMENTATION:
+        img_dir, mask_dir = root / "images", root / "masks"
+        if not img_dir.is_dir() or not mask_dir.is_dir():
+            raise UsageError(f"segmentation data {root} must hold images/ and masks/ (PNG label maps with the same stems)")
+        images = sorted(p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise UsageError(f"{img_dir} holds no images")
+        masks = []
+        for p in images:
+            m = mask_dir / f"{p.stem}.png"
+            if not m.is_file():
+                raise UsageError(f"image {p.name} has no mask {m}")
+            masks.append(m)
+        return LabeledSet(task, images, masks)
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    if not classes:
+        raise UsageError(f"classification data {root} must hold one subfolder of images per class")
+    if all(c.isdigit() for c in classes):
+        index = {c: int(c) for c in classes}
+    else:
+        index = {c: i for i, c in enumerate(classes)}
+    paths, labels = [], []
+    for c in classes:
+        for p in sorted((root / c).rglob("*")):
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
+                paths.append(p)
+                labels.append(index[c])
+    if not paths:
+        raise UsageError(f"classification data {root} has class folders but no images in them")
+    return LabeledSet(task, paths, labels)
+
+
+def mean_iou(pred: np.ndarray, target: np.ndarray, num_classes: int) -> float:
+    """Mean IoU over classes present in prediction or target; pixels labeled 255 are ignored."""
+    return float(np.nanmean(_iou(confusion(pred, target, num_classes))))
+
+
+def confusion(pred: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:
+    """(num_classes, num_classes) counts, rows = target, columns = prediction."""
+    keep = target != IGNORE_LABEL
+    t, p = target[keep].astype(np.int64), pred[keep].astype(np.int64)
+    if t.size and (t.max() >= num_classes):
+        raise UsageError(f"mask holds label {int(t.max())} but the model has {num_classes} classes")
+    return np.bincount(t * num_classes + p, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def _iou(conf: np.ndarray) -> np.ndarray:
+    inter = np.diag(conf).astype(np.float64)
+    union = conf.sum(0) + conf.sum(1) - np.diag(conf)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / union, np.nan)
+
+
+def _resize_logits(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(1, C, h, w) -> (C, H, W), bilinear like the models' training-time upsampling."""
+    if logits.shape[-2:] == tuple(size):
+        return logits[0]
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32))
+    return F.interpolate(t, size=size, mode="bilinear", align_corners=False)[0].numpy()
+
+
+def evaluate_fn(infer: Infer, data: LabeledSet, preprocess, num_classes: int, reference: Infer | None = None,
+                limit: int | None = None, advance=None) -> tuple[float, float | None, float | None, int]:
+    """(metric, agreement with reference, reference metric, images) for ``infer`` on ``data``."""
+    n = len(data) if limit is None else min(limit, len(data))
+    correct = ref_correct = agree = total_px = 0
+    conf = np.zeros((num_classes, num_classes), np.int64)
+    ref_conf = np.zeros_like(conf)
+    for i in range(n):
+        x = preprocess(read_image(data.paths[i]))
+        out = infer(x)
+        ref = reference(x) if reference is not None else None
+        label = data.label(i)
+        if data.task is Task.CLASSIFICATION:
+            pred = int(np.asarray(out).reshape(-1)[:num_classes].argmax())
+            correct += pred == label
+            if ref is not None:
+                rpred = int(np.asarray(ref).reshape(-1)[:num_classes].argmax())
+                ref_correct += rpred == label
+                agree += rpred == pred
+        else:
+            pred = _resize_logits(out[:1], label.shape).argmax(0)
+            conf += confusion(pred, label, num_classes)
+            if ref is not None:
+                rpred = _resize_logits(ref[:1], label.shape).argmax(0)
+                ref_conf += confusion(rpred, label, num_classes)
+                agree += int((rpred == pred).sum())
+                total_px += pred.size
+        if advance:
+            advance()
+    if data.task is Task.CLASSIFICATION:
+        metric = correct / n
+        ref_metric = ref_correct / n if reference is not None else None
+        agreement = agree / n if reference is not None else None
+    else:
+        metric = float(np.nanmean(_iou(conf)))
+        ref_metric = float(np.nanmean(_iou(ref_conf))) if reference is not None else None
+        agreement = agree / total_px if reference is not None else None
+    return metric, agreement, ref_metric, n
+
+
+def evaluate(bundle: str | Path, data: str | Path, reference: str | Path | None = None, limit: int | None = None,
+             threads: int | None = None, reporter: Reporter | None = None) -> EvalReport:
+    """Top-1 (classification) or mIoU (segmentation) of ``bundle`` on the labeled folder ``data``,
+    and its agreement with the fp32 reference (see the module docstring for which)."""
+    from edgekit import runtime
+
+    if limit is not None and limit <= 0:
+        raise UsageError(f"--limit must be positive, got {limit}")
+    rep = reporter or Reporter()
+    runner = runtime.load(bundle, threads=threads)
+    try:
+        task = runner.task
+        labeled = read_labeled_folder(data, task)
+        ref_fn, ref_name = _reference(runner.manifest, reference, threads)
+        num_classes = int(runner.manifest["model"]["num_classes"])
+        n = len(labeled) if limit is None else min(limit, len(labeled))
+        with rep.step(f"evaluate on {n} images", total=n):
+            metric, agreement, ref_metric, n = evaluate_fn(_batched(runner), labeled, runner.preprocess, num_classes,
+                                                           ref_fn, limit, rep.advance)
+    finally:
+        runner.close()
+    return EvalReport(task.value, n, "top-1" if task is Task.CLASSIFICATION else "mIoU", metric, agreement, ref_name,
+                      ref_metric)
+
+
+def _batched(runner) -> Infer:
+    """Feed a (1, ...) input to a bundle built for batch N (repeat it, keep the first output)."""
+    batch = runner.manifest["inputs"][0]["shape"][0]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        if isinstance(batch, int) and batch > 1:
+            x = np.repeat(x, batch, axis=0)
+        return runner.infer(x)[:1]
+
+    return run
+
+
+def _reference(manifest: dict, reference: str | Path | None, threads: int | None) -> tuple[Infer | None, str]:
+    if reference is None:
+        recorded = (manifest.get("quantization") or {}).get("reference_bundle")
+        if recorded and Path(recorded).is_dir():
+            reference = recorded
+    if reference is not None and Path(reference).is_dir():
+        from edgekit import runtime
+
+        ref = runtime.load(reference, threads=threads)
+        return _batched(ref), f"bundle {reference} ({ref.manifest['precision']})"
+    source = str(reference) if reference is not None else manifest.get("model", {}).get("source")
+    if not source:
+        return None, ""
+    ckpt = (manifest.get("model", {}).get("checkpoint") or {}).get("path") if reference is None else None
+    try:
+        from edgekit.onnx_export import prepare_for_deploy
+        from edgekit.parity import torch_reference
+        from edgekit.sources import load_source
+
+        shape = tuple(manifest["inputs"][0]["shape"])
+        shape = (1, *shape[1:]) if isinstance(shape[0], int) else None
+        src = load_source(source, Path(ckpt) if ckpt else None, shape)
+        return torch_reference(prepare_for_deploy(src.model)), f"PyTorch fp32 {source}"
+    except UsageError:
+        if reference is not None:
+            raise
+        return None, ""  # the recorded source cannot be loaded here: report accuracy without agreement
+
+
+class _CallableModule(types.ModuleType):
+    """``edgekit.evaluate`` is both this module and the API call ``edgekit.evaluate(...)``: importing this module
+    binds it onto ``edgekit`` over the function of the same name, so the module forwards calls to
+    :func:`edgekit.api.evaluate` (as ``edgekit.profile`` does)."""
+
+    def __call__(self, *args, **kwargs):
+        from edgekit.api import evaluate as _evaluate
+
+        return _evaluate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

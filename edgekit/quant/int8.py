@@ -1,0 +1,126 @@
+"""INT8 for one target: calibrate, find the islands, choose the recipe, keep to the budget.
+
+    fp32 ONNX --calibrate--> ranges --candidates x islands--> scored on the target's runtime
+              --best--> [sensitivity -> keep blocks in float until the budget holds] --> QDQ ONNX + report
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import onnx
+
+from edgekit.calib import CalibrationSet
+from edgekit.config import Precision, Target, Task
+from edgekit.progress import Reporter
+from edgekit.quant.calibrate import calibrate
+from edgekit.quant.islands import Island, find_islands, summarize
+from edgekit.quant.options import QuantOptions
+from edgekit.quant.recipes import Candidate, candidates_for
+from edgekit.quant.scoring import Budget, Score, Scorer
+from edgekit.quant.sensitivity import BlockScore, BudgetResult, meet_budget, sensitivity
+
+
+@dataclass
+class Int8Result:
+    model: onnx.ModelProto  # the QDQ model
+    info: dict  # manifest["quantization"]
+    islands: list[Island] = field(default_factory=list)
+    ranked: list[BlockScore] = field(default_factory=list)
+
+
+def budget_for(options: QuantOptions, agreement: float, cosine: float) -> Budget:
+    """The parity gate's int8 tolerance, tightened by --max-drop (points of agreement with fp32)."""
+    if options.max_drop is not None:
+        agreement = max(agreement, 1.0 - options.max_drop / 100.0)
+    return Budget(agreement, cosine)
+
+
+def quantize_int8(proto: onnx.ModelProto, target: Target, task: Task, calib: CalibrationSet, options: QuantOptions,
+                  budget: Budget, threads: int | None = None, batch: int = 1,
+                  reporter: Reporter | None = None) -> Int8Result:
+    rep = reporter or Reporter()
+    islands = find_islands(proto, target, Precision.INT8, options.keep_fp, options.default_islands)
+    island_names = {i.node for i in islands}
+    inputs = calib.inputs
+    with rep.step(f"calibrate ({options.method_key()}) on {len(calib)} images", total=len(calib)):
+        ranges, cache = calibrate(proto, inputs, calib.sha256, options, threads, rep.advance)
+    scorer = Scorer(target, proto, inputs, task, threads, batch)
+    candidates = candidates_for(target, proto, inputs, ranges, options)
+    with rep.step(f"score {len(candidates)} recipe(s) on {_runtime(target)}", total=len(candidates)):
+        scored = []
+        for c in candidates:
+            score = scorer.score(c.make(island_names), timed=len(candidates) > 1)
+            c.tried = score.to_dict()
+            scored.append((c, score))
+            rep.advance()
+    chosen, first = _choose(scored, budget)
+    ranked: list[BlockScore] = []
+    result = BudgetResult((), frozenset(), first, budget.met(first), ({"kept": None, **first.to_dict()},))
+    if not budget.met(first):
+        from edgekit.quant.sensitivity import blocks
+
+        n = len(blocks(proto, island_names))
+        with rep.step(f"sensitivity of {n} blocks ({chosen.name})", total=n):
+            ranked = sensitivity(chosen, scorer, proto, island_names, rep.advance)
+        with rep.step("keep sensitive blocks in float until the budget holds", total=len(ranked)):
+            result = meet_budget(chosen, scorer, island_names, ranked, budget, first, rep.advance)
+    keep = island_names | result.kept_nodes
+    model = chosen.make(keep)
+    with rep.step("time fp32 and int8"):
+        fp32_ms = scorer.fp32_ms()
+        int8_ms = median_of(scorer, model)
+    info = _info(target, options, calib, cache, islands, chosen, candidates, budget, result, fp32_ms, int8_ms,
+                 threads)
+    return Int8Result(model, info, islands, ranked)
+
+
+def median_of(scorer: Scorer, model: onnx.ModelProto) -> float:
+    from edgekit.quant.scoring import median_ms
+
+    return median_ms(scorer.runner(model), scorer.inputs[0])
+
+
+def _choose(scored: list[tuple[Candidate, Score]], budget: Budget) -> tuple[Candidate, Score]:
+    """The fastest candidate meeting the budget, else the most accurate."""
+    passing = [(c, s) for c, s in scored if budget.met(s)]
+    if passing:
+        return min(passing, key=lambda cs: cs[1].ms if cs[1].ms is not None else 0.0)
+    return max(scored, key=lambda cs: (cs[1].agreement, cs[1].cosine_min))
+
+
+def _runtime(target: Target) -> str:
+    return {Target.OPENVINO: "OpenVINO", Target.TRT: "ONNX Runtime (TensorRT's QDQ graph)"}.get(target, "ONNX Runtime")
+
+
+def _info(target: Target, options: QuantOptions, calib: CalibrationSet, cache: dict, islands: list[Island],
+          chosen: Candidate, candidates: list[Candidate], budget: Budget, result: BudgetResult, fp32_ms: float,
+          int8_ms: float, threads: int | None) -> dict:
+    s = result.score
+    by_reason = summarize(islands)
+    kept_desc = ", ".join(f"{k} {v['count']}" for k, v in by_reason.items()) or "none"
+    speedup = fp32_ms / int8_ms if int8_ms > 0 else float("nan")
+    summary = (f"int8 via {chosen.name} ({options.method_key()} ranges): agreement {s.agreement * 100:.1f}%, "
+               f"cosine min {s.cosine_min:.4f} vs fp32 on {len(calib)} calibration images; in float: {kept_desc}"
+               + (f", blocks {', '.join(result.kept)}" if result.kept else "")
+               + f"; {speedup:.2f}x fp32 speed here ({fp32_ms:.2f} -> {int8_ms:.2f} ms)")
+    return {
+        "summary": summary,
+        "precision": "int8",
+        "method": options.method_key(),
+        "recipe": chosen.name,
+        "recipe_details": chosen.describe,
+        "candidates": [{"name": c.name, **c.tried, "chosen": c is chosen} for c in candidates],
+        "calibration": {"source": calib.source, "images": len(calib), "sha256": calib.sha256, **cache},
+        "islands": by_reason,
+        "keep_fp_patterns": list(options.keep_fp),
+        "default_islands": options.default_islands,
+        "budget": {**budget.to_dict(), "max_drop": options.max_drop, "met": result.met,
+                   "kept_blocks": list(result.kept), "steps": list(result.steps)},
+        "kept": {"agreement": round(s.agreement, 6), "cosine_min": round(s.cosine_min, 6),
+                 "cosine_mean": round(s.cosine_mean, 6),
+                 "measured_on": f"{len(calib)} calibration images vs fp32 on {_runtime(target)}"},
+        "speed": {"fp32_ms": round(fp32_ms, 3), "int8_ms": round(int8_ms, 3), "speedup": round(speedup, 3),
+                  "runtime": _runtime(target), "threads": threads, "input": "first calibration image"},
+        **({"reference_bundle": options.reference_bundle} if options.reference_bundle else {}),
+    }
+

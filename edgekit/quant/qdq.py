@@ -1,0 +1,132 @@
+"""Static QDQ quantization of an ONNX model with given activation ranges, using ONNX Runtime's quantizer.
+
+Weights are int8, symmetric, per output channel; activations per tensor with the ranges chosen by
+the calibration method (:mod:`edgekit.quant.ranges`). Island nodes are excluded, and afterwards
+each island reads the float tensor itself rather than a quantize-dequantize copy of it, so an island
+runs on exactly what the fp32 model computes up to its input's producer.
+
+Activation type per target (FACTS 5): on x86 CPUs ONNX Runtime's fast int8 kernels are U8S8
+(uint8 activations, int8 weights); its S8S8 default runs slower than fp32 on this AMD CPU.
+TensorRT wants S8S8 with symmetric activations (zero point 0).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from edgekit.errors import EdgekitFailure
+
+# ops that get int8 inputs: the weighted layers, which is where int8 is fast. Elementwise ops and
+# data movement stay float between them: ONNX Runtime's CPU EP has int8 kernels for few of them, so
+# quantizing them only adds Q/DQ pairs (measured in scripts/bench_quant.py).
+WEIGHTED_OP_TYPES = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+@dataclass(frozen=True)
+class QdqRecipe:
+    """How the QDQ graph is written for one runtime."""
+
+    activation: str = "u8"  # "u8" (asymmetric uint8) or "s8" (symmetric int8, zero point 0)
+    op_types: tuple[str, ...] = WEIGHTED_OP_TYPES
+    per_channel: bool = True
+    quantize_outputs: bool = True  # Q/DQ after a quantized layer too (ORT fuses DQ-op-Q into an int8 kernel)
+    quantize_bias: bool = True  # int32 bias (ORT); TensorRT takes float biases
+
+    def to_dict(self) -> dict:
+        return {"activations": f"{'uint8 asymmetric' if self.activation == 'u8' else 'int8 symmetric'} per tensor",
+                "weights": f"int8 symmetric {'per channel' if self.per_channel else 'per tensor'}",
+                "quantized_op_types": list(self.op_types)}
+
+
+def quantize_qdq(proto: onnx.ModelProto, ranges: dict[str, tuple[float, float]], exclude: set[str],
+                 recipe: QdqRecipe = QdqRecipe()) -> onnx.ModelProto:
+    """The QDQ model: ``proto`` with QuantizeLinear/DequantizeLinear around every weighted layer not in
+    ``exclude``. ``ranges`` maps activation tensor names to (lo, hi)."""
+    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData
+    from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
+
+    symmetric = recipe.activation == "s8"
+    data = {}
+    for name, (lo, hi) in ranges.items():
+        if symmetric:  # zero point 0: the range is symmetric around it
+            m = max(abs(lo), abs(hi))
+            lo, hi = -m, m
+        data[name] = TensorData(lowest=np.array(lo, np.float32), highest=np.array(hi, np.float32))
+    model = onnx.shape_inference.infer_shapes(proto)
+    try:
+        quantizer = QDQQuantizer(
+            model, recipe.per_channel, False, QuantType.QInt8,
+            QuantType.QInt8 if symmetric else QuantType.QUInt8,
+            TensorsData(CalibrationMethod.MinMax, data), None, sorted(exclude), list(recipe.op_types),
+            {"ActivationSymmetric": symmetric, "WeightSymmetric": True,
+             # attention matmuls are islands; this also keeps an unlisted activation x activation MatMul float
+             "MatMulConstBOnly": True,
+             "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+             "QuantizeBias": recipe.quantize_bias,
+             "OpTypesToExcludeOutputQuantization": [] if recipe.quantize_outputs else list(recipe.op_types)})
+        qmodel = quantizer.quantize_model()
+    except Exception as e:  # the quantizer raises bare ValueError / KeyError on graphs it cannot handle
+        raise EdgekitFailure(f"QDQ quantization failed: {e.__class__.__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}") from None
+    qmodel = _float_inputs_for_islands(qmodel, exclude)
+    qmodel.ir_version = proto.ir_version
+    return qmodel
+
+
+def _float_inputs_for_islands(model: onnx.ModelProto, islands: set[str]) -> onnx.ModelProto:
+    """Rewire island inputs from a DequantizeLinear(QuantizeLinear(x)) copy to x itself.
+
+    ONNX Runtime's quantizer quantizes a tensor once for all its consumers; an island that shares its
+    input with a quantized layer would otherwise read the int8-rounded copy."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    for node in model.graph.node:
+        if node.name not in islands:
+            continue
+        for k, name in enumerate(node.input):
+            dq = producer.get(name)
+            if dq is None or dq.op_type != "DequantizeLinear":
+                continue
+            q = producer.get(dq.input[0])
+            if q is not None and q.op_type == "QuantizeLinear":
+                node.input[k] = q.input[0]
+    used = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}
+    keep = [n for n in model.graph.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear") or n.output[0] in used]
+    while len(keep) != len(model.graph.node):  # drop Q/DQ pairs nobody reads any more
+        del model.graph.node[:]
+        model.graph.node.extend(keep)
+        used = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}
+        keep = [n for n in model.graph.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear") or n.output[0] in used]
+    return model
+
+
+def float_nodes(model: onnx.ModelProto) -> set[str]:
+    """Nodes of a QDQ model that compute in float: no activation input comes from a DequantizeLinear.
+
+    (A node fed by DequantizeLinear and feeding QuantizeLinear is what runtimes fuse into an int8 kernel.)"""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    inits = {i.name for i in model.graph.initializer}
+    out = set()
+    for n in model.graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        feeds = [producer.get(i) for i in n.input if i and i not in inits]
+        if not any(p is not None and p.op_type == "DequantizeLinear" and p.input[0] not in inits for p in feeds):
+            out.add(n.name)
+    return out
+
+
+def quantized_nodes(model: onnx.ModelProto) -> set[str]:
+    """Nodes with at least one int8 activation input (DequantizeLinear of a quantized activation)."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    inits = {i.name for i in model.graph.initializer}
+    out = set()
+    for n in model.graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        for i in n.input:
+            p = producer.get(i)
+            if p is not None and p.op_type == "DequantizeLinear" and p.input[0] not in inits:
+                out.add(n.name)
+    return out

@@ -1,0 +1,115 @@
+"""Per-target INT8 recipes: candidate ways to quantize, each a function of the nodes kept in float.
+
+A target offers candidates; edgekit scores each on the target's runtime (agreement and cosine with
+fp32 on the calibration set, and latency) and keeps the fastest that meets the budget, else the
+most accurate. Nothing is assumed: FACTS measured NNCF's default preset wrecking linear attention
+and its transformer preset hurting Swin, and ONNX Runtime's default S8S8 running slower than fp32
+on this AMD CPU while U8S8 ran 2x faster.
+
+- ONNX Runtime: edgekit's QDQ with the chosen ranges, uint8 activations (U8S8) and int8 (S8S8).
+- OpenVINO: NNCF (ONNX backend, CPU hardware config, fast bias correction) with the islands as
+  ignored scope, with its default preset and with its transformer model type; and edgekit's QDQ.
+  OpenVINO reads the QDQ ONNX into FakeQuantize and runs int8 kernels.
+- TensorRT: :func:`edgekit.quant.tensorrt.tensorrt_qdq` (symmetric int8 placed for its fusions).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+
+from edgekit.config import Target
+from edgekit.errors import EdgekitFailure
+from edgekit.quant.options import Method, QuantOptions
+from edgekit.quant.qdq import QdqRecipe, quantize_qdq
+
+Make = Callable[[set[str]], onnx.ModelProto]  # nodes kept in float -> quantized model
+
+
+@dataclass
+class Candidate:
+    name: str
+    describe: dict
+    make: Make
+    tried: dict = field(default_factory=dict)  # its score when scored
+
+
+def edgekit_candidates(target: Target, proto: onnx.ModelProto, ranges: dict, options: QuantOptions) -> list[Candidate]:
+    """edgekit's own QDQ recipes for ``target``."""
+    method = {"activation_ranges": options.method_key()}
+    if target is Target.TRT:
+        from edgekit.quant.tensorrt import TRT_RECIPE, trt_qdq_from_ranges
+
+        return [Candidate("edgekit-trt-s8s8", {**method, **TRT_RECIPE.to_dict(), "placement": "TensorRT fusions"},
+                          lambda keep: trt_qdq_from_ranges(proto, ranges, keep))]
+    u8 = QdqRecipe(activation="u8")
+    out = [Candidate("edgekit-u8s8", {**method, **u8.to_dict()}, lambda keep: quantize_qdq(proto, ranges, keep, u8))]
+    if target is Target.ONNX:
+        s8 = QdqRecipe(activation="s8")
+        out.append(Candidate("edgekit-s8s8", {**method, **s8.to_dict()},
+                             lambda keep: quantize_qdq(proto, ranges, keep, s8)))
+    return out
+
+
+def nncf_candidates(proto: onnx.ModelProto, inputs: list[np.ndarray], options: QuantOptions) -> list[Candidate]:
+    """NNCF recipes for OpenVINO: default preset and transformer model type, islands as ignored scope."""
+    try:
+        import nncf  # noqa: F401
+    except ImportError:
+        return []
+    estimator = _nncf_estimator(options)
+    base = {"tool": "nncf", "backend": "onnx", "target_device": "CPU", "fast_bias_correction": True,
+            "activation_ranges": estimator[0]}
+    return [Candidate("nncf-performance", {**base, "preset": "performance"},
+                      lambda keep: _nncf(proto, inputs, keep, None, estimator[1])),
+            Candidate("nncf-transformer", {**base, "preset": "mixed", "model_type": "transformer (SmoothQuant)"},
+                      lambda keep: _nncf(proto, inputs, keep, "transformer", estimator[1]))]
+
+
+def _nncf_estimator(options: QuantOptions):
+    """NNCF's activation range estimator nearest to --method: (description, parameters or None)."""
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    if options.method is Method.MINMAX:
+        return "nncf min-max", RangeEstimatorParametersSet.MINMAX
+    if options.method is Method.MSE:
+        return "nncf histogram (MSE search)", RangeEstimatorParametersSet.HISTOGRAM
+    if options.method is Method.PERCENTILE:
+        return "nncf mean quantile", RangeEstimatorParametersSet.MEAN_QUANTILE
+    return "nncf default (entropy is not an NNCF estimator; the edgekit candidate uses it)", None
+
+
+def _nncf(proto: onnx.ModelProto, inputs: list[np.ndarray], keep: set[str], model_type: str | None,
+          estimator) -> onnx.ModelProto:
+    import logging
+
+    import nncf
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+
+    from edgekit.plugins_bridge import inline_plugin_functions
+
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    model = inline_plugin_functions(proto)
+    name = model.graph.input[0].name
+    existing = {n.name for n in model.graph.node}
+    advanced = AdvancedQuantizationParameters(activations_range_estimator_params=estimator) if estimator else None
+    try:
+        q = nncf.quantize(model, nncf.Dataset(inputs, lambda x: {name: x}), target_device=nncf.TargetDevice.CPU,
+                          subset_size=len(inputs),
+                          model_type=nncf.ModelType.TRANSFORMER if model_type == "transformer" else None,
+                          ignored_scope=nncf.IgnoredScope(names=sorted(keep & existing), validate=False),
+                          advanced_parameters=advanced)
+    except Exception as e:  # NNCF raises many kinds on graphs it cannot handle
+        raise EdgekitFailure(f"NNCF quantization failed: {e.__class__.__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}") from None
+    q.ir_version = proto.ir_version
+    return q
+
+
+def candidates_for(target: Target, proto: onnx.ModelProto, inputs: list[np.ndarray], ranges: dict,
+                   options: QuantOptions) -> list[Candidate]:
+    out = edgekit_candidates(target, proto, ranges, options)
+    if target is Target.OPENVINO:
+        out = nncf_candidates(proto, inputs, options) + out
+    return out

@@ -1,0 +1,143 @@
+"""Run candidate quantized models on the target's runtime and score them against the fp32 model.
+
+The score is what the parity gate measures (agreement and worst-image cosine with fp32) plus the
+latency on this machine, so recipes are chosen and budgets checked on the runtime that will run
+the bundle, not assumed. TensorRT's QDQ graph is scored in ONNX Runtime (no TensorRT here).
+"""
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edgekit.config import Target, Task
+from edgekit.errors import EdgekitFailure
+from edgekit.parity import batches
+
+Infer = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Score:
+    agreement: float  # top-1 or per-pixel label agreement with fp32, in [0, 1]
+    cosine_min: float  # worst image
+    cosine_mean: float
+    ms: float | None = None  # median latency on this machine, when timed
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a quantized model must keep: agreement with fp32 and worst-image cosine."""
+
+    agreement: float
+    cosine: float
+
+    def met(self, s: Score) -> bool:
+        return s.agreement >= self.agreement - 1e-9 and s.cosine_min >= self.cosine
+
+    def to_dict(self) -> dict:
+        return {"agreement_min": self.agreement, "cosine_min": self.cosine}
+
+
+def compile_for(target: Target, proto: onnx.ModelProto, threads: int | None) -> Infer:
+    """A callable running ``proto`` (fp32 or QDQ) on the target's runtime on this machine."""
+    if target is Target.OPENVINO:
+        return _openvino(proto, threads)
+    return _onnxruntime(proto, threads)
+
+
+def _onnxruntime(proto: onnx.ModelProto, threads: int | None) -> Infer:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+    try:
+        sess = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # ORT raises its own exception types
+        raise EdgekitFailure(f"ONNX Runtime cannot load the quantized model: {str(e).splitlines()[0][:300]}") from None
+    name = sess.get_inputs()[0].name
+    return lambda x: sess.run(None, {name: x})[0]
+
+
+def _openvino(proto: onnx.ModelProto, threads: int | None) -> Infer:
+    import openvino as ov
+
+    from edgekit.plugins_bridge import inline_plugin_functions
+
+    core = ov.Core()
+    with tempfile.TemporaryDirectory() as tmp:  # convert_model reads ONNX from a file
+        path = Path(tmp) / "model.onnx"
+        onnx.save_model(inline_plugin_functions(proto), str(path))
+        try:
+            model = ov.convert_model(str(path))
+        except Exception as e:  # OpConversionFailure and friends
+            raise EdgekitFailure(f"OpenVINO cannot convert the quantized model: {str(e).splitlines()[0][:300]}") from None
+    # f32 for whatever is not int8: never the CPU's silent bf16 default (FACTS pitfall 1)
+    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    compiled = core.compile_model(model, "CPU", config)
+    request = compiled.create_infer_request()
+
+    def run(x: np.ndarray) -> np.ndarray:
+        request.infer([x])
+        return np.array(request.get_output_tensor(0).data)
+
+    return run
+
+
+class Scorer:
+    """fp32 outputs computed once; candidates scored against them on the calibration inputs."""
+
+    def __init__(self, target: Target, fp32: onnx.ModelProto, inputs: list[np.ndarray], task: Task,
+                 threads: int | None = None, batch: int = 1):
+        self.target, self.task, self.threads = target, task, threads
+        self.inputs = batches(inputs, batch)
+        self.fp32 = compile_for(target if target is not Target.TRT else Target.ONNX, fp32, threads)
+        self.reference = [self.fp32(x) for x in self.inputs]
+
+    def runner(self, proto: onnx.ModelProto) -> Infer:
+        return compile_for(self.target if self.target is not Target.TRT else Target.ONNX, proto, self.threads)
+
+    def score(self, proto: onnx.ModelProto, timed: bool = False, iters: int = 20) -> Score:
+        run = self.runner(proto)
+        outs = [run(x) for x in self.inputs]
+        cos, agree = [], []
+        for ref, out in zip(self.reference, outs):
+            ref, out = ref.astype(np.float64), out.astype(np.float64).reshape(ref.shape)
+            for r, o in zip(ref, out):
+                denom = np.linalg.norm(r) * np.linalg.norm(o)
+                cos.append(float(r.ravel() @ o.ravel() / denom) if denom > 0 and np.isfinite(o).all() else 0.0)
+                if self.task is Task.SEGMENTATION:
+                    agree.append(float((r.argmax(0) == o.argmax(0)).mean()))
+                else:
+                    agree.append(float(r.argmax() == o.argmax()))
+        ms = median_ms(run, self.inputs[0], iters) if timed else None
+        return Score(float(np.mean(agree)), min(cos), float(np.mean(cos)), ms)
+
+    def fp32_ms(self, iters: int = 20) -> float:
+        return median_ms(self.fp32, self.inputs[0], iters)
+
+
+def median_ms(run: Infer, x: np.ndarray, iters: int = 20, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        run(x)
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        run(x)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
