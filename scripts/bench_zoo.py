@@ -4,6 +4,7 @@
 CPU's measured fp32 peak (96 GFLOP/s on one core, 193 on two). Prints a markdown table.
 
     python scripts/bench_zoo.py [--models a,b] [--iters 30]
+    python scripts/bench_zoo.py --from-json bench.json   # the table from bench_export.py --json figures
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import PEAK_FP32, load_avg, run_all  # noqa: E402
+from _bench import PEAK_FP32, ModelRow, load_avg, run_all  # noqa: E402
 
 
 def table(rows) -> str:
@@ -36,11 +37,18 @@ def main() -> int:
     ap.add_argument("--models", help="comma-separated zoo names (default: all)")
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--from-json", type=Path, help="render figures written by bench_export.py --json instead of measuring")
     args = ap.parse_args()
-    from edgekit.models import list_models
+    from edgekit.models import is_model, list_models
 
-    rows = run_all(args.models.split(",") if args.models else list_models(), (1, 2), args.warmup, args.iters)
-    print(f"<!-- python scripts/bench_zoo.py --iters {args.iters}; {load_avg()} at the end -->")
+    if args.from_json:
+        import json
+
+        rows = [ModelRow(**r) for r in json.loads(args.from_json.read_text()) if is_model(r["source"])]
+        print(f"<!-- python scripts/bench_zoo.py --from-json {args.from_json} -->")
+    else:
+        rows = run_all(args.models.split(",") if args.models else list_models(), (1, 2), args.warmup, args.iters)
+        print(f"<!-- python scripts/bench_zoo.py --iters {args.iters}; {load_avg()} at the end -->")
     print(table(rows))
     return 1 if any(r.error for r in rows) else 0
 
