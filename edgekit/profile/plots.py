@@ -97,7 +97,7 @@ def layer_bars(result: dict, run: dict, top: int) -> str:
     for yi, r in zip(y, recs):
         ax.text(r["time_ms"], yi, f" {r['time_ms']:.3g} ms ({r['share'] * 100:.0f}%)", va="center", fontsize=7)
     handles = [plt.Rectangle((0, 0), 1, 1, color=_PALETTE[i % 10]) for i in range(len(types))]
-    ax.legend(handles, types, fontsize=7, loc="lower right", frameon=False)
+    ax.legend(handles, types, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_xlabel(f"ms per inference ({layers['profiler']}, median of {layers['iterations']})")
     ax.set_title(run_label(result, run), fontsize=9, loc="left")
     ax.grid(axis="x", alpha=0.3)
@@ -137,7 +137,8 @@ def roofline(results: list[dict], device: dict) -> str:
         bandwidth = device.get("bandwidth_gbs")
         roof = np.minimum(peak, grid * bandwidth) if bandwidth else np.full_like(grid, peak)
         ax.plot(grid, roof, "--", color="#555", alpha=0.4 + 0.15 * i, linewidth=1)
-        ax.text(x_lo, peak * 1.05, f" {prec} peak {peak:.0f} GFLOP/s", va="bottom", fontsize=7, color="#555")
+        cores = f", all {device['cores']} cores" if device.get("per_core") and device.get("cores") else ""
+        ax.text(x_lo, peak * 1.05, f" {prec} peak {peak:.0f} GFLOP/s{cores}", va="bottom", fontsize=7, color="#555")
     for i, (label, p) in enumerate(points):
         ax.scatter(p["intensity"], p["achieved_gflops"], color=_PALETTE[i % 10], s=30, zorder=3,
                    label=f"{label}: {p['achieved_gflops']:.3g} GFLOP/s"
