@@ -97,6 +97,7 @@ def layer_bars(result: dict, run: dict, top: int) -> str:
     for yi, r in zip(y, recs):
         ax.text(r["time_ms"], yi, f" {r['time_ms']:.3g} ms ({r['share'] * 100:.0f}%)", va="center", fontsize=7)
     handles = [plt.Rectangle((0, 0), 1, 1, color=_PALETTE[i % 10]) for i in range(len(types))]
+    ax.set_xlim(0, max((r["time_ms"] for r in recs), default=1.0) * 1.3)  # room for the value labels
     ax.legend(handles, types, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_xlabel(f"ms per inference ({layers['profiler']}, median of {layers['iterations']})")
     ax.set_title(run_label(result, run), fontsize=9, loc="left")
