@@ -2,10 +2,10 @@
 
 Every float tensor a node produces is made a graph output and the model is run with ONNX Runtime
 on the calibration inputs: a first pass records each tensor's min and max, a second (for the
-histogram methods) a ``BINS``-bin histogram over that range. Ranges are cached on disk under
-``$EDGEKIT_CACHE/calib`` (default ``~/.cache/edgekit/calib``), keyed by the model's hash, the set's
+histogram methods) a ``BINS``-bin histogram over that range. Ranges are cached on disk (see
+:func:`cache_dir`), keyed by the model's hash, the set's
 hash and the method with its parameters, so re-quantizing the same model on the same images
-(another target, a different island set, the budget loop) does not run calibration again.
+(another target, a different island set, another --max-drop) does not run calibration again.
 """
 from __future__ import annotations
 
@@ -110,6 +110,9 @@ def collect_stats(proto: onnx.ModelProto, inputs: list[np.ndarray], histograms: 
 
 
 def cache_dir() -> Path:
+    """``$EDGEKIT_CALIB_CACHE``, else ``$EDGEKIT_CACHE/calib``, else ``~/.cache/edgekit/calib``."""
+    if os.environ.get("EDGEKIT_CALIB_CACHE"):
+        return Path(os.environ["EDGEKIT_CALIB_CACHE"])
     return Path(os.environ.get("EDGEKIT_CACHE", Path.home() / ".cache" / "edgekit")) / "calib"
 
 

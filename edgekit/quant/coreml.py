@@ -56,7 +56,7 @@ def coreml_islands(mlmodel, keep_fp: tuple[str, ...] = (), default: bool = True)
         for op in ops:
             if op.op_type in _ACTIVATION_ISLAND_TYPES:
                 islands.setdefault(op.name, _ACTIVATION_ISLAND_TYPES[op.op_type])
-            elif op.op_type == "matmul" and not any(_is_const(v) for v in op.inputs.values()):
+            elif op.op_type == "matmul" and not any(_is_const(op.inputs.get(k)) for k in ("x", "y")):
                 islands.setdefault(op.name, "attention_matmul")
             elif op.op_type == "real_div" and not _is_const(op.inputs.get("y")):
                 islands.setdefault(op.name, "linear_attention")

@@ -66,6 +66,8 @@ def quantize_int8(proto: onnx.ModelProto, target: Target, task: Task, calib: Cal
             result = meet_budget(chosen, scorer, island_names, ranked, budget, first, rep.advance)
     keep = island_names | result.kept_nodes
     model = chosen.make(keep)
+    op_type = {n.name: n.op_type for n in proto.graph.node}
+    islands = islands + [Island(n, op_type.get(n, ""), "budget") for n in sorted(result.kept_nodes - island_names)]
     with rep.step("time fp32 and int8"):
         fp32_ms = scorer.fp32_ms()
         int8_ms = median_of(scorer, model)

@@ -64,8 +64,25 @@ def _candidate_bins(stats: TensorStats, f: float) -> tuple[int, int]:
     return a, b
 
 
-def _best_factor(stats: TensorStats, method: Method) -> float:
+def _without_zero_spike(stats: TensorStats) -> np.ndarray:
+    """The histogram with the bin holding 0 flattened to its neighbours' level.
+
+    After ReLU (or padding) most of a tensor is exactly 0, which every candidate range represents
+    exactly (0 is the zero point). Left in, that spike dominates KL, which then prefers the
+    narrowest range that keeps the spike in a bin of its own, clipping the signal 8x (measured:
+    a trained model's agreement fell from 100% to 79%)."""
     hist = stats.hist.astype(np.float64)
+    if stats.lo < 0.0 < stats.hi or stats.lo == 0.0:
+        z = min(int((0.0 - stats.lo) * BINS / (stats.hi - stats.lo)), BINS - 1)
+        neighbours = hist[max(z - 2, 0):z].tolist() + hist[z + 1:z + 3].tolist()
+        level = float(np.mean(neighbours)) if neighbours else 0.0
+        if hist[z] > 4 * max(level, 1.0):
+            hist[z] = level
+    return hist
+
+
+def _best_factor(stats: TensorStats, method: Method) -> float:
+    hist = _without_zero_spike(stats)
     best, best_f = np.inf, 1.0
     for f in _FACTORS:
         a, b = _candidate_bins(stats, f)
@@ -75,7 +92,7 @@ def _best_factor(stats: TensorStats, method: Method) -> float:
             cost = _kl_cost(hist, a, b)
         else:
             cost = _mse_cost(hist, stats.edges(), a, b)
-        if cost < best - 1e-12 * abs(best):
+        if cost < best:
             best, best_f = cost, float(f)
     return best_f
 

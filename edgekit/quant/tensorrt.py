@@ -27,6 +27,7 @@ from edgekit.calib import CalibrationSet
 from edgekit.config import Precision, Target
 from edgekit.quant.qdq import WEIGHTED_OP_TYPES, QdqRecipe, quantize_qdq
 
+_SHAPE_OPS = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten"}
 TRT_RECIPE = QdqRecipe(activation="s8", op_types=WEIGHTED_OP_TYPES, per_channel=True, quantize_outputs=False,
                        quantize_bias=False)
 
@@ -64,6 +65,8 @@ def _quantize_residual_inputs(model: onnx.ModelProto, ranges: dict[str, tuple[fl
 
     def int8_layer(tensor: str) -> bool:
         p = producer.get(tensor)
+        while p is not None and p.op_type in _SHAPE_OPS:  # TensorRT fuses through reshapes of the epilogue
+            p = producer.get(p.input[0])
         if p is None or p.op_type not in WEIGHTED_OP_TYPES:
             return False
         src = producer.get(p.input[0])

@@ -1,0 +1,49 @@
+"""Trained tiny models for the quantization tests.
+
+Quantization is judged on trained weights: random weights have no activation outliers and no
+logit margins, so they say nothing about what int8 costs. scripts/train_digits.py trains the tiny
+hybrids (conv stem, BatchNorm, LayerNorm, softmax attention, GELU, linear head) on scikit-learn's
+handwritten digits once and caches them (``$EDGEKIT_CACHE``, default ~/.cache/edgekit/digits).
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+CLS = "scripts.train_digits:tiny_classifier_digits"
+SEG = "scripts.train_digits:tiny_segmenter_digits"
+
+
+def _trained(name: str):
+    pytest.importorskip("sklearn", reason="the digits dataset ships with scikit-learn (pip install scikit-learn)")
+    import torch
+
+    from scripts import train_digits as td
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    try:
+        root = td.write_folders()
+        td.train(td.RECIPES[name], log=lambda *_: None)
+    finally:
+        torch.set_num_threads(threads)
+    return root
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """The digits cache dir with its labeled folders and the tiny classifier's checkpoint (trained if missing)."""
+    return _trained("tiny_classifier")
+
+
+@pytest.fixture(scope="session")
+def digits_seg(digits):
+    """The same dir, with the tiny segmenter's checkpoint too."""
+    return _trained("tiny_segmenter")
+
+
+@pytest.fixture(autouse=True)
+def _private_calibration_cache(tmp_path, monkeypatch):
+    """Each test calibrates afresh (cache hits are tested explicitly)."""
+    monkeypatch.setenv("EDGEKIT_CALIB_CACHE", str(tmp_path / "calib-cache"))

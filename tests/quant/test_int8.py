@@ -1,0 +1,164 @@
+"""INT8 end to end on trained tiny models: each method, each target's recipe, the manifest, the budget loop."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+import edgekit
+from edgekit.calib import load_calibration
+from edgekit.config import Target, Task
+from edgekit.onnx_export import export_onnx, prepare_for_deploy
+from edgekit.quant.calibrate import calibrate
+from edgekit.quant.islands import find_islands
+from edgekit.quant.options import Method, QuantOptions
+from edgekit.quant.qdq import float_nodes, quantize_qdq
+from edgekit.quant.recipes import edgekit_candidates
+from edgekit.quant.scoring import Budget, Scorer
+from edgekit.quant.sensitivity import blocks, meet_budget, sensitivity
+from edgekit.sources import load_source
+from tests.quant.conftest import CLS, SEG
+
+
+@pytest.fixture(scope="module")
+def cls_setup(digits):
+    """fp32 ONNX of the trained tiny classifier, its calibration set (24 training renders) and a scorer."""
+    src = load_source(CLS)
+    proto = export_onnx(prepare_for_deploy(src.model), src.spec.input_shape).model
+    calib = load_calibration(digits / "cls" / "calib", src.spec.preprocess, size=24)
+    return proto, calib, Scorer(Target.ONNX, proto, calib.inputs, Task.CLASSIFICATION, threads=2)
+
+
+@pytest.mark.parametrize("method", list(Method))
+def test_each_method_keeps_the_trained_model(cls_setup, method):
+    proto, calib, scorer = cls_setup
+    options = QuantOptions(method=method)
+    ranges, _ = calibrate(proto, calib.inputs, calib.sha256, options)
+    islands = {i.node for i in find_islands(proto, Target.ONNX)}
+    score = scorer.score(quantize_qdq(proto, ranges, islands))
+    # the int8 parity tolerance of DESIGN.md (cosine >= 0.99, agreement >= 97%) on 24 calibration images
+    assert score.cosine_min >= 0.99 and score.agreement >= 0.97, (method, score)
+
+
+def test_export_int8_onnxruntime_manifest(digits, tmp_path):
+    b = edgekit.export(CLS, "onnx", tmp_path / "b", precision="int8", calib=digits / "cls" / "calib", calib_size=24,
+                       method="entropy")
+    m = b.manifest
+    q = m["quantization"]
+    calib = load_calibration(digits / "cls" / "calib", load_source(CLS).spec.preprocess, size=24)
+    assert q["calibration"]["sha256"] == calib.sha256 == m["parity"]["set"]["sha256"]
+    assert q["method"] == "entropy" and q["recipe"] in ("edgekit-u8s8", "edgekit-s8s8")
+    assert {"layernorm", "gelu", "stem", "head"} <= set(q["islands"])
+    # ONNX Runtime's rewrites fuse attention into com.microsoft.Attention, a float kernel ("plugin")
+    assert "plugin" in q["islands"] or {"softmax", "attention_matmul"} <= set(q["islands"])
+    assert all(entry["why"] and entry["count"] == len(entry["nodes"]) for entry in q["islands"].values())
+    assert q["kept"]["agreement"] >= 0.97 and q["kept"]["cosine_min"] >= 0.99 and q["budget"]["met"]
+    assert q["speed"]["fp32_ms"] > 0 and q["speed"]["int8_ms"] > 0
+    assert {c["name"] for c in q["candidates"]} == {"edgekit-u8s8", "edgekit-s8s8"}  # measured, not assumed
+    assert m["parity"]["passed"] and m["parity"]["tolerance"]["agreement"] == 0.97
+    saved = onnx.load(str(tmp_path / "b" / "model.onnx"))
+    assert sum(n.op_type == "QuantizeLinear" for n in saved.graph.node) > 5
+    islands = {n for e in q["islands"].values() for n in e["nodes"]}
+    assert islands <= float_nodes(saved)  # the bundle's graph keeps them float
+
+
+def test_export_int8_openvino_chooses_among_nncf_and_edgekit(digits, tmp_path):
+    pytest.importorskip("nncf", reason="OpenVINO int8 uses NNCF (pip install nncf)")
+    b = edgekit.export(CLS, "openvino", tmp_path / "b", precision="int8", calib=digits / "cls" / "calib",
+                       calib_size=16, method="minmax")
+    q = b.manifest["quantization"]
+    names = [c["name"] for c in q["candidates"]]
+    assert names == ["nncf-performance", "nncf-transformer", "edgekit-u8s8"]
+    assert sum(c["chosen"] for c in q["candidates"]) == 1 and all(c["ms"] for c in q["candidates"])
+    assert b.manifest["parity"]["passed"] and b.manifest["runtime_options"]["inference_precision"] == "f32"
+
+
+def test_segmentation_int8(digits_seg, tmp_path):
+    b = edgekit.export(SEG, "onnx", tmp_path / "b", precision="int8", calib=digits_seg / "seg" / "calib", calib_size=12,
+                       method="mse")
+    q = b.manifest["quantization"]
+    assert b.manifest["parity"]["agreement_kind"] == "per-pixel label"
+    assert q["kept"]["agreement"] >= 0.97 and b.manifest["parity"]["passed"]
+    assert [n for n in q["islands"]["head"]["nodes"]] == ["/head/Conv"]  # the segmentation head
+
+
+def test_sensitivity_ranking_and_budget_loop(cls_setup):
+    """With every op int8 (no default islands) the trained model falls short of a strict budget; keeping the
+    most sensitive blocks in float, one by one in ranked order, meets it."""
+    proto, calib, scorer = cls_setup
+    options = QuantOptions(method=Method.MINMAX, default_islands=False)
+    ranges, _ = calibrate(proto, calib.inputs, calib.sha256, options)
+    candidate = edgekit_candidates(Target.ONNX, proto, ranges, options)[0]
+    assert candidate.name == "edgekit-u8s8"
+    grouped = blocks(proto, set())
+    assert len(grouped) >= 4 and all(grouped.values())
+    ranked = sensitivity(candidate, scorer, proto, set())
+    keys = [(b.score.agreement, b.score.cosine_mean) for b in ranked]
+    assert keys == sorted(keys) and {b.block for b in ranked} == set(grouped)
+    first = scorer.score(candidate.make(set()))
+    # strict: closer to fp32 than all-int8 is (a budget the loop must work for)
+    budget = Budget(agreement=1.0, cosine=min(0.99999, 1 - (1 - first.cosine_min) / 4))
+    assert not budget.met(first)
+    result = meet_budget(candidate, scorer, set(), ranked, budget, first)
+    assert result.met and result.kept and budget.met(result.score)
+    assert list(result.kept) == [b.block for b in ranked[:len(result.kept)]]  # most sensitive first
+    assert result.score.cosine_min > first.cosine_min
+
+
+def test_max_drop_budget_through_the_api(digits, tmp_path):
+    """--max-drop 0 with no default islands: blocks are kept float until agreement is 100%."""
+    fp32 = edgekit.export(CLS, "onnx", tmp_path / "fp32")
+    b = edgekit.quantize(fp32.path, tmp_path / "q", calib=digits / "cls" / "calib", calib_size=16, method="minmax",
+                         default_islands=False, max_drop=0.0)
+    q = b.manifest["quantization"]
+    assert q["budget"]["agreement_min"] == 1.0 and q["budget"]["met"] and q["kept"]["agreement"] == 1.0
+    assert q["budget"]["max_drop"] == 0.0 and q["reference_bundle"] == str(fp32.path.resolve())
+    steps = q["budget"]["steps"]
+    assert steps[0]["kept"] is None and [s["kept"] for s in steps[1:]] == q["budget"]["kept_blocks"]
+    assert bool(q["budget"]["kept_blocks"]) == ("budget" in q["islands"])  # kept blocks are listed, with why
+
+
+def test_tensorrt_qdq_placement(cls_setup):
+    from edgekit.quant import tensorrt_qdq
+    from edgekit.targets.tensorrt_qdq import check_qdq
+
+    proto, calib, scorer = cls_setup
+    q = tensorrt_qdq(proto, calib, method="entropy")
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in q.graph.initializer}
+    producer = {o: n for n in q.graph.node for o in n.output}
+    for n in q.graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            zp = inits[n.input[2]]
+            assert zp.dtype == np.int8 and not zp.any()  # symmetric int8: the only kind TensorRT takes
+    for n in q.graph.node:
+        if n.op_type in ("Conv", "Gemm", "MatMul"):
+            consumers = [c for c in q.graph.node if n.output[0] in c.input]
+            assert not any(c.op_type == "QuantizeLinear" for c in consumers), n.name  # no Q/DQ on outputs
+    assert not any(len(i.dims) == 1 and i.data_type == onnx.TensorProto.INT32 for i in q.graph.initializer)  # fp biases
+    islands = {i.node for i in find_islands(proto, Target.TRT)}
+    assert islands <= float_nodes(q)
+    report = type("R", (), {"problems": [], "warnings": []})()
+    stats = check_qdq(q, report, require=True)
+    assert not report.problems and stats["quantized_compute"] >= 8, (report.problems, stats)
+    score = scorer.score(q)
+    assert score.agreement >= 0.97 and score.cosine_min >= 0.99
+    # a residual Add fed by an int8 layer gets its skip input quantized, for TensorRT's Conv+Add fusion
+    residual = [n for n in q.graph.node if n.op_type == "Add" and any(
+        (producer.get(i) is not None and producer[i].op_type == "DequantizeLinear") for i in n.input)]
+    assert residual
+
+
+def test_tensorrt_export_hands_over_qdq(digits):
+    """The export hook gives the TensorRT target the QDQ graph (its engine is built on a GPU)."""
+    from edgekit.config import ExportConfig, Precision
+    from edgekit.quantize import quantize_onnx_for_target
+
+    src = load_source(CLS)
+    proto = export_onnx(prepare_for_deploy(src.model), src.spec.input_shape).model
+    calib = load_calibration(digits / "cls" / "calib", src.spec.preprocess, size=12)
+    config = ExportConfig(source=CLS, target=Target.TRT, precision=Precision.INT8)
+    from edgekit.progress import Reporter
+
+    q, info = quantize_onnx_for_target(proto, config, src.spec, calib, Reporter())
+    assert info["recipe"] == "edgekit-trt-s8s8" and info["kept"]["agreement"] >= 0.97
+    assert any(n.op_type == "QuantizeLinear" for n in q.graph.node)
