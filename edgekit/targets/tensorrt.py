@@ -91,7 +91,9 @@ class TensorRtBackend(TargetBackend):
         dims = list(spec.input_shape)
         if dynamic_batch:
             dims[0] = "batch"
-        self._profiles({"input": dims})
+        from edgekit.onnx_export import INPUT_NAME
+
+        self._profiles({INPUT_NAME: dims})
 
     def _profiles(self, inputs: dict[str, list]) -> tuple[ShapeProfile, ...]:
         if self.options.shapes:

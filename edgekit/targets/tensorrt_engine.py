@@ -105,7 +105,8 @@ def build_engine(onnx_path: Path, engine_path: Path, build: dict, plugin_nodes: 
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = [parser.get_error(i).desc() for i in range(parser.num_errors)]
-        raise BuildError(f"TensorRT's ONNX parser rejected {Path(onnx_path).name}: {'; '.join(errors[:3]) or logger.errors}")
+        why = "; ".join(errors[:3]) or "; ".join(logger.errors[-3:])
+        raise BuildError(f"TensorRT's ONNX parser rejected {Path(onnx_path).name}: {why}")
     plugins = _plugin_layers(trt, network)
     if len(plugins) < plugin_nodes:
         raise BuildError(f"only {len(plugins)} of {plugin_nodes} edgekit nodes were built as plugins; the others "
@@ -209,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         recorded = {p["name"]: p["sha256"] for p in json.loads((bundle / "manifest.json").read_text())["plugins"]}
         changed = [n for n, h in plugin_hashes().items() if n in recorded and recorded[n] != h]
         if changed:
-            print(f"error: plugins/{', '.join(changed)} differ from the sources the bundle was checked with", file=sys.stderr)
+            print(f"error: plugins/{', '.join(changed)} differ from the sources the bundle was checked with",
+                  file=sys.stderr)
             return 1
     try:
         built = build_engine(bundle / "model.onnx", bundle / "model.engine", build, build.get("plugin_nodes", 0))

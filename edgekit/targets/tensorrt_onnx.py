@@ -107,7 +107,8 @@ def check_plugin_nodes(model: onnx.ModelProto, report: StructureReport) -> None:
         for spec in op.schema.attributes:
             a = next((a for a in node.attribute if a.name == spec.name), None)
             if a is not None and a.type != _ATTR_KIND[spec.kind]:
-                report.problems.append(f"{where}: attribute {spec.name} is {onnx.AttributeProto.AttributeType.Name(a.type)}; "
+                kind = onnx.AttributeProto.AttributeType.Name(a.type)
+                report.problems.append(f"{where}: attribute {spec.name} is {kind}; "
                                        f"plugin field {spec.name} is {spec.kind.__name__}, so the parser would pass "
                                        f"the wrong type")
         try:

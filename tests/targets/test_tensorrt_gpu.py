@@ -13,7 +13,8 @@ from edgekit.targets.tensorrt_device import probe
 PLUGIN_MODEL = "tests.targets.plugin_models:window_classifier"
 ENV = probe()
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(
-    not ENV.can_build, reason=f"needs an NVIDIA GPU and TensorRT: {ENV.gpu_problem or ''} {ENV.tensorrt_problem or ''}")]
+    not ENV.can_build, reason=f"needs an NVIDIA GPU and TensorRT: {ENV.gpu_problem or ''} {ENV.tensorrt_problem or ''}"
+)]
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])

@@ -64,7 +64,8 @@ def test_softmax_attention_fused_or_separate(tiny_onnx):
                                       _layer("mm2", "CaskGemm", "/backbone/attn/MatMul_1")))
     (audit,) = audit_attention([block], map_layers(separate, model))
     assert audit["ran_as"] == "separate matmuls" and audit["layers"] == ["mm1", "sm", "mm2"]
-    myelin = parse_layer_info(json.dumps({"Layers": ["{ForeignNode[/backbone/attn/MatMul.../backbone/attn/MatMul_1]}"]}))
+    region = "{ForeignNode[/backbone/attn/MatMul.../backbone/attn/MatMul_1]}"
+    myelin = parse_layer_info(json.dumps({"Layers": [region]}))
     (audit,) = audit_attention([block], map_layers(myelin, model))
     assert audit["ran_as"].startswith("one Myelin region")
     (audit,) = audit_attention([block], map_layers(parse_layer_info(_info(_layer("x", "Shuffle", "/other"))), model))

@@ -71,7 +71,8 @@ def _qdq_by_hand(scale_is_input=False, zero_point=0, act_scales=1, weight_axis=0
                  quantize_weight=True) -> onnx.ModelProto:
     model = _conv_matmul_model()
     g = model.graph
-    g.initializer.extend([numpy_helper.from_array(np.full(act_scales, 0.1, np.float32).reshape(-1 if act_scales > 1 else ()), "s"),
+    act_scale = np.full(act_scales, 0.1, np.float32).reshape(-1 if act_scales > 1 else ())
+    g.initializer.extend([numpy_helper.from_array(act_scale, "s"),
                           numpy_helper.from_array(np.array(zero_point, np.int8), "zp"),
                           numpy_helper.from_array(np.full(8, 0.01, np.float32), "ws"),
                           numpy_helper.from_array(np.zeros(8, np.int8), "wzp"),
@@ -116,3 +117,16 @@ def test_well_placed_pair_passes_and_half_quantized_ops_are_warned():
     assert counts["half_quantized_compute"] == ["conv"]
     assert "only one input quantized" in report.warnings[0]
     assert any("no quantized Conv/MatMul/Gemm" in p for p in report.problems)
+
+
+def test_the_quantize_steps_tensorrt_qdq_passes_the_parser_checks(tiny_onnx):
+    quant = pytest.importorskip("edgekit.quant.tensorrt", reason="edgekit.quant's TensorRT recipe not installed")
+    from edgekit.calib import load_calibration
+    from edgekit.preprocess import Preprocess
+
+    model, _ = tiny_onnx
+    calib = load_calibration(None, Preprocess(size=(64, 64), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)))
+    qdq = quant.tensorrt_qdq(model, calib, method="minmax", cache=False)
+    report = check_structure(qdq, Precision.INT8)
+    assert report.ok, report.problems
+    assert report.qdq["quantized_compute"] >= 2

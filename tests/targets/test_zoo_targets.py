@@ -1,15 +1,19 @@
-"""Every zoo model through both targets that cannot run here, on the real export path.
+"""Zoo models through both targets that cannot run here, on the real export path, at small inputs.
 
 - TensorRT: the TensorRT-flavoured ONNX (TRT swaps and rewrites, plugin nodes with their function
-  bodies) passes the structural checks and matches PyTorch in ONNX Runtime (``--onnx-only``);
-- CoreML: the model converts to an ML Program (fp16) with every tensor at rank <= 5 and no op left in
-  fp32; parity is recorded as not measured (CoreML predicts only on macOS).
+  bodies) passes the structural checks and matches PyTorch in ONNX Runtime (``--onnx-only``). One model
+  per family in CI (export + rewrites cost ~12 s of CPU per model); ``EDGEKIT_FULL_ZOO=1`` runs every
+  model (all passed when this was written: docs/tensorrt.md);
+- CoreML: every model converts to an ML Program (fp16) with every tensor at rank <= 5 and no op left in
+  fp32 (~6 s of CPU per model); parity is recorded as not measured off macOS.
 
-Segmentation models run at 256x256 (or the smallest size their divisor allows), as in tests/models.
+Inputs are the smallest multiple of the model's size divisor >= 64 (windows are clamped to small maps).
 """
 from __future__ import annotations
 
 import json
+import os
+import platform
 
 import pytest
 
@@ -17,18 +21,19 @@ import edgekit
 from edgekit.models import _registry as reg
 
 MODELS = reg.list_models()
+# one per family; efficientvit and swin carry the LinearAttention and WindowAttention plugin nodes
+TRT_MODELS = MODELS if os.environ.get("EDGEKIT_FULL_ZOO") else [
+    m for m in ("efficientvit_b0", "swin_tiny", "segformer_b0", "fastvit_t8", "efficientformerv2_s1") if m in MODELS]
 
 
-def _shape(name: str) -> str | None:
-    cfg = reg.get_cfg(name)
-    if cfg.task == "classification":
-        return None
-    side = max(cfg.size_divisor, -(-256 // cfg.size_divisor) * cfg.size_divisor)
+def _shape(name: str) -> str:
+    d = reg.get_cfg(name).size_divisor
+    side = max(d, -(-64 // d) * d)
     return f"1x3x{side}x{side}"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", TRT_MODELS)
 def test_tensorrt_flavoured_onnx(name, tmp_path):
     bundle = edgekit.export(name, "trt", tmp_path / "b", input_shape=_shape(name), calib_size=2,
                             target_options={"onnx_only": True})
@@ -36,7 +41,8 @@ def test_tensorrt_flavoured_onnx(name, tmp_path):
     report = json.loads((tmp_path / "b" / "tensorrt.json").read_text())
     assert report["structure"]["problems"] == []
     plugin_nodes = report["structure"]["plugin_nodes"]
-    assert len(plugin_nodes) == sum(1 for _ in plugin_nodes)  # every edgekit node passed the parser checks
+    if reg.get_cfg(name).family in ("swin", "efficientvit"):  # their attention is a plugin node in TensorRT
+        assert plugin_nodes, "the TensorRT swaps/rewrites produced no plugin node"
     assert {p["name"] for p in m["plugins"]} == {p["plugin"].split("::")[1] for p in plugin_nodes}
     parity = m["parity"]
     assert parity["measured"] and "ONNX Runtime" in parity["measured_on"]
@@ -51,6 +57,7 @@ def test_coreml_conversion(name, tmp_path):
     program = m["export"]["program"]
     assert program["max_rank"] <= 5 and program["over_rank"] == [] and program["fallbacks"] == []
     assert program["compute_precision"].get("FLOAT32", 0) == 0 and program["compute_precision"]["FLOAT16"] > 0
-    assert m["parity"] == {"measured": False, "gate": "not run (nothing runnable here)",
-                           "reason": "CoreML predicts only on macOS and iOS (this is Linux); parity was not measured"}
+    if platform.system() != "Darwin":
+        assert m["parity"] == {"measured": False, "gate": "not run (nothing runnable here)",
+                               "reason": "CoreML predicts only on macOS and iOS (this is Linux); parity was not measured"}
     assert m["inputs"][0]["name"] == "image" and m["outputs"][0]["name"] == "logits"
