@@ -78,6 +78,11 @@ def find_islands(proto: onnx.ModelProto, target: Target, precision: Precision = 
     return [Island(n.name, n.op_type, reason[n.name]) for n in g.nodes if n.name in reason]
 
 
+def float16_islands(proto: onnx.ModelProto, target: Target) -> list[str]:
+    """Names of the nodes a float16 conversion must leave in float32."""
+    return [i.node for i in find_islands(proto, target, Precision.FP16)]
+
+
 def match_patterns(proto: onnx.ModelProto, patterns: tuple[str, ...]) -> list[str]:
     """Node names matched by ``--keep-fp`` patterns; a pattern matching nothing is a usage error."""
     names = []

@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Quantization benchmark on trained weights: for each model trained by scripts/train_digits.py and each
+target (ONNX Runtime, OpenVINO), in one run:
+
+- fp32, fp16 (ONNX Runtime) / bf16 (OpenVINO), edgekit int8, and the naive int8 a user would write
+  (ONNX Runtime: ``quantize_static`` min-max U8S8 on every op it quantizes; OpenVINO: NNCF's default
+  preset with no ignored scope), all from the same fp32 graph;
+- median latency and its ratio to fp32 (same runtime, same input, same threads);
+- top-1 (classification) or mIoU (segmentation) on the held-out digits, and agreement with the
+  PyTorch fp32 model.
+
+    python scripts/train_digits.py                    # once: trains and caches the checkpoints
+    PYTHONPATH=. python scripts/bench_quant.py        # prints a markdown table
+    PYTHONPATH=. python scripts/bench_quant.py --models efficientvit_b0 --targets onnx --iters 50 \\
+        --write docs/benchmarks.md                    # and replaces the "Quantization" section there
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MODELS = {  # name -> (model source, task folder)
+    "efficientvit_b0": ("scripts.train_digits:efficientvit_b0_digits", "cls"),
+    "swin_tiny": ("scripts.train_digits:swin_tiny_digits", "cls"),
+    "segformer_b0": ("scripts.train_digits:segformer_b0_digits", "seg"),
+    "efficientvit_b0_seg": ("scripts.train_digits:efficientvit_b0_seg_digits", "seg"),
+    "tiny_classifier": ("scripts.train_digits:tiny_classifier_digits", "cls"),
+}
+VARIANTS = {"onnx": ("fp32", "fp16", "int8", "naive-int8"), "openvino": ("fp32", "bf16", "int8", "naive-int8")}
+
+
+def median_ms(run, x, warmup: int, iters: int) -> float:
+    for _ in range(warmup):
+        run(x)
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        run(x)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def naive_onnxruntime(fp32_onnx: Path, calib_inputs: list, threads: int):
+    """What a user gets from ONNX Runtime's quantize_static with min-max calibration, U8S8, no islands."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(calib_inputs)
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {"input": x}
+
+    out = fp32_onnx.with_name("naive_int8.onnx")
+    quantize_static(str(fp32_onnx), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=False,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = threads, 1, 3
+    sess = ort.InferenceSession(str(out), so, providers=["CPUExecutionProvider"])
+    return lambda x: sess.run(None, {"input": x})[0]
+
+
+def naive_openvino(fp32_xml: Path, calib_inputs: list, threads: int):
+    """NNCF's default preset on the OpenVINO model, no ignored scope."""
+    import logging
+
+    import nncf
+    import openvino as ov
+
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    core = ov.Core()
+    q = nncf.quantize(core.read_model(str(fp32_xml)), nncf.Dataset(calib_inputs), subset_size=len(calib_inputs))
+    compiled = core.compile_model(q, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
+                                             "INFERENCE_NUM_THREADS": threads})
+    req = compiled.create_infer_request()
+
+    def run(x):
+        req.infer([x])
+        return np.array(req.get_output_tensor(0).data)
+
+    return run
+
+
+def bench_model(name: str, targets: list[str], threads: int, warmup: int, iters: int, method: str, limit: int | None,
+                work: Path, log) -> list[dict]:
+    import edgekit
+    from edgekit.calib import load_calibration
+    from edgekit.evaluate import evaluate_fn, read_labeled_folder
+    from edgekit.onnx_export import prepare_for_deploy
+    from edgekit.parity import torch_reference
+    from edgekit.sources import load_source
+    from scripts.train_digits import write_folders
+
+    source, kind = MODELS[name]
+    root = write_folders()
+    calib_dir, val_dir = root / kind / "calib", root / kind / "val"
+    src = load_source(source)
+    spec = src.spec
+    labeled = read_labeled_folder(val_dir, spec.task)
+    torch_fn = torch_reference(prepare_for_deploy(src.model))
+    x0 = load_calibration(calib_dir, spec.preprocess, size=1).inputs[0]
+    calib_inputs = load_calibration(calib_dir, spec.preprocess).inputs
+    rows = []
+    ref_metric, _, _, n = evaluate_fn(torch_fn, labeled, spec.preprocess, spec.num_classes, limit=limit)
+    for target in targets:
+        fp32_ms = None
+        for variant in VARIANTS[target]:
+            t0 = time.perf_counter()
+            row = {"model": name, "input": "x".join(map(str, spec.input_shape[2:])), "target": target,
+                   "variant": variant, "torch_metric": ref_metric, "images": n}
+            try:
+                if variant == "naive-int8":
+                    fp32_dir = work / f"{name}-{target}-fp32"
+                    fn = (naive_onnxruntime(fp32_dir / "model.onnx", calib_inputs, threads) if target == "onnx"
+                          else naive_openvino(fp32_dir / "model.xml", calib_inputs, threads))
+                    info = {}
+                else:
+                    out = work / f"{name}-{target}-{variant}"
+                    b = edgekit.export(source, target, out, precision=variant, calib=calib_dir, method=method,
+                                       verify=False, force=True)
+                    runner = edgekit.runtime.load(out, threads=threads)
+                    fn = runner.infer
+                    info = b.manifest.get("quantization") or {}
+                    row["parity_passed"] = b.manifest["parity"]["passed"]
+                    if info:
+                        row["recipe"] = info.get("recipe")
+                        row["islands"] = sum(e["count"] for e in info.get("islands", {}).values())
+                        row["kept_blocks"] = info.get("budget", {}).get("kept_blocks", [])
+                row["ms"] = median_ms(fn, x0, warmup, iters)
+                if variant == "fp32":
+                    fp32_ms = row["ms"]
+                row["speedup"] = fp32_ms / row["ms"] if fp32_ms else None
+                metric, agreement, _, _ = evaluate_fn(fn, labeled, spec.preprocess, spec.num_classes, torch_fn, limit)
+                row.update(metric=metric, agreement=agreement)
+            except Exception as e:  # one failing variant must not lose the others' figures
+                row["error"] = f"{e.__class__.__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+            row["seconds"] = round(time.perf_counter() - t0, 1)
+            log(json.dumps({k: v for k, v in row.items() if k != "kept_blocks"}))
+            rows.append(row)
+    return rows
+
+
+def table(rows: list[dict], threads: int) -> str:
+    out = [f"| model (input) | target | precision | ms ({threads}T) | speedup vs fp32 | top-1 / mIoU | drop vs PyTorch fp32 "
+           "| agreement with fp32 | notes |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        seg = r["model"].endswith("_seg") or r["model"].startswith("segformer")
+
+        def fmt(v):
+            return "-" if v is None else (f"{v:.3f}" if seg else f"{v * 100:.1f}%")
+
+        if "error" in r:
+            out.append(f"| {r['model']} ({r['input']}) | {r['target']} | {r['variant']} | failed: {r['error']} | | | | | |")
+            continue
+        drop = r["torch_metric"] - r["metric"]
+        notes = []
+        if r.get("recipe"):
+            notes.append(f"{r['recipe']}, {r.get('islands', 0)} nodes float")
+        if r.get("kept_blocks"):
+            notes.append(f"budget kept {len(r['kept_blocks'])} block(s)")
+        if r["variant"] == "naive-int8":
+            notes.append("ORT quantize_static min-max U8S8" if r["target"] == "onnx" else "NNCF default preset")
+        out.append(f"| {r['model']} ({r['input']}) | {r['target']} | {r['variant']} | {r['ms']:.2f} "
+                   f"| {r['speedup']:.2f}x | {fmt(r['metric'])} | {('%.3f' % drop) if seg else ('%.1f pt' % (drop * 100))} "
+                   f"| {r['agreement'] * 100:.1f}% | {'; '.join(notes)} |")
+    return "\n".join(out)
+
+
+def write_section(path: Path, body: str) -> None:
+    """Replace (or append) the '## Quantization' section of ``path``, leaving the rest untouched."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    head = "## Quantization"
+    start = text.find(f"\n{head}\n")
+    section = f"\n{head}\n\n{body.rstrip()}\n"
+    if start < 0:
+        text = text.rstrip() + "\n" + section
+    else:
+        end = text.find("\n## ", start + len(head) + 2)
+        text = text[:start] + section + (text[end:] if end >= 0 else "")
+    path.write_text(text)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="efficientvit_b0,swin_tiny,segformer_b0", help=f"from {', '.join(MODELS)}")
+    ap.add_argument("--targets", default="onnx,openvino")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--iters", type=int, default=100)
+    ap.add_argument("--method", default="entropy")
+    ap.add_argument("--limit", type=int, default=None, help="evaluate on the first N validation images")
+    ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    ap.add_argument("--write", type=Path, default=None, help="replace the Quantization section of this markdown file")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models.split(","):
+            rows += bench_model(name, args.targets.split(","), args.threads, args.warmup, args.iters, args.method,
+                                args.limit, Path(tmp), lambda s: print(s, file=sys.stderr, flush=True))
+    load = "load average %.2f %.2f %.2f" % os.getloadavg()
+    text = table(rows, args.threads)
+    print(text)
+    print(f"\n{load}; {args.threads} threads, median of {args.iters} after {args.warmup} warm-ups")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    if args.write:
+        write_section(args.write, text + f"\n\n{load} at the end of the run; {args.threads} threads, median of "
+                                         f"{args.iters} runs after {args.warmup} warm-ups (`{' '.join(sys.argv)}`).")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
