@@ -96,3 +96,17 @@ def initializer(op, array: np.ndarray, owner: ir.Value | None, what: str) -> ir.
     """
     name = f"{owner.name if owner is not None and owner.name else 'edgekit'}/{what}"
     return op.initializer(ir.tensor(np.ascontiguousarray(array), name=name), name=name)
+
+
+def constants_second(model: ir.Model) -> None:
+    """Put the constant operand of every commutative binary op (Add, Mul) second, in place.
+
+    Exporters write ``Mul(0.5, x)`` as often as ``Mul(x, 0.5)``; one canonical order lets a rule list
+    its operand orders instead of onnxscript's ``commute()``, which doubles the rules per Add/Mul.
+    """
+    for node in model.graph.all_nodes():
+        if node.op_type in ("Add", "Mul") and node.domain in ("", "ai.onnx") and len(node.inputs) == 2:
+            a, b = node.inputs
+            if a is not None and b is not None and const_array(a) is not None and const_array(b) is None:
+                node.replace_input_with(0, b)
+                node.replace_input_with(1, a)

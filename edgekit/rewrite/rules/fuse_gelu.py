@@ -15,13 +15,14 @@ formula (1e-5).
 """
 from __future__ import annotations
 
+import itertools
 import math
 from functools import partial
 
 import onnx_ir as ir
 from onnxscript.rewriter import pattern as orp
 
-from edgekit.rewrite.matching import apply_patterns, const_scalar
+from edgekit.rewrite.matching import apply_patterns, const_scalar, constants_second
 
 NAME = "fuse_gelu"
 _ONNX_GELU_OPSET = 20
@@ -29,21 +30,29 @@ _TOL = 1e-4  # matching tolerance on the exported fp32 constants (0.044715 is st
 
 
 class _Gelu(orp.RewriteRuleClassBase):
-    def __init__(self, kind: str, tail: str, domain: str):
-        super().__init__(f"Gelu[{kind},{tail}]")
-        self.kind, self.tail, self.domain = kind, tail, domain
+    """One operand order of one GELU form (constants are moved second first, see :func:`rewrite`)."""
+
+    def __init__(self, kind: str, tail: str, cube: str, inner_first: bool, domain: str):
+        super().__init__(f"Gelu[{kind},{tail},{cube},{inner_first}]")
+        self.kind, self.tail, self.cube, self.inner_first, self.domain = kind, tail, cube, inner_first, domain
 
     def pattern(self, op, x, c1, c2, c3, one, half):
         if self.kind == "erf":
             phi = op.Add(op.Erf(orp.OrValue([op.Div(x, c1), op.Mul(x, c1)], tag_var="erf_arg")), one)
         else:
-            cube = orp.OrValue([op.Mul(x, op.Mul(x, x)), op.Pow(x, c3)])  # commute=True covers (x*x)*x
-            phi = op.Add(op.Tanh(op.Mul(op.Add(x, op.Mul(cube, c2)), c1)), one)
-        if self.tail == "x_phi_half":
-            return op.Mul(op.Mul(x, phi), half)
-        if self.tail == "x_half_phi":
-            return op.Mul(op.Mul(x, half), phi)
-        return op.Mul(x, op.Mul(phi, half))
+            cube = {"x(xx)": lambda: op.Mul(x, op.Mul(x, x)), "(xx)x": lambda: op.Mul(op.Mul(x, x), x),
+                    "pow": lambda: op.Pow(x, c3)}[self.cube]()
+            scaled = op.Mul(cube, c2)
+            inner = op.Add(scaled, x) if self.inner_first else op.Add(x, scaled)
+            phi = op.Add(op.Tanh(op.Mul(inner, c1)), one)
+        return {
+            "(x.phi).half": lambda: op.Mul(op.Mul(x, phi), half),
+            "(phi.x).half": lambda: op.Mul(op.Mul(phi, x), half),
+            "(x.half).phi": lambda: op.Mul(op.Mul(x, half), phi),
+            "phi.(x.half)": lambda: op.Mul(phi, op.Mul(x, half)),
+            "x.(phi.half)": lambda: op.Mul(x, op.Mul(phi, half)),
+            "(phi.half).x": lambda: op.Mul(op.Mul(phi, half), x),
+        }[self.tail]()
 
     def check(self, context, x, c1, c2, c3, one, half, erf_arg=None, **_):
         result = orp.MatchResult()
@@ -70,14 +79,23 @@ class _Gelu(orp.RewriteRuleClassBase):
         return op.Gelu(x, approximate="none" if self.kind == "erf" else "tanh")
 
 
+_TAILS = ("(x.phi).half", "(phi.x).half", "(x.half).phi", "phi.(x.half)", "x.(phi.half)", "(phi.half).x")
+
+
 def rules(domain: str) -> list[orp.RewriteRule]:
-    return [_Gelu.rule(kind, tail, domain) for kind in ("erf", "tanh")
-            for tail in ("x_phi_half", "x_half_phi", "phi_half")]
+    """Every operand order, listed (onnxscript's commute() would multiply the tanh form 2^8-fold)."""
+    erf = [_Gelu.rule("erf", tail, "", False, domain) for tail in _TAILS]
+    tanh = [_Gelu.rule("tanh", tail, cube, inner_first, domain) for tail, cube, inner_first
+            in itertools.product(_TAILS, ("x(xx)", "(xx)x", "pow"), (False, True))]
+    return erf + tanh
 
 
 def rewrite(model: ir.Model, domain: str = "com.microsoft") -> tuple[int, str]:
-    return apply_patterns(model, orp.RewriteRuleSet(rules(domain), commute=True),
-                          "no decomposed GELU (Erf or Tanh form) in the graph")
+    absent = "no decomposed GELU (Erf or Tanh form) in the graph"
+    if not any(n.op_type in ("Erf", "Tanh") for n in model.graph.all_nodes()):
+        return 0, absent
+    constants_second(model)
+    return apply_patterns(model, rules(domain), absent)
 
 
 def for_domain(domain: str):

@@ -18,7 +18,7 @@ import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import pattern as orp
 
-from edgekit.rewrite.matching import apply_patterns, attr_int, const_ints, initializer, static_shape
+from edgekit.rewrite.matching import apply_patterns, attr_ints, const_ints, initializer, static_shape
 
 NAME = "split_qkv_heads"
 _PERM = [2, 0, 3, 1, 4]
@@ -64,4 +64,8 @@ RULES = [_SplitQKV.rule("split"), _SplitQKV.rule("gather")]
 
 
 def rewrite(model: ir.Model) -> tuple[int, str]:
-    return apply_patterns(model, RULES, "no rank-5 packed QKV split (Reshape (B, N, 3, h, d) -> Transpose) in the graph")
+    absent = "no rank-5 packed QKV split (Reshape (B, N, 3, h, d) -> Transpose) in the graph"
+    # a multi-output pattern is matched by onnxscript's generic (slow) matcher: look for its anchor first
+    if not any(n.op_type == "Transpose" and attr_ints(n, "perm") == _PERM for n in model.graph.all_nodes()):
+        return 0, absent
+    return apply_patterns(model, RULES, absent)
