@@ -201,7 +201,10 @@ def _int8_weights(mlmodel):
     except ImportError:
         raise EdgekitFailure("int8 CoreML weights need edgekit.quant.coreml_quantize, which this install lacks; "
                              "export fp16 instead") from None
-    result = coreml_quantize(mlmodel)
+    from edgekit.targets.coreml_convert import quiet
+
+    with quiet():  # coremltools' compression passes print progress bars
+        result = coreml_quantize(mlmodel)
     if isinstance(result, tuple):
         return result
     return result, {"method": "coreml_quantize"}
