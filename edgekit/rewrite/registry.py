@@ -94,8 +94,6 @@ def _swap(module, reason: str) -> Swap:
 
 
 _HF_EAGER = _swap(hf_segformer, "SDPA traces into an opset-dependent blob; the eager core is what the rules match")
-_LINEAR = _swap(linear_attention, "the exporter writes edgekit::LinearAttention directly, whatever the module's "
-                                  "normaliser form")
 _SWAPS: dict[Target, tuple[Swap, ...]] = {
     Target.ONNX: (
         _HF_EAGER,
@@ -111,7 +109,8 @@ _SWAPS: dict[Target, tuple[Swap, ...]] = {
         _HF_EAGER,
         _swap(window_attention, "the exporter writes edgekit::WindowAttention directly; the parser maps it to the "
                                 "plugin"),
-        _LINEAR,
+        _swap(linear_attention, "the exporter writes edgekit::LinearAttention directly, whatever the module's "
+                                "normaliser form; the parser maps it to the plugin"),
     ),
     Target.COREML: (
         _HF_EAGER,
@@ -128,12 +127,3 @@ def swaps_for(target: Target) -> tuple[Swap, ...]:
 
 def rules_for(target: Target) -> tuple[Rule, ...]:
     return _PIPELINES.get(target, ())
-
-
-def all_rules() -> dict[str, str]:
-    """Every rule name in any pipeline -> the module docstring's first line (for docs and --explain)."""
-    out = {}
-    for rules in _PIPELINES.values():
-        for rule in rules:
-            out.setdefault(rule.name, rule.reason)
-    return out

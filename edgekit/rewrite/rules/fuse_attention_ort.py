@@ -84,7 +84,7 @@ class _Attention(orp.RewriteRuleClassBase):
             per_window = attention.bias_per_window(bias, grouped, heads, tokens, tokens)
             if per_window is None:
                 return result.fail("the attention bias is not a constant broadcastable to (B, heads, N, N)")
-            if per_window.shape[0] not in (1, batch) and batch % per_window.shape[0]:
+            if batch % per_window.shape[0]:
                 return result.fail(f"{batch} windows are not a multiple of the bias' {per_window.shape[0]}")
         return result
 
