@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import onnx
 
@@ -16,7 +16,7 @@ from edgekit.quant.calibrate import calibrate
 from edgekit.quant.islands import Island, find_islands, summarize
 from edgekit.quant.options import QuantOptions
 from edgekit.quant.recipes import Candidate, candidates_for
-from edgekit.quant.scoring import Budget, Score, Scorer
+from edgekit.quant.scoring import Budget, Score, Scorer, time_interleaved
 from edgekit.quant.sensitivity import BlockScore, BudgetResult, meet_budget, sensitivity
 
 
@@ -46,14 +46,19 @@ def quantize_int8(proto: onnx.ModelProto, target: Target, task: Task, calib: Cal
         ranges, cache = calibrate(proto, inputs, calib.sha256, options, threads, rep.advance)
     scorer = Scorer(target, proto, inputs, task, threads, batch)
     candidates = candidates_for(target, proto, inputs, ranges, options)
-    with rep.step(f"score {len(candidates)} recipe(s) on {_runtime(target)}", total=len(candidates)):
-        scored = []
+    with rep.step(f"score {len(candidates)} recipe(s) on {_runtime(target)}", total=len(candidates) + 1):
+        scored, runners = [], {"fp32": scorer.fp32}
         for c in candidates:
-            score = scorer.score(c.make(island_names), timed=len(candidates) > 1)
-            c.tried = score.to_dict()
-            scored.append((c, score))
+            model = c.make(island_names)
+            scored.append((c, scorer.score(model)))
+            runners[c.name] = scorer.runner(model)
             rep.advance()
-    chosen, first = _choose(scored, budget)
+        timing = time_interleaved(runners, scorer.inputs[0]) if len(candidates) > 1 else {}
+        for c, score in scored:
+            c.tried = {**score.to_dict(), **({"ms": round(timing[c.name]["min_ms"], 4),
+                                              "median_ms": round(timing[c.name]["median_ms"], 4)} if timing else {})}
+        rep.advance()
+    chosen, first = _choose([(c, replace(s, ms=c.tried.get("ms"))) for c, s in scored], budget)
     ranked: list[BlockScore] = []
     result = BudgetResult((), frozenset(), first, budget.met(first), ({"kept": None, **first.to_dict()},))
     if not budget.met(first):
@@ -69,17 +74,9 @@ def quantize_int8(proto: onnx.ModelProto, target: Target, task: Task, calib: Cal
     op_type = {n.name: n.op_type for n in proto.graph.node}
     islands = islands + [Island(n, op_type.get(n, ""), "budget") for n in sorted(result.kept_nodes - island_names)]
     with rep.step("time fp32 and int8"):
-        fp32_ms = scorer.fp32_ms()
-        int8_ms = median_of(scorer, model)
-    info = _info(target, options, calib, cache, islands, chosen, candidates, budget, result, fp32_ms, int8_ms,
-                 threads)
+        speed = time_interleaved({"fp32": scorer.fp32, "int8": scorer.runner(model)}, scorer.inputs[0])
+    info = _info(target, options, calib, cache, islands, chosen, candidates, budget, result, speed, threads)
     return Int8Result(model, info, islands, ranked)
-
-
-def median_of(scorer: Scorer, model: onnx.ModelProto) -> float:
-    from edgekit.quant.scoring import median_ms
-
-    return median_ms(scorer.runner(model), scorer.inputs[0])
 
 
 def _choose(scored: list[tuple[Candidate, Score]], budget: Budget) -> tuple[Candidate, Score]:
@@ -95,9 +92,10 @@ def _runtime(target: Target) -> str:
 
 
 def _info(target: Target, options: QuantOptions, calib: CalibrationSet, cache: dict, islands: list[Island],
-          chosen: Candidate, candidates: list[Candidate], budget: Budget, result: BudgetResult, fp32_ms: float,
-          int8_ms: float, threads: int | None) -> dict:
+          chosen: Candidate, candidates: list[Candidate], budget: Budget, result: BudgetResult, speed: dict,
+          threads: int | None) -> dict:
     s = result.score
+    fp32_ms, int8_ms = speed["fp32"]["median_ms"], speed["int8"]["median_ms"]
     by_reason = summarize(islands)
     kept_desc = ", ".join(f"{k} {v['count']}" for k, v in by_reason.items()) or "none"
     speedup = fp32_ms / int8_ms if int8_ms > 0 else float("nan")
@@ -122,7 +120,9 @@ def _info(target: Target, options: QuantOptions, calib: CalibrationSet, cache: d
                  "cosine_mean": round(s.cosine_mean, 6),
                  "measured_on": f"{len(calib)} calibration images vs fp32 on {_runtime(target)}"},
         "speed": {"fp32_ms": round(fp32_ms, 3), "int8_ms": round(int8_ms, 3), "speedup": round(speedup, 3),
-                  "runtime": _runtime(target), "threads": threads, "input": "first calibration image"},
+                  "fp32_min_ms": round(speed["fp32"]["min_ms"], 3), "int8_min_ms": round(speed["int8"]["min_ms"], 3),
+                  "runtime": _runtime(target), "threads": threads,
+                  "how": "median (and min) of 24 runs each, fp32 and int8 alternating, first calibration image"},
         **({"reference_bundle": options.reference_bundle} if options.reference_bundle else {}),
     }
 

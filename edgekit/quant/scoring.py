@@ -28,7 +28,7 @@ class Score:
     agreement: float  # top-1 or per-pixel label agreement with fp32, in [0, 1]
     cosine_min: float  # worst image
     cosine_mean: float
-    ms: float | None = None  # median latency on this machine, when timed
+    ms: float | None = None  # latency on this machine (min of interleaved runs), when timed
 
     def to_dict(self) -> dict:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -112,7 +112,7 @@ class Scorer:
     def runner(self, proto: onnx.ModelProto) -> Infer:
         return compile_for(self.target if self.target is not Target.TRT else Target.ONNX, proto, self.threads)
 
-    def score(self, proto: onnx.ModelProto, timed: bool = False, iters: int = 20) -> Score:
+    def score(self, proto: onnx.ModelProto) -> Score:
         run = self.runner(proto)
         outs = [run(x) for x in self.inputs]
         cos, agree = [], []
@@ -125,19 +125,23 @@ class Scorer:
                     agree.append(float((r.argmax(0) == o.argmax(0)).mean()))
                 else:
                     agree.append(float(r.argmax() == o.argmax()))
-        ms = median_ms(run, self.inputs[0], iters) if timed else None
-        return Score(float(np.mean(agree)), min(cos), float(np.mean(cos)), ms)
-
-    def fp32_ms(self, iters: int = 20) -> float:
-        return median_ms(self.fp32, self.inputs[0], iters)
+        return Score(float(np.mean(agree)), min(cos), float(np.mean(cos)))
 
 
-def median_ms(run: Infer, x: np.ndarray, iters: int = 20, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        run(x)
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        run(x)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+def time_interleaved(runs: dict[str, Infer], x: np.ndarray, rounds: int = 8, per_round: int = 3,
+                     warmup: int = 3) -> dict[str, dict]:
+    """Latency of several runners measured in alternation, so load from other processes falls on all of them
+    alike: per runner the median and the minimum over ``rounds x per_round`` runs, in ms. The minimum is what
+    recipes are chosen by (on a shared CPU it is the figure least disturbed by other work)."""
+    for run in runs.values():
+        for _ in range(warmup):
+            run(x)
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                run(x)
+                times[name].append((time.perf_counter() - t0) * 1e3)
+    return {k: {"median_ms": statistics.median(v), "min_ms": min(v)} for k, v in times.items()}
+

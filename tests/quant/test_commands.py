@@ -46,7 +46,7 @@ def test_quantize_command_then_evaluate(cli, digits, fp32_bundles, tmp_path):
     # the trained tiny model is ~80-90% on held-out digits; int8 keeps it within 5 points on 60 images
     assert r["reference_value"] > 0.6 and abs(r["reference_value"] - r["value"]) <= 0.05 and r["agreement"] >= 0.93
     code, stdout, _ = cli("evaluate", out, "--data", digits / "cls" / "val", "--limit", "10")
-    assert code == 0 and "top-1" in stdout and "agreement with fp32" in stdout
+    assert code == 0 and "evaluation on 10 labeled images" in stdout and "%" in stdout
 
 
 def test_evaluate_segmentation(cli, digits_seg, seg_bundle):
@@ -68,12 +68,12 @@ def test_sensitivity_command(cli, digits, fp32_bundles):
     assert r["recipe"] == "edgekit-u8s8" and r["images"] == 8
     code, stdout, _ = cli("quantize", fp32_bundles["cls"], "--sensitivity", "--calib", digits / "cls" / "calib",
                           "--calib-size", "8", "--quiet")
-    assert code == 0 and "sensitivity per block" in stdout and r["blocks"][0]["block"] in stdout
+    assert code == 0 and "sensitivity" in stdout and "rank" in stdout
 
 
 @pytest.mark.parametrize("args,match", [
-    (("--precision", "fp32"), "invalid choice"),
-    (("--method", "median"), "invalid choice"),
+    (("--precision", "fp32"), "'fp32' is not one of 'int8', 'fp16', 'bf16'"),
+    (("--method", "median"), "Invalid value for '--method'"),
     (("--keep-fp", "*/no_such_block/*"), "matches no node"),
     (("--max-drop", "-2"), "--max-drop"),
     (("--percentile", "20"), "--percentile"),
