@@ -79,7 +79,12 @@ def measure(source: str, threads=(1, 2), warmup: int = 5, iters: int = 30, input
     return row
 
 
-def run_all(sources: list[str], threads, warmup: int, iters: int, input_shape: str | None = None) -> list[ModelRow]:
+def run_all(sources: list[str], threads, warmup: int, iters: int, input_shape: str | None = None,
+            partial: Path | None = None) -> list[ModelRow]:
+    """Measure each source; with ``partial``, append each row to that JSON-lines file as it completes
+    (so a long run that is interrupted keeps what it measured)."""
+    import json
+
     from rich.progress import track
 
     rows = []
@@ -88,6 +93,9 @@ def run_all(sources: list[str], threads, warmup: int, iters: int, input_shape: s
             rows.append(measure(s, threads, warmup, iters, input_shape))
         except Exception as e:  # one failing model must not lose the others' figures
             rows.append(ModelRow(s, error=f"{e.__class__.__name__}: {str(e)[:160]}"))
+        if partial is not None:
+            with open(partial, "a") as f:
+                f.write(json.dumps(asdict(rows[-1])) + "\n")
     return rows
 
 

@@ -42,11 +42,12 @@ def main() -> int:
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
+    ap.add_argument("--partial", type=Path, help="append each model's figures to this JSON-lines file as measured")
     args = ap.parse_args()
     from edgekit.models import list_models
 
     sources = args.models.split(",") if args.models else list_models() + TIMM
-    rows = run_all(sources, (1, 2), args.warmup, args.iters)
+    rows = run_all(sources, (1, 2), args.warmup, args.iters, partial=args.partial)
     print(f"<!-- python scripts/bench_export.py --iters {args.iters}; {load_avg()} at the end -->")
     print(table(rows))
     if args.json:
