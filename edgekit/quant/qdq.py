@@ -1,9 +1,10 @@
 """Static QDQ quantization of an ONNX model with given activation ranges, using ONNX Runtime's quantizer.
 
 Weights are int8, symmetric, per output channel; activations per tensor with the ranges chosen by
-the calibration method (:mod:`edgekit.quant.ranges`). Island nodes are excluded, and afterwards
-each island reads the float tensor itself rather than a quantize-dequantize copy of it, so an island
-runs on exactly what the fp32 model computes up to its input's producer.
+the calibration method (:mod:`edgekit.quant.ranges`). Island nodes are excluded from quantization,
+and an island of an op that has int8 kernels reads the float tensor rather than a shared
+quantize-dequantize copy, so no runtime can fuse it into an int8 kernel (see
+:func:`_float_inputs_for_islands`).
 
 Activation type per target (FACTS 5): on x86 CPUs ONNX Runtime's fast int8 kernels are U8S8
 (uint8 activations, int8 weights); its S8S8 default runs slower than fp32 on this AMD CPU.
@@ -33,6 +34,7 @@ class QdqRecipe:
     per_channel: bool = True
     quantize_outputs: bool = True  # Q/DQ after a quantized layer too (ORT fuses DQ-op-Q into an int8 kernel)
     quantize_bias: bool = True  # int32 bias (ORT); TensorRT takes float biases
+    float_island_inputs: bool = False  # every island reads float inputs, not only those with int8 kernels
 
     def to_dict(self) -> dict:
         return {"activations": f"{'uint8 asymmetric' if self.activation == 'u8' else 'int8 symmetric'} per tensor",
@@ -70,19 +72,29 @@ def quantize_qdq(proto: onnx.ModelProto, ranges: dict[str, tuple[float, float]],
         qmodel = quantizer.quantize_model()
     except Exception as e:  # the quantizer raises bare ValueError / KeyError on graphs it cannot handle
         raise EdgekitFailure(f"QDQ quantization failed: {e.__class__.__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}") from None
-    qmodel = _float_inputs_for_islands(qmodel, exclude)
+    qmodel = _float_inputs_for_islands(qmodel, exclude, recipe.float_island_inputs)
     qmodel.ir_version = proto.ir_version
     return qmodel
 
 
-def _float_inputs_for_islands(model: onnx.ModelProto, islands: set[str]) -> onnx.ModelProto:
+# ops some runtime has an int8 kernel for: given int8 inputs (and an int8 output) ONNX Runtime, OpenVINO or
+# TensorRT may fuse them into one (QLinearConv, QGemm, QLinearMatMul, QLinearSoftmax, QLinearAdd...)
+INT8_KERNEL_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Softmax", "Add", "Mul", "Concat", "Sigmoid",
+                   "LeakyRelu", "AveragePool", "GlobalAveragePool", "MaxPool", "Resize", "Where", "Split"}
+
+
+def _float_inputs_for_islands(model: onnx.ModelProto, islands: set[str], every_island: bool) -> onnx.ModelProto:
     """Rewire island inputs from a DequantizeLinear(QuantizeLinear(x)) copy to x itself.
 
-    ONNX Runtime's quantizer quantizes a tensor once for all its consumers; an island that shares its
-    input with a quantized layer would otherwise read the int8-rounded copy."""
+    ONNX Runtime's quantizer quantizes a tensor once for all its consumers. An island of an op with an int8
+    kernel (an attention MatMul, Softmax, the stem or head) that shares its input with a quantized layer could
+    be fused into that kernel, so it is given the float tensor. Other islands (LayerNorm, GELU, division) have
+    no int8 kernel and compute in float either way; they keep the shared copy unless ``every_island``,
+    because a float consumer beside the quantize node keeps ONNX Runtime from fusing the producer's output
+    (measured: a Swin 30% slower)."""
     producer = {o: n for n in model.graph.node for o in n.output}
     for node in model.graph.node:
-        if node.name not in islands:
+        if node.name not in islands or not (every_island or node.op_type in INT8_KERNEL_OPS):
             continue
         for k, name in enumerate(node.input):
             dq = producer.get(name)
@@ -101,32 +113,37 @@ def _float_inputs_for_islands(model: onnx.ModelProto, islands: set[str]) -> onnx
     return model
 
 
-def float_nodes(model: onnx.ModelProto) -> set[str]:
-    """Nodes of a QDQ model that compute in float: no activation input comes from a DequantizeLinear.
-
-    (A node fed by DequantizeLinear and feeding QuantizeLinear is what runtimes fuse into an int8 kernel.)"""
+def _input_kinds(model: onnx.ModelProto) -> dict[str, list[str]]:
+    """Per node: "int8" (from DequantizeLinear of an activation), "weight" or "float", per input."""
     producer = {o: n for n in model.graph.node for o in n.output}
     inits = {i.name for i in model.graph.initializer}
-    out = set()
+    kinds = {}
     for n in model.graph.node:
-        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
-            continue
-        feeds = [producer.get(i) for i in n.input if i and i not in inits]
-        if not any(p is not None and p.op_type == "DequantizeLinear" and p.input[0] not in inits for p in feeds):
-            out.add(n.name)
-    return out
+        ks = []
+        for i in n.input:
+            if not i or i in inits:
+                continue
+            p = producer.get(i)
+            if p is not None and p.op_type == "DequantizeLinear":
+                ks.append("weight" if p.input[0] in inits else "int8")
+            elif p is not None and p.op_type == "Constant":
+                continue
+            else:
+                ks.append("float")
+        kinds[n.name] = ks
+    return kinds
 
 
 def quantized_nodes(model: onnx.ModelProto) -> set[str]:
-    """Nodes with at least one int8 activation input (DequantizeLinear of a quantized activation)."""
-    producer = {o: n for n in model.graph.node for o in n.output}
-    inits = {i.name for i in model.graph.initializer}
-    out = set()
-    for n in model.graph.node:
-        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
-            continue
-        for i in n.input:
-            p = producer.get(i)
-            if p is not None and p.op_type == "DequantizeLinear" and p.input[0] not in inits:
-                out.add(n.name)
-    return out
+    """Nodes a runtime can run as int8 kernels: an op with int8 kernels whose activation inputs are all
+    dequantized int8 (a DequantizeLinear of an activation)."""
+    kinds = _input_kinds(model)
+    return {n.name for n in model.graph.node if n.op_type in INT8_KERNEL_OPS and "int8" in kinds[n.name]
+            and "float" not in kinds[n.name]}
+
+
+def float_nodes(model: onnx.ModelProto) -> set[str]:
+    """Nodes of a QDQ model that compute in float (everything but Q/DQ and :func:`quantized_nodes`)."""
+    q = quantized_nodes(model)
+    return {n.name for n in model.graph.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear")
+            and n.name not in q}
