@@ -91,16 +91,17 @@ def _input(manifest: dict) -> np.ndarray:
     return np.repeat(x, batch, axis=0) if isinstance(batch, int) and batch > 1 else x
 
 
-def _interleaved(naive, fast, x: np.ndarray, warmup: int, iters: int) -> tuple[list[float], list[float]]:
+def _interleaved(naive, fast, x: np.ndarray, warmup: int, iters: int, clock=time.perf_counter
+                 ) -> tuple[list[float], list[float]]:
     for _ in range(warmup):
         naive(x)
         fast(x)
     a, b = [], []
     for i in range(iters):
         for fn, times in ((naive, a), (fast, b)) if i % 2 == 0 else ((fast, b), (naive, a)):
-            t0 = time.perf_counter()
+            t0 = clock()
             fn(x)
-            times.append((time.perf_counter() - t0) * 1e3)
+            times.append((clock() - t0) * 1e3)
     return a, b
 
 
@@ -109,7 +110,8 @@ def _parity(manifest: dict) -> dict:
     return {"cosine_min": p["cosine_min"], "max_abs_rel": p["max_abs_rel"], "passed": p["passed"]}
 
 
-def measure(source: str, runtimes, threads, warmup: int, iters: int, precisions) -> list[Row]:
+def measure(source: str, runtimes, threads, warmup: int, iters: int, precisions, clock=time.perf_counter
+            ) -> list[Row]:
     import edgekit.runtime
 
     rows = []
@@ -132,7 +134,7 @@ def measure(source: str, runtimes, threads, warmup: int, iters: int, precisions)
                     a = edgekit.runtime.load(naive.path, threads=n)
                     b = edgekit.runtime.load(fast.path, threads=n)
                     try:
-                        ta, tb = _interleaved(a.infer, b.infer, x, warmup, iters)
+                        ta, tb = _interleaved(a.infer, b.infer, x, warmup, iters, clock)
                     finally:
                         a.close()
                         b.close()
@@ -200,19 +202,25 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--runtimes", default="onnx,openvino")
     ap.add_argument("--precisions", default="fp32,bf16", help="fp32 everywhere; bf16 on OpenVINO")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="wall: perf_counter (default); cpu: the process's CPU time, one thread only: robust to "
+                         "other work on a shared machine, which stretches wall time but not CPU time")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     args = ap.parse_args()
 
     sources = args.models.split(",") if args.models else attention_models() + TIMM
     threads = [int(t) for t in args.threads.split(",")]
+    if args.clock == "cpu" and threads != [1]:
+        ap.error("--clock cpu measures one thread's work: use it with --threads 1")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     start = load_avg()
     from rich.progress import track
 
     rows = []
     for source in track(sources, description="naive vs edgekit", transient=True):
         rows.extend(measure(source, args.runtimes.split(","), threads, args.warmup, args.iters,
-                            args.precisions.split(",")))
-    print(f"<!-- python scripts/bench_rewrites.py --threads {args.threads} --iters {args.iters}"
+                            args.precisions.split(","), clock))
+    print(f"<!-- python scripts/bench_rewrites.py --threads {args.threads} --iters {args.iters} --clock {args.clock}"
           f"{' --models ' + args.models if args.models else ''}; {start} at the start, {load_avg()} at the end -->")
     print(table(rows))
     print()

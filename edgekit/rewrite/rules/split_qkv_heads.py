@@ -39,7 +39,9 @@ class _SplitQKV(orp.RewriteRuleClassBase):
     def check(self, context, qkv, packed, i0, i1, i2, sizes=None, **_):
         result = orp.MatchResult()
         shape = static_shape(packed)
-        if shape is None or len(shape) != 5 or shape[2] != 3:
+        if shape is None:
+            return result.fail("the QKV view has no static shape (a dynamic batch keeps it symbolic)")
+        if len(shape) != 5 or shape[2] != 3:
             return result.fail(f"the QKV view {shape} is not a static (B, N, 3, heads, d)")
         expected = ([0], [0], [0]) if self.unpack == "split" else ([0], [1], [2])
         got = tuple(const_ints(i) for i in (i0, i1, i2))
