@@ -148,3 +148,11 @@ def test_cli_json_output(cli, tmp_path):
     code, out, _ = cli("export", TINY, "--out", tmp_path / "b", "--json")
     assert code == 0
     assert json.loads(out)["parity"]["passed"] is True
+
+
+def test_swin_exports_to_openvino_at_default_size(tmp_path):
+    """Regression: OpenVINO 2026.4's SDPA fusion threw on the zoo Swin's shifted windows at 224; the
+    OpenVINO pipeline swaps in the WindowAttention plugin (inlined) to avoid it."""
+    bundle = edgekit.export("swin_tiny", "openvino", tmp_path / "b", calib_size=2)
+    assert bundle.parity["passed"], bundle.parity
+    assert bundle.manifest["rewrites"]["swaps"].get("window_attention_plugin", 0) > 0
