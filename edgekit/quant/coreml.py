@@ -100,8 +100,12 @@ def coreml_quantize(mlmodel, sample_data: list[dict[str, np.ndarray]] | None = N
         notes.append(f"activations stay fp16: calibrating them needs CoreML predictions (macOS; this is {platform.system()})")
     weight_cfg = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel",
                                              weight_threshold=weight_threshold)
+    # the weight pass skips only weight islands: activation islands (LayerNorm, Softmax...) have no int8-worth
+    # weights, and a None config on them conflicts when coremltools has deduplicated one of their small
+    # constants with a quantized layer's (e.g. a LayerNorm beta equal to a linear bias)
+    weight_skip = {name: None for name, reason in islands.items() if reason in ("stem", "head", "user")}
     mlmodel = cto.linear_quantize_weights(mlmodel, cto.OptimizationConfig(global_config=weight_cfg,
-                                                                          op_name_configs=skip))
+                                                                          op_name_configs=weight_skip))
     from edgekit.quant.islands import REASONS
 
     by_reason: dict[str, dict] = {}

@@ -190,3 +190,14 @@ def test_parity_on_macos(tmp_path):
     assert m["parity"]["measured"] and m["parity"]["passed"], m["parity"]
     runner = edgekit.runtime.load(tmp_path / "b")
     assert runner.classify(np.zeros((64, 64, 3), np.uint8), k=1)
+
+
+def test_int8_weights_on_a_zoo_model(tmp_path):
+    """Regression: coremltools deduplicates equal small constants (a LayerNorm beta and a linear bias),
+    so a None config on the LayerNorm conflicted with the linear's int8 config and conversion failed."""
+    pytest.importorskip("coremltools")
+    import edgekit
+
+    bundle = edgekit.export("efficientvit_b0", "coreml", tmp_path / "b", precision="int8", input_shape="1x3x64x64",
+                            calib_size=1)
+    assert bundle.manifest["precision"] == "int8"
