@@ -40,19 +40,27 @@ MODELS = {  # name -> (model source, task folder)
 VARIANTS = {"onnx": ("fp32", "fp16", "int8", "naive-int8"), "openvino": ("fp32", "bf16", "int8", "naive-int8")}
 
 
-def median_ms(run, x, warmup: int, iters: int) -> float:
+def median_ms(run, x, warmup: int, iters: int, clock=time.perf_counter) -> float:
     for _ in range(warmup):
         run(x)
     times = []
     for _ in range(iters):
-        t0 = time.perf_counter()
+        t0 = clock()
         run(x)
-        times.append((time.perf_counter() - t0) * 1e3)
+        times.append((clock() - t0) * 1e3)
     return statistics.median(times)
 
 
-def naive_onnxruntime(fp32_onnx: Path, calib_inputs: list, threads: int):
-    """What a user gets from ONNX Runtime's quantize_static with min-max calibration, U8S8, no islands."""
+def latencies(open_fn, x, warmup: int, iters: int) -> dict:
+    """Median ms at 1 thread as CPU time of this process (robust on a shared machine: time spent descheduled
+    by other processes does not count; 1 thread does no parallel work to hide) and at 2 threads as wall time."""
+    return {"cpu1": median_ms(open_fn(1), x, warmup, iters, time.process_time),
+            "wall2": median_ms(open_fn(2), x, warmup, iters)}
+
+
+def naive_onnxruntime(fp32_onnx: Path, calib_inputs: list):
+    """What a user gets from ONNX Runtime's quantize_static with min-max calibration, U8S8, no islands;
+    returns open(threads) -> infer."""
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -68,14 +76,18 @@ def naive_onnxruntime(fp32_onnx: Path, calib_inputs: list, threads: int):
     quantize_static(str(fp32_onnx), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=False,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = threads, 1, 3
-    sess = ort.InferenceSession(str(out), so, providers=["CPUExecutionProvider"])
-    return lambda x: sess.run(None, {"input": x})[0]
+
+    def open_fn(threads: int):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = threads, 1, 3
+        sess = ort.InferenceSession(str(out), so, providers=["CPUExecutionProvider"])
+        return lambda x: sess.run(None, {"input": x})[0]
+
+    return open_fn
 
 
-def naive_openvino(fp32_xml: Path, calib_inputs: list, threads: int):
-    """NNCF's default preset on the OpenVINO model, no ignored scope."""
+def naive_openvino(fp32_xml: Path, calib_inputs: list):
+    """NNCF's default preset on the OpenVINO model, no ignored scope; returns open(threads) -> infer."""
     import logging
 
     import nncf
@@ -84,15 +96,19 @@ def naive_openvino(fp32_xml: Path, calib_inputs: list, threads: int):
     logging.getLogger("nncf").setLevel(logging.ERROR)
     core = ov.Core()
     q = nncf.quantize(core.read_model(str(fp32_xml)), nncf.Dataset(calib_inputs), subset_size=len(calib_inputs))
-    compiled = core.compile_model(q, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
-                                             "INFERENCE_NUM_THREADS": threads})
-    req = compiled.create_infer_request()
 
-    def run(x):
-        req.infer([x])
-        return np.array(req.get_output_tensor(0).data)
+    def open_fn(threads: int):
+        compiled = core.compile_model(q, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
+                                                 "INFERENCE_NUM_THREADS": threads})
+        req = compiled.create_infer_request()
 
-    return run
+        def run(x):
+            req.infer([x])
+            return np.array(req.get_output_tensor(0).data)
+
+        return run
+
+    return open_fn
 
 
 def bench_model(name: str, targets: list[str], threads: int, warmup: int, iters: int, method: str, limit: int | None,
@@ -125,25 +141,27 @@ def bench_model(name: str, targets: list[str], threads: int, warmup: int, iters:
             try:
                 if variant == "naive-int8":
                     fp32_dir = work / f"{name}-{target}-fp32"
-                    fn = (naive_onnxruntime(fp32_dir / "model.onnx", calib_inputs, threads) if target == "onnx"
-                          else naive_openvino(fp32_dir / "model.xml", calib_inputs, threads))
+                    open_fn = (naive_onnxruntime(fp32_dir / "model.onnx", calib_inputs) if target == "onnx"
+                               else naive_openvino(fp32_dir / "model.xml", calib_inputs))
                     info = {}
                 else:
                     out = work / f"{name}-{target}-{variant}"
                     b = edgekit.export(source, target, out, precision=variant, calib=calib_dir, method=method,
                                        verify=False, force=True)
-                    runner = edgekit.runtime.load(out, threads=threads)
-                    fn = runner.infer
+
+                    def open_fn(n, out=out):
+                        return edgekit.runtime.load(out, threads=n).infer
                     info = b.manifest.get("quantization") or {}
                     row["parity_passed"] = b.manifest["parity"]["passed"]
                     if info:
                         row["recipe"] = info.get("recipe")
                         row["islands"] = sum(e["count"] for e in info.get("islands", {}).values())
                         row["kept_blocks"] = info.get("budget", {}).get("kept_blocks", [])
-                row["ms"] = median_ms(fn, x0, warmup, iters)
+                row["ms"] = latencies(open_fn, x0, warmup, iters)
                 if variant == "fp32":
                     fp32_ms = row["ms"]
-                row["speedup"] = fp32_ms / row["ms"] if fp32_ms else None
+                row["speedup"] = {k: fp32_ms[k] / v for k, v in row["ms"].items()} if fp32_ms else None
+                fn = open_fn(threads)
                 metric, agreement, _, _ = evaluate_fn(fn, labeled, spec.preprocess, spec.num_classes, torch_fn, limit)
                 row.update(metric=metric, agreement=agreement)
             except Exception as e:  # one failing variant must not lose the others' figures
@@ -155,9 +173,9 @@ def bench_model(name: str, targets: list[str], threads: int, warmup: int, iters:
 
 
 def table(rows: list[dict], threads: int) -> str:
-    out = [f"| model (input) | target | precision | ms ({threads}T) | speedup vs fp32 | top-1 / mIoU | drop vs PyTorch fp32 "
-           "| agreement with fp32 | notes |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    out = ["| model (input) | target | precision | ms 1T (CPU time) | speedup 1T | ms 2T (wall) | speedup 2T "
+           "| top-1 / mIoU | drop vs PyTorch fp32 | agreement with fp32 | notes |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         seg = r["model"].endswith("_seg") or r["model"].startswith("segformer")
 
@@ -165,7 +183,8 @@ def table(rows: list[dict], threads: int) -> str:
             return "-" if v is None else (f"{v:.3f}" if seg else f"{v * 100:.1f}%")
 
         if "error" in r:
-            out.append(f"| {r['model']} ({r['input']}) | {r['target']} | {r['variant']} | failed: {r['error']} | | | | | |")
+            out.append(f"| {r['model']} ({r['input']}) | {r['target']} | {r['variant']} | failed: {r['error']} |"
+                       + " |" * 7)
             continue
         drop = r["torch_metric"] - r["metric"]
         notes = []
@@ -175,8 +194,10 @@ def table(rows: list[dict], threads: int) -> str:
             notes.append(f"budget kept {len(r['kept_blocks'])} block(s)")
         if r["variant"] == "naive-int8":
             notes.append("ORT quantize_static min-max U8S8" if r["target"] == "onnx" else "NNCF default preset")
-        out.append(f"| {r['model']} ({r['input']}) | {r['target']} | {r['variant']} | {r['ms']:.2f} "
-                   f"| {r['speedup']:.2f}x | {fmt(r['metric'])} | {('%.3f' % drop) if seg else ('%.1f pt' % (drop * 100))} "
+        ms, sp = r["ms"], r["speedup"]
+        out.append(f"| {r['model']} ({r['input']}) | {r['target']} | {r['variant']} | {ms['cpu1']:.2f} "
+                   f"| {sp['cpu1']:.2f}x | {ms['wall2']:.2f} | {sp['wall2']:.2f}x | {fmt(r['metric'])} "
+                   f"| {('%.3f' % drop) if seg else ('%.1f pt' % (drop * 100))} "
                    f"| {r['agreement'] * 100:.1f}% | {'; '.join(notes)} |")
     return "\n".join(out)
 
@@ -218,12 +239,12 @@ def main() -> int:
     load = "load average %.2f %.2f %.2f" % os.getloadavg()
     text = table(rows, args.threads)
     print(text)
-    print(f"\n{load}; {args.threads} threads, median of {args.iters} after {args.warmup} warm-ups")
+    print(f"\n{load}; median of {args.iters} after {args.warmup} warm-ups")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     if args.write:
-        write_section(args.write, text + f"\n\n{load} at the end of the run; {args.threads} threads, median of "
-                                         f"{args.iters} runs after {args.warmup} warm-ups (`{' '.join(sys.argv)}`).")
+        write_section(args.write, text + f"\n\n{load} at the end of the run; median of {args.iters} runs after "
+                                         f"{args.warmup} warm-ups (`{' '.join(sys.argv)}`).")
     return 0
 
 

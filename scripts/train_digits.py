@@ -248,12 +248,12 @@ class Recipe:
 
 
 RECIPES = {r.name: r for r in (
-    # ~1000 steps each: from scratch, these need a few hundred steps before the loss leaves chance level
-    Recipe("efficientvit_b0", "zoo:efficientvit_b0", "classification", {}, epochs=12),
+    # ~2000 steps each: from scratch, these need a few hundred steps before the loss leaves chance level
+    Recipe("efficientvit_b0", "zoo:efficientvit_b0", "classification", {}, epochs=24),
     # Swin at 64x64 with 4x4 windows, half width and 2 blocks per stage (Swin-T is 28M parameters)
     Recipe("swin_tiny", "zoo:swin_tiny", "classification",
            dict(window_size=4, embed_dim=48, depths=(2, 2, 2, 2), num_heads=(2, 4, 8, 16), drop_path_rate=0.05),
-           epochs=12),
+           epochs=24),
     Recipe("segformer_b0", "zoo:segformer_b0", "segmentation", {}, epochs=20),
     Recipe("efficientvit_b0_seg", "zoo:efficientvit_b0_seg", "segmentation", {}, epochs=20),
     # tiny hybrids (above): trained in well under a minute on an idle machine, for the test suite

@@ -47,16 +47,15 @@ def quantize_int8(proto: onnx.ModelProto, target: Target, task: Task, calib: Cal
     scorer = Scorer(target, proto, inputs, task, threads, batch)
     candidates = candidates_for(target, proto, inputs, ranges, options)
     with rep.step(f"score {len(candidates)} recipe(s) on {_runtime(target)}", total=len(candidates) + 1):
-        scored, runners = [], {"fp32": scorer.fp32}
+        scored, runners = [], {}
         for c in candidates:
             model = c.make(island_names)
             scored.append((c, scorer.score(model)))
-            runners[c.name] = scorer.runner(model)
+            runners[c.name] = scorer.runner(model, threads=1)
             rep.advance()
         timing = time_interleaved(runners, scorer.inputs[0]) if len(candidates) > 1 else {}
         for c, score in scored:
-            c.tried = {**score.to_dict(), **({"ms": round(timing[c.name]["min_ms"], 4),
-                                              "median_ms": round(timing[c.name]["median_ms"], 4)} if timing else {})}
+            c.tried = {**score.to_dict(), **({"ms": round(timing[c.name]["median_ms"], 4)} if timing else {})}
         rep.advance()
     chosen, first = _choose([(c, replace(s, ms=c.tried.get("ms"))) for c, s in scored], budget)
     ranked: list[BlockScore] = []
@@ -74,8 +73,9 @@ def quantize_int8(proto: onnx.ModelProto, target: Target, task: Task, calib: Cal
     op_type = {n.name: n.op_type for n in proto.graph.node}
     islands = islands + [Island(n, op_type.get(n, ""), "budget") for n in sorted(result.kept_nodes - island_names)]
     with rep.step("time fp32 and int8"):
-        speed = time_interleaved({"fp32": scorer.fp32, "int8": scorer.runner(model)}, scorer.inputs[0])
-    info = _info(target, options, calib, cache, islands, chosen, candidates, budget, result, speed, threads)
+        speed = time_interleaved({"fp32": scorer.runner(proto, threads=1), "int8": scorer.runner(model, threads=1)},
+                                 scorer.inputs[0])
+    info = _info(target, options, calib, cache, islands, chosen, candidates, budget, result, speed)
     return Int8Result(model, info, islands, ranked)
 
 
@@ -92,8 +92,7 @@ def _runtime(target: Target) -> str:
 
 
 def _info(target: Target, options: QuantOptions, calib: CalibrationSet, cache: dict, islands: list[Island],
-          chosen: Candidate, candidates: list[Candidate], budget: Budget, result: BudgetResult, speed: dict,
-          threads: int | None) -> dict:
+          chosen: Candidate, candidates: list[Candidate], budget: Budget, result: BudgetResult, speed: dict) -> dict:
     s = result.score
     fp32_ms, int8_ms = speed["fp32"]["median_ms"], speed["int8"]["median_ms"]
     by_reason = summarize(islands)
@@ -121,8 +120,9 @@ def _info(target: Target, options: QuantOptions, calib: CalibrationSet, cache: d
                  "measured_on": f"{len(calib)} calibration images vs fp32 on {_runtime(target)}"},
         "speed": {"fp32_ms": round(fp32_ms, 3), "int8_ms": round(int8_ms, 3), "speedup": round(speedup, 3),
                   "fp32_min_ms": round(speed["fp32"]["min_ms"], 3), "int8_min_ms": round(speed["int8"]["min_ms"], 3),
-                  "runtime": _runtime(target), "threads": threads,
-                  "how": "median (and min) of 24 runs each, fp32 and int8 alternating, first calibration image"},
+                  "runtime": _runtime(target), "threads": 1,
+                  "how": "median (and min) CPU ms of 24 single-thread runs each, fp32 and int8 alternating, "
+                         "first calibration image"},
         **({"reference_bundle": options.reference_bundle} if options.reference_bundle else {}),
     }
 

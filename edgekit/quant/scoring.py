@@ -28,7 +28,7 @@ class Score:
     agreement: float  # top-1 or per-pixel label agreement with fp32, in [0, 1]
     cosine_min: float  # worst image
     cosine_mean: float
-    ms: float | None = None  # latency on this machine (min of interleaved runs), when timed
+    ms: float | None = None  # single-thread latency on this machine (median CPU ms), when timed
 
     def to_dict(self) -> dict:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -109,8 +109,9 @@ class Scorer:
         self.fp32 = compile_for(target if target is not Target.TRT else Target.ONNX, fp32, threads)
         self.reference = [self.fp32(x) for x in self.inputs]
 
-    def runner(self, proto: onnx.ModelProto) -> Infer:
-        return compile_for(self.target if self.target is not Target.TRT else Target.ONNX, proto, self.threads)
+    def runner(self, proto: onnx.ModelProto, threads: int | None = None) -> Infer:
+        return compile_for(self.target if self.target is not Target.TRT else Target.ONNX, proto,
+                           threads or self.threads)
 
     def score(self, proto: onnx.ModelProto) -> Score:
         run = self.runner(proto)
@@ -130,9 +131,12 @@ class Scorer:
 
 def time_interleaved(runs: dict[str, Infer], x: np.ndarray, rounds: int = 8, per_round: int = 3,
                      warmup: int = 3) -> dict[str, dict]:
-    """Latency of several runners measured in alternation, so load from other processes falls on all of them
-    alike: per runner the median and the minimum over ``rounds x per_round`` runs, in ms. The minimum is what
-    recipes are chosen by (on a shared CPU it is the figure least disturbed by other work)."""
+    """Single-thread latency of several runners, measured in alternation as CPU time of this process: per
+    runner the median and the minimum over ``rounds x per_round`` runs, in ms.
+
+    The runners must run on one thread (:meth:`Scorer.runner` with ``threads=1``): then CPU time is the
+    compute itself, and time spent descheduled by other processes on a shared machine does not count (wall
+    clock medians varied 5x run to run on the 2 shared cores this was written on; CPU time by a few %)."""
     for run in runs.values():
         for _ in range(warmup):
             run(x)
@@ -140,8 +144,8 @@ def time_interleaved(runs: dict[str, Infer], x: np.ndarray, rounds: int = 8, per
     for _ in range(rounds):
         for name, run in runs.items():
             for _ in range(per_round):
-                t0 = time.perf_counter()
+                t0 = time.process_time()
                 run(x)
-                times[name].append((time.perf_counter() - t0) * 1e3)
+                times[name].append((time.process_time() - t0) * 1e3)
     return {k: {"median_ms": statistics.median(v), "min_ms": min(v)} for k, v in times.items()}
 
