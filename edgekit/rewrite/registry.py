@@ -17,7 +17,7 @@ from torch import nn
 from edgekit.config import Target
 from edgekit.rewrite.swaps import coreml_block_rank, coreml_window_rank, hf_segformer, linear_attention, window_attention
 from edgekit.rewrite.rules import (fold_attention_bias, fold_batchnorm, fold_constants, fuse_attention_ort, fuse_gelu,
-                                   fuse_layer_norm, fuse_linear_attention, fuse_window_attention,
+                                   expand_window_bias, fuse_layer_norm, fuse_linear_attention, fuse_window_attention,
                                    fuse_window_permutation, lower_roll, lower_window_rank, remove_redundant_layout,
                                    split_qkv_heads)
 
@@ -73,7 +73,10 @@ _PIPELINES: dict[Target, tuple[Rule, ...]] = {
     Target.OPENVINO: (
         # OpenVINO fuses LayerNorm (MVN), GELU, BN and attention itself; split_qkv_heads measured slower
         # there (its rank-5 QKV split is a fused path), so it is left out
-        _FOLD, _ROLL, _RANK, _BIAS, _LAYOUT, _PERM,
+        _FOLD, _ROLL, _RANK, _BIAS, _LAYOUT,
+        _rule(expand_window_bias, "OpenVINO's SDPAFusion throws on a per-window bias added through a view (the "
+                                  "model does not convert); added per window it converts and fuses all 12 blocks"),
+        _PERM,
     ),
     Target.TRT: (
         _FOLD, _ROLL, _RANK, _QKV, _BIAS, _LAYOUT, _BN, _LN,
