@@ -11,6 +11,7 @@ import onnx
 
 from edgekit.calib import CalibrationSet
 from edgekit.config import Precision, Target, Task
+from edgekit.errors import EdgekitFailure
 from edgekit.progress import Reporter
 from edgekit.quant.calibrate import calibrate
 from edgekit.quant.islands import Island, find_islands, summarize
@@ -47,13 +48,23 @@ def quantize_int8(proto: onnx.ModelProto, target: Target, task: Task, calib: Cal
     scorer = Scorer(target, proto, inputs, task, threads, batch)
     candidates = candidates_for(target, proto, inputs, ranges, options)
     with rep.step(f"score {len(candidates)} recipe(s) on {_runtime(target)}", total=len(candidates) + 1):
-        scored, runners = [], {}
+        scored, runners, failed = [], {}, []
         for c in candidates:
-            model = c.make(island_names)
+            try:
+                model = c.make(island_names)
+            except EdgekitFailure as e:  # one tool failing on this graph must not lose the others' recipes
+                c.tried = {"error": str(e)}
+                failed.append(c)
+                rep.advance()
+                continue
             scored.append((c, scorer.score(model)))
             runners[c.name] = scorer.runner(model, threads=1)
             rep.advance()
-        timing = time_interleaved(runners, scorer.inputs[0]) if len(candidates) > 1 else {}
+        if not scored:
+            raise EdgekitFailure("no INT8 recipe could quantize this model: "
+                                 + "; ".join(f"{c.name}: {c.tried['error']}" for c in failed))
+        candidates = [c for c, _ in scored] + failed
+        timing = time_interleaved(runners, scorer.inputs[0]) if len(runners) > 1 else {}
         for c, score in scored:
             c.tried = {**score.to_dict(), **({"ms": round(timing[c.name]["median_ms"], 4)} if timing else {})}
         rep.advance()

@@ -91,7 +91,7 @@ def _nncf(proto: onnx.ModelProto, inputs: list[np.ndarray], keep: set[str], mode
     from edgekit.plugins_bridge import inline_plugin_functions
 
     logging.getLogger("nncf").setLevel(logging.ERROR)
-    model = inline_plugin_functions(proto)
+    model = _fold_initializer_casts(inline_plugin_functions(proto))
     name = model.graph.input[0].name
     existing = {n.name for n in model.graph.node}
     advanced = AdvancedQuantizationParameters(activations_range_estimator_params=estimator) if estimator else None
@@ -105,6 +105,28 @@ def _nncf(proto: onnx.ModelProto, inputs: list[np.ndarray], keep: set[str], mode
         raise EdgekitFailure(f"NNCF quantization failed: {e.__class__.__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}") from None
     q.ir_version = proto.ir_version
     return q
+
+
+def _fold_initializer_casts(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Replace ``Cast(initializer)`` by the cast initializer.
+
+    NNCF's ONNX preprocessing (``eliminate_nop_cast``) reads ``.type`` of a Cast's input and fails with
+    ``AttributeError: type`` when that input is an initializer, which inlined plugin function bodies
+    produce (the WindowAttention bias cast); folding them first sidesteps it and changes no value."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    casts = [n for n in model.graph.node if n.op_type == "Cast" and n.input[0] in inits]
+    if not casts:
+        return model
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    inits = {t.name: t for t in model.graph.initializer}
+    for node in [n for n in model.graph.node if n.op_type == "Cast" and n.input[0] in inits]:
+        to = next(onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == "to")
+        value = numpy_helper.to_array(inits[node.input[0]]).astype(onnx.helper.tensor_dtype_to_np_dtype(to))
+        model.graph.initializer.append(numpy_helper.from_array(value, node.output[0]))
+        model.graph.node.remove(node)
+    return model
 
 
 def candidates_for(target: Target, proto: onnx.ModelProto, inputs: list[np.ndarray], ranges: dict,

@@ -1,0 +1,81 @@
+"""Recipe robustness: NNCF on graphs with Cast(initializer) (inlined plugin bodies), and a failing recipe
+skipped rather than failing the export."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgekit.calib import CalibrationSet
+from edgekit.config import Target, Task
+from edgekit.errors import EdgekitFailure
+from edgekit.quant import int8 as int8_mod
+from edgekit.quant.int8 import quantize_int8
+from edgekit.quant.options import QuantOptions
+from edgekit.quant.recipes import Candidate, _fold_initializer_casts, _nncf
+from edgekit.quant.scoring import Budget
+
+
+def _cast_weight_model() -> onnx.ModelProto:
+    """x[1,8] @ Cast(W fp16 -> fp32) + relu: the shape an inlined WindowAttention bias cast has."""
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((8, 4)).astype(np.float16), "w16")
+    nodes = [helper.make_node("Cast", ["w16"], ["w"], to=TensorProto.FLOAT, name="cast_w"),
+             helper.make_node("MatMul", ["input", "w"], ["mm"], name="mm"),
+             helper.make_node("Relu", ["mm"], ["output"], name="relu")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 8])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 4])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return onnx.shape_inference.infer_shapes(model)
+
+
+def test_fold_initializer_casts_keeps_values():
+    import onnxruntime as ort
+
+    model = _cast_weight_model()
+    folded = _fold_initializer_casts(model)
+    assert [n.op_type for n in folded.graph.node] == ["MatMul", "Relu"]
+    assert [n.op_type for n in model.graph.node][0] == "Cast"  # the input model is not modified
+    x = np.random.default_rng(1).standard_normal((1, 8)).astype(np.float32)
+    run = lambda m: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.testing.assert_array_equal(run(model), run(folded))
+
+
+def test_nncf_quantizes_a_graph_with_cast_initializers():
+    """NNCF's own preprocessing fails on Cast(initializer) with 'AttributeError: type' (what broke OpenVINO
+    int8 of Swin once its attention became the plugin); edgekit's NNCF recipe folds those casts first."""
+    pytest.importorskip("nncf")
+    model = _cast_weight_model()
+    inputs = [np.random.default_rng(i).standard_normal((1, 8)).astype(np.float32) for i in range(4)]
+    q = _nncf(model, inputs, set(), None, None)
+    assert any(n.op_type == "QuantizeLinear" for n in q.graph.node)
+    assert not any(n.op_type == "Cast" for n in q.graph.node)
+
+
+def test_a_failing_recipe_is_skipped_and_recorded(monkeypatch):
+    """One tool failing on a graph costs its candidate, not the export; all failing is one clear error."""
+    model = _cast_weight_model()
+    inputs = [np.random.default_rng(i).standard_normal((1, 8)).astype(np.float32) for i in range(4)]
+    calib = CalibrationSet(inputs=inputs, names=[f"x{i}" for i in range(4)], source="test", sha256="0" * 64)
+    working = int8_mod.candidates_for
+
+    def broken(make_error: bool):
+        def candidates(target, proto, inputs, ranges, options):
+            def fail(keep):
+                raise EdgekitFailure("NNCF quantization failed: AttributeError: type")
+            bad = Candidate("broken", {}, fail)
+            return [bad] + ([] if make_error else working(target, proto, inputs, ranges, options))
+        return candidates
+
+    monkeypatch.setattr(int8_mod, "candidates_for", broken(False))
+    result = quantize_int8(model, Target.ONNX, Task.CLASSIFICATION, calib, QuantOptions(default_islands=False),
+                           Budget(0.0, 0.0), threads=1)
+    by_name = {c["name"]: c for c in result.info["candidates"]}
+    assert by_name["broken"]["error"].startswith("NNCF quantization failed") and not by_name["broken"]["chosen"]
+    assert result.info["recipe"] != "broken" and any(c["chosen"] for c in by_name.values())
+
+    monkeypatch.setattr(int8_mod, "candidates_for", broken(True))
+    with pytest.raises(EdgekitFailure, match="no INT8 recipe could quantize this model: broken: NNCF"):
+        quantize_int8(model, Target.ONNX, Task.CLASSIFICATION, calib, QuantOptions(default_islands=False),
+                      Budget(0.0, 0.0), threads=1)
