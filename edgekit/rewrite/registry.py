@@ -19,7 +19,7 @@ from edgekit.rewrite.swaps import coreml_block_rank, coreml_window_rank, hf_segf
 from edgekit.rewrite.rules import (fold_attention_bias, fold_batchnorm, fold_constants, fuse_attention_ort, fuse_gelu,
                                    expand_window_bias, fuse_layer_norm, fuse_linear_attention, fuse_window_attention,
                                    fuse_window_permutation, lower_roll, lower_window_rank, remove_redundant_layout,
-                                   split_qkv_heads)
+                                   saturate_attention_mask, split_qkv_heads)
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,8 @@ _BIAS = _rule(fold_attention_bias, "relative position bias + shift mask added on
 _LAYOUT = _rule(remove_redundant_layout, "Transpose/Reshape pairs and no-op Reshape/Slice/Pad are copies of nothing")
 _BN = _rule(fold_batchnorm, "a BN after a Conv/Gemm is a per-channel affine map: fold it into the weights")
 _LN = _rule(fuse_layer_norm, "one LayerNormalization kernel instead of nine nodes (and fp32-safe in TensorRT)")
+_MASK = _rule(saturate_attention_mask, "Swin's -100 mask turns into subnormal softmax weights that x86 computes on "
+                                       "~10x slower; at -1e4 they are exact zeros (shifted blocks 3-4x faster in ORT)")
 _PERM = _rule(fuse_window_permutation, "roll + window partition (and reverse + roll back) as one Gather: measured "
                                        "2.3x faster on that glue in ONNX Runtime and OpenVINO")
 
@@ -68,7 +70,7 @@ _PIPELINES: dict[Target, tuple[Rule, ...]] = {
               fuse_gelu.for_domain("com.microsoft")),
         _rule(fuse_attention_ort, "com.microsoft.Attention (QKV projection + softmax attention in one kernel) "
                                   "measured faster than the decomposed block; MultiHeadAttention did not"),
-        _PERM,
+        _PERM, _MASK,
     ),
     Target.OPENVINO: (
         # OpenVINO fuses LayerNorm (MVN), GELU, BN and attention itself; split_qkv_heads measured slower
@@ -76,7 +78,7 @@ _PIPELINES: dict[Target, tuple[Rule, ...]] = {
         _FOLD, _ROLL, _RANK, _BIAS, _LAYOUT,
         _rule(expand_window_bias, "OpenVINO's SDPAFusion throws on a per-window bias added through a view (the "
                                   "model does not convert); added per window it converts and fuses all 12 blocks"),
-        _PERM,
+        _PERM, _MASK,
     ),
     Target.TRT: (
         _FOLD, _ROLL, _RANK, _QKV, _BIAS, _LAYOUT, _BN, _LN,
