@@ -90,16 +90,22 @@ def inspect(bundle: str | Path) -> dict:
     return {**manifest, "files_ok": not problems, "file_problems": problems}
 
 
-def list_models(task: str | None = None, with_cost: bool = True) -> list[dict]:
+def list_models(task: str | None = None, with_cost: bool = True, family: str | None = None) -> list[dict]:
     """The zoo: name, task, params, GMACs at the default resolution, default input size.
 
     Costs need each model built once; they are cached per model-file hash in ~/.cache/edgekit.
     """
+    from edgekit.errors import UsageError
     from edgekit.models import _registry as reg
 
+    families = sorted({reg.get_cfg(n).family for n in reg.list_models()})
+    if family is not None and family not in families:
+        raise UsageError(f"no zoo family {family!r}; choose from {', '.join(families)}")
     rows = []
     for name in reg.list_models(task):
         cfg = reg.get_cfg(name)
+        if family is not None and cfg.family != family:
+            continue
         row = {"name": name, "family": cfg.family, "task": cfg.task, "input_size": list(cfg.input_size),
                "num_classes": cfg.num_classes, "description": cfg.description}
         if with_cost:

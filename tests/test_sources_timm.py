@@ -33,13 +33,16 @@ def test_models_cli_lists_zoo(cli, tmp_path, monkeypatch):
 
     monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path))
     monkeypatch.setenv("COLUMNS", "160")
-    code, out, _ = cli("models", "--json", "--task", "classification")
+    code, out, _ = cli("models", "--json", "--task", "classification", "--family", "efficientvit")
     assert code == 0
     rows = json.loads(out)
     names = {r["name"] for r in rows}
     assert "efficientvit_b0" in names and all(r["task"] == "classification" for r in rows)
+    assert all(r["family"] == "efficientvit" for r in rows) and len(rows) >= 4  # B0-B3, not the seg models
     b0 = next(r for r in rows if r["name"] == "efficientvit_b0")
     assert 3.0 < b0["params_m"] < 3.6 and 0.05 < b0["gmacs"] < 0.2  # EfficientViT-B0: 3.4M params, ~0.1 GMACs at 224
     assert len(list((tmp_path / "model_cost").glob("*.json"))) == len(rows)  # costs cached for the next listing
-    code, out, _ = cli("models", "--task", "classification")
+    code, out, _ = cli("models", "--task", "classification", "--family", "efficientvit")
     assert code == 0 and "efficientvit_b0" in out and "GMACs" in out
+    code, _, err = cli("models", "--family", "vgg")
+    assert code == 2 and "no zoo family 'vgg'; choose from" in err

@@ -134,14 +134,15 @@ def inspect(bundle, as_json):
 
 @main.command("models")
 @click.option("--task", type=click.Choice(["classification", "segmentation"]), default=None)
+@click.option("--family", default=None, help="Only this family (efficientvit, swin, segformer, ...).")
 @click.option("--json", "as_json", is_flag=True)
 @run
-def models_cmd(task, as_json):
+def models_cmd(task, family, as_json):
     """List the zoo: name, task, params, GMACs at the default resolution, default input size."""
     import edgekit
     from edgekit import render
 
-    rows = edgekit.list_models(task)
+    rows = edgekit.list_models(task, family=family)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
