@@ -116,7 +116,7 @@ def naive_openvino(fp32_xml: Path, calib_inputs: list):
 
 
 def bench_model(name: str, targets: list[str], threads: int, warmup: int, iters: int, method: str, limit: int | None,
-                work: Path, log) -> list[dict]:
+                work: Path, log, max_drop: float | None = None) -> list[dict]:
     import edgekit
     from edgekit.calib import load_calibration
     from edgekit.evaluate import evaluate_fn, read_labeled_folder
@@ -151,7 +151,8 @@ def bench_model(name: str, targets: list[str], threads: int, warmup: int, iters:
                 else:
                     out = work / f"{name}-{target}-{variant}"
                     b = edgekit.export(source, target, out, precision=variant, calib=calib_dir, method=method,
-                                       verify=False, force=True)
+                                       verify=False, force=True,
+                                       max_drop=max_drop if variant == "int8" else None)
 
                     def open_fn(n, out=out):
                         return edgekit.runtime.load(out, threads=n).infer
@@ -222,7 +223,10 @@ def write_section(path: Path, body: str) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="efficientvit_b0,swin_tiny,segformer_b0", help=f"from {', '.join(MODELS)}")
+    ap.add_argument("--models", default="efficientvit_b0,swin_tiny,segformer_b0,efficientvit_b0@256,swin_tiny@256,"
+                                        "segformer_b0@384", help=f"from {', '.join(MODELS)}")
+    ap.add_argument("--max-drop", type=float, default=1.0,
+                    help="edgekit int8's budget: points of agreement with fp32 on the calibration set (default 1)")
     ap.add_argument("--targets", default="onnx,openvino")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=10)
@@ -239,7 +243,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             rows += bench_model(name, args.targets.split(","), args.threads, args.warmup, args.iters, args.method,
-                                args.limit, Path(tmp), lambda s: print(s, file=sys.stderr, flush=True))
+                                args.limit, Path(tmp), lambda s: print(s, file=sys.stderr, flush=True), args.max_drop)
     load = "load average %.2f %.2f %.2f" % os.getloadavg()
     text = table(rows, args.threads)
     print(text)

@@ -240,6 +240,7 @@ class Recipe:
     batch: int = 16
     seg_per_epoch: int = 480  # mosaics rendered per segmentation epoch
     finetune_epochs: int = 3  # at a deployment size (see finetune)
+    finetune_lr_scale: float = 1 / 3  # of lr
 
     @property
     def size(self) -> int:
@@ -256,8 +257,11 @@ RECIPES = {r.name: r for r in (
     # Swin at 64x64 with 4x4 windows, half width and 2 blocks per stage (Swin-T is 28M parameters)
     Recipe("swin_tiny", "zoo:swin_tiny", "classification",
            dict(window_size=4, embed_dim=48, depths=(2, 2, 2, 2), num_heads=(2, 4, 8, 16), drop_path_rate=0.05),
-           epochs=24, lr=3e-4, batch=32),  # measured: 1e-3 stalls near chance for ~500 steps, 3e-3 never leaves it
-    Recipe("segformer_b0", "zoo:segformer_b0", "segmentation", {}, epochs=20),
+           epochs=24, lr=3e-4, batch=32,  # measured: 1e-3 stalls near chance for ~500 steps, 3e-3 never leaves it
+           # at 256 its last stage runs shifted 4x4 windows it never had at 64 (2x2 maps): 3 epochs at lr/3 gave 50%
+           finetune_epochs=6, finetune_lr_scale=1.0),
+    Recipe("segformer_b0", "zoo:segformer_b0", "segmentation", {}, epochs=20,
+           finetune_epochs=6, finetune_lr_scale=1.0),  # at 384: 3 epochs at lr/3 gave mIoU 0.23 (0.80 at 96)
     Recipe("efficientvit_b0_seg", "zoo:efficientvit_b0_seg", "segmentation", {}, epochs=20),
     # tiny hybrids (above): trained in well under a minute on an idle machine, for the test suite
     Recipe("tiny_classifier", "local:tiny_hybrid", "classification", {}, epochs=12, lr=3e-3, batch=32),
@@ -299,26 +303,33 @@ def train(recipe: Recipe, force: bool = False, log=print) -> Path:
         return path
     torch.manual_seed(0)
     model = build(recipe).train()
-    tr_x, tr_y, va_x, va_y = _digits()
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.05)
-    steps_per_epoch = (len(tr_x) if recipe.task == "classification" else recipe.seg_per_epoch) // recipe.batch
+    steps_per_epoch = (len(_digits()[0]) if recipe.task == "classification" else recipe.seg_per_epoch) // recipe.batch
+    _fit(model, recipe, recipe.epochs, recipe.lr, steps_per_epoch, seed=100, pct_start=0.15, size=None,
+         label=recipe.name, log=log)
+    return _save(model, path, f"{recipe.name}: {describe_accuracy(model, recipe)}", log)
+
+
+def _fit(model: nn.Module, recipe: Recipe, epochs: int, lr: float, steps_per_epoch: int, seed: int,
+         pct_start: float, size: int | None, label: str, log) -> None:
+    """AdamW + one-cycle over fresh renders every epoch (colours, scales, positions and noise are the
+    augmentation), upscaled to ``size`` when given."""
+    tr_x, tr_y, _, _ = _digits()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     # background is ~3/4 of the pixels: weigh it down so the digits are learned, not the prior
     weight = None if recipe.task == "classification" else torch.tensor([0.3] + [1.0] * 10)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, recipe.lr, total_steps=recipe.epochs * steps_per_epoch,
-                                                pct_start=0.15)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * steps_per_epoch, pct_start=pct_start)
     start = time.perf_counter()
-    for epoch in range(recipe.epochs):
-        # fresh renders every epoch: colours, scales, positions and noise are the augmentation
+    for epoch in range(epochs):
         if recipe.task == "classification":
-            x_all, y_all = normalize(render_classification(tr_x, seed=100 + epoch)), torch.from_numpy(tr_y).long()
+            x_all, y_all = normalize(render_classification(tr_x, seed=seed + epoch)), torch.from_numpy(tr_y).long()
         else:
-            imgs, masks = render_segmentation(tr_x, tr_y, steps_per_epoch * recipe.batch, seed=100 + epoch)
+            imgs, masks = render_segmentation(tr_x, tr_y, steps_per_epoch * recipe.batch, seed=seed + epoch)
             x_all, y_all = normalize(imgs), torch.from_numpy(masks).long()
         order = torch.randperm(len(x_all))
         total = 0.0
         for i in range(steps_per_epoch):
             idx = order[i * recipe.batch:(i + 1) * recipe.batch]
-            out = model(x_all[idx])
+            out = model(_upscale(x_all[idx], size))
             if recipe.task == "segmentation":
                 out = F.interpolate(out, size=y_all.shape[-2:], mode="bilinear", align_corners=False)
             loss = F.cross_entropy(out, y_all[idx], weight=weight, label_smoothing=0.05)
@@ -327,14 +338,17 @@ def train(recipe: Recipe, force: bool = False, log=print) -> Path:
             opt.step()
             sched.step()
             total += float(loss.detach())
-        log(f"{recipe.name} epoch {epoch + 1}/{recipe.epochs} loss {total / steps_per_epoch:.3f} "
+        log(f"{label} epoch {epoch + 1}/{epochs} loss {total / steps_per_epoch:.3f} "
             f"({time.perf_counter() - start:.0f} s)")
     model.eval()
+
+
+def _save(model: nn.Module, path: Path, described: str, log) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".partial")
     torch.save(model.state_dict(), tmp)
     os.replace(tmp, path)
-    log(f"{recipe.name}: {describe_accuracy(model, recipe)} -> {path}")
+    log(f"{described} -> {path}")
     return path
 
 
@@ -369,41 +383,11 @@ def finetune(recipe: Recipe, size: int, force: bool = False, log=print) -> Path:
     model = build(recipe, size)
     model.load_state_dict(_resized(torch.load(base, map_location="cpu", weights_only=True), model.state_dict()))
     model.train()
-    tr_x, tr_y, _, _ = _digits()
-    batch, epochs, lr = recipe.batch, recipe.finetune_epochs, recipe.lr / 3
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-    steps_per_epoch = (len(tr_x) if recipe.task == "classification" else recipe.seg_per_epoch // 2) // batch
-    weight = None if recipe.task == "classification" else torch.tensor([0.3] + [1.0] * 10)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * steps_per_epoch, pct_start=0.1)
-    start = time.perf_counter()
-    for epoch in range(epochs):
-        if recipe.task == "classification":
-            x_all, y_all = normalize(render_classification(tr_x, seed=200 + epoch)), torch.from_numpy(tr_y).long()
-        else:
-            imgs, masks = render_segmentation(tr_x, tr_y, steps_per_epoch * batch, seed=200 + epoch)
-            x_all, y_all = normalize(imgs), torch.from_numpy(masks).long()
-        order = torch.randperm(len(x_all))
-        total = 0.0
-        for i in range(steps_per_epoch):
-            idx = order[i * batch:(i + 1) * batch]
-            out = model(_upscale(x_all[idx], size))
-            if recipe.task == "segmentation":
-                out = F.interpolate(out, size=y_all.shape[-2:], mode="bilinear", align_corners=False)
-            loss = F.cross_entropy(out, y_all[idx], weight=weight, label_smoothing=0.05)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach())
-        log(f"{recipe.name}@{size} epoch {epoch + 1}/{epochs} loss {total / steps_per_epoch:.3f} "
-            f"({time.perf_counter() - start:.0f} s)")
-    model.eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".partial")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)
-    log(f"{recipe.name}@{size}: {describe_accuracy(model, recipe, size)} -> {path}")
-    return path
+    n = len(_digits()[0]) if recipe.task == "classification" else recipe.seg_per_epoch // 2
+    steps_per_epoch = n // recipe.batch
+    _fit(model, recipe, recipe.finetune_epochs, recipe.lr * recipe.finetune_lr_scale, steps_per_epoch, seed=200,
+         pct_start=0.1, size=size, label=f"{recipe.name}@{size}", log=log)
+    return _save(model, path, f"{recipe.name}@{size}: {describe_accuracy(model, recipe, size)}", log)
 
 
 def describe_accuracy(model: nn.Module, recipe: Recipe, size: int | None = None) -> str:

@@ -38,7 +38,9 @@ def test_fold_initializer_casts_keeps_values():
     assert [n.op_type for n in folded.graph.node] == ["MatMul", "Relu"]
     assert [n.op_type for n in model.graph.node][0] == "Cast"  # the input model is not modified
     x = np.random.default_rng(1).standard_normal((1, 8)).astype(np.float32)
-    run = lambda m: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    def run(m):
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+
     np.testing.assert_array_equal(run(model), run(folded))
 
 
