@@ -132,7 +132,7 @@ def _onnx_for_target(config: ExportConfig, model, spec, calib, rewrites: Rewrite
     proto = exported.model
     if config.rewrite:
         with rep.step(f"rewrite for {config.target.value}"):
-            proto = apply_rewrites(proto, config.target, rewrites)
+            proto = apply_rewrites(proto, config.target, rewrites, config.precision)
     proto = _attach_plugins(proto)
 
     if config.precision is Precision.INT8:

@@ -33,6 +33,12 @@ def quantize_onnx_for_target(proto: onnx.ModelProto, config: ExportConfig, spec,
     budget = budget_for(options, tol.agreement if tol.agreement is not None else 0.0, tol.cosine)
     batch = 1 if config.dynamic_batch else spec.input_shape[0]
     result = quantize_int8(proto, config.target, spec.task, calib, options, budget, config.threads, batch, reporter)
+    speed = result.info["speed"]
+    if speed["speedup"] < 1.0:
+        reporter.note(f"int8 runs slower than fp32 on this machine ({speed['speedup']:.2f}x: {speed['fp32_ms']:.2f} -> "
+                      f"{speed['int8_ms']:.2f} ms); small inputs and depthwise/elementwise-heavy models gain little "
+                      f"from int8 GEMMs while paying for quantize/dequantize: consider fp16/bf16, or profile with "
+                      f"`edgekit profile`")
     return result.model, result.info
 
 
@@ -141,7 +147,7 @@ def sensitivity_of_bundle(bundle: str | Path, *, calib: str | Path | None = None
     with rep.step("export ONNX"):
         proto = export_onnx(model, spec.input_shape, config.opset, config.dynamic_batch).model
         if config.rewrite:
-            proto = apply_rewrites(proto, config.target, rewrites)
+            proto = apply_rewrites(proto, config.target, rewrites, Precision.INT8)
         proto = _attach_plugins(proto)
     islands = find_islands(proto, config.target, Precision.INT8, options.keep_fp, options.default_islands)
     names = {i.node for i in islands}

@@ -207,6 +207,23 @@ def table(rows: list[dict], threads: int) -> str:
     return "\n".join(out)
 
 
+GOALS = {"openvino": 2.0, "onnx": 1.5}  # the issue's INT8 speed goals vs fp32 on this CPU (AVX-512 VNNI)
+
+
+def verdict(rows: list[dict]) -> list[str]:
+    """The goals, checked on these figures: int8 speed vs fp32 (2 threads, wall) and at most 1 point lost."""
+    lines = []
+    for r in rows:
+        if r["variant"] != "int8" or "error" in r:
+            continue
+        sp, drop = r["speedup"]["wall2"], r["torch_metric"] - r["metric"]
+        speed = ("meets" if sp >= GOALS[r["target"]] else "MISSES") + f" {GOALS[r['target']]}x ({sp:.2f}x at 2T, " \
+            f"{r['speedup']['cpu1']:.2f}x at 1T)"
+        acc = ("holds" if drop <= 0.01 + 1e-9 else "LOSES MORE THAN") + f" 1 point ({drop * 100:+.1f} lost)"
+        lines.append(f"{r['model']} {r['target']} int8: speed {speed}; accuracy {acc}")
+    return lines
+
+
 def write_section(path: Path, body: str) -> None:
     """Replace (or append) the '## Quantization' section of ``path``, leaving the rest untouched."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
@@ -245,7 +262,7 @@ def main() -> int:
             rows += bench_model(name, args.targets.split(","), args.threads, args.warmup, args.iters, args.method,
                                 args.limit, Path(tmp), lambda s: print(s, file=sys.stderr, flush=True), args.max_drop)
     load = "load average %.2f %.2f %.2f" % os.getloadavg()
-    text = table(rows, args.threads)
+    text = table(rows, args.threads) + "\n\n" + "\n".join(f"- {line}" for line in verdict(rows))
     print(text)
     print(f"\n{load}; median of {args.iters} after {args.warmup} warm-ups")
     if args.json:

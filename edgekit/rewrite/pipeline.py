@@ -14,7 +14,7 @@ import onnx
 import onnx_ir as ir
 from torch import nn
 
-from edgekit.config import Target
+from edgekit.config import Precision, Target
 
 # Domains the rules may introduce, with the opset version their nodes are written for.
 _DOMAIN_VERSIONS = {"com.microsoft": 1, "edgekit": 1}
@@ -41,20 +41,29 @@ def apply_swaps(model: nn.Module, target: Target, report: RewriteReport) -> nn.M
     return model
 
 
-def apply_rewrites(model: onnx.ModelProto, target: Target, report: RewriteReport) -> onnx.ModelProto:
-    from edgekit.rewrite.registry import rules_for
+def apply_rewrites(model: onnx.ModelProto, target: Target, report: RewriteReport,
+                   precision: Precision | None = None) -> onnx.ModelProto:
+    """``target``'s rules in order (without those ``precision`` skips, which the report lists with why)."""
+    from edgekit.rewrite.registry import rules_for, skipped_for
 
     rules = rules_for(target)
     if not rules:
         return model
+    skip = {} if precision is None else {name: f"left out for {precision.value}: {why}"
+                                         for name, why in skipped_for(target, precision).items()}
     ir_model = ir.serde.deserialize_model(model)
-    run_rules(ir_model, rules, report)
+    run_rules(ir_model, rules, report, skip)
     return to_proto(ir_model)
 
 
-def run_rules(model: ir.Model, rules: Sequence, report: RewriteReport) -> None:
-    """Run ``rules`` (``registry.Rule``) in order on ``model`` in place, filling ``report``."""
+def run_rules(model: ir.Model, rules: Sequence, report: RewriteReport, skip: dict[str, str] | None = None) -> None:
+    """Run ``rules`` (``registry.Rule``) in order on ``model`` in place, filling ``report``; a rule in ``skip``
+    is reported with count 0 and the reason given there."""
     for rule in rules:
+        if skip and rule.name in skip:
+            report.rules[rule.name] = 0
+            report.not_applied[rule.name] = skip[rule.name]
+            continue
         count, why_not = rule.rewrite(model)
         report.rules[rule.name] = count
         if count == 0 and why_not:

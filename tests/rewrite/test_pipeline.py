@@ -59,3 +59,22 @@ def test_apply_rewrites_reports_every_rule_and_keeps_numerics(target):
 def test_report_to_dict_round_trips_into_the_manifest_shape():
     report = RewriteReport(swaps={"s": 1}, rules={"r": 0}, not_applied={"r": "why"})
     assert report.to_dict() == {"swaps": {"s": 1}, "rules": {"r": 0}, "not_applied": {"r": "why"}}
+
+
+def test_a_precision_leaves_out_its_rules_and_says_why():
+    """int8 on ONNX Runtime keeps the QKV projection out of com.microsoft.Attention (so it runs as int8)."""
+    from edgekit.config import Precision
+    from edgekit.rewrite.registry import skipped_for
+
+    assert "fuse_attention_ort" in skipped_for(Target.ONNX, Precision.INT8)
+    assert "fuse_attention_ort" not in [r.name for r in rules_for(Target.ONNX, Precision.INT8)]
+    assert [r.name for r in rules_for(Target.ONNX, Precision.FP32)] == [r.name for r in rules_for(Target.ONNX)]
+    model = tiny_classifier().eval()
+    before = export(model, torch.randn(1, 3, 64, 64))
+    fp32, int8 = RewriteReport(), RewriteReport()
+    fused = apply_rewrites(before, Target.ONNX, fp32, Precision.FP32)
+    plain = apply_rewrites(before, Target.ONNX, int8, Precision.INT8)
+    assert fp32.rules["fuse_attention_ort"] == 1 and ops(fused)["com.microsoft::Attention"] == 1
+    assert int8.rules["fuse_attention_ort"] == 0 and "com.microsoft::Attention" not in ops(plain)
+    assert int8.not_applied["fuse_attention_ort"].startswith("left out for int8: its QKV projection")
+    assert list(int8.rules) == list(fp32.rules)  # every rule still reported, in order
