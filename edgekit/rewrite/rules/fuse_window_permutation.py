@@ -154,6 +154,9 @@ def _replace(graph: ir.Graph, nodes: list[ir.Node], source: ir.Value, sink: ir.N
     new.shape, new.dtype = out.shape, out.dtype
     was_output, name = out.is_graph_output(), out.name
     ir.convenience.replace_all_uses_with(out, new, replace_graph_outputs=True)
+    for n in nodes:  # detach first: a removed node still counts as a use of its inputs (dead initializers stay)
+        for k in range(len(n.inputs)):
+            n.replace_input_with(k, None)
     graph.remove(nodes, safe=False)
     if was_output:  # the graph output keeps its name
         out.name, new.name = None, name
