@@ -59,8 +59,9 @@ _BIAS = _rule(fold_attention_bias, "relative position bias + shift mask added on
 _LAYOUT = _rule(remove_redundant_layout, "Transpose/Reshape pairs and no-op Reshape/Slice/Pad are copies of nothing")
 _BN = _rule(fold_batchnorm, "a BN after a Conv/Gemm is a per-channel affine map: fold it into the weights")
 _LN = _rule(fuse_layer_norm, "one LayerNormalization kernel instead of nine nodes (and fp32-safe in TensorRT)")
-_MASK = _rule(saturate_attention_mask, "Swin's -100 mask turns into subnormal softmax weights that x86 computes on "
-                                       "~10x slower; at -1e4 they are exact zeros (shifted blocks 3-4x faster in ORT)")
+_MASK = _rule(saturate_attention_mask, "Swin's -100 mask turns into subnormal softmax weights, which x86 computes "
+                                       "on several times slower; at -1e4 they are exact zeros (Swin-T fp32 1T: ORT "
+                                       "1.49x, OpenVINO 1.27x)")
 _PERM = _rule(fuse_window_permutation, "roll + window partition (and reverse + roll back) as one Gather: measured "
                                        "2.3x faster on that glue in ONNX Runtime and OpenVINO")
 

@@ -11,9 +11,9 @@ in stage 1). At -1e4 the exponential underflows to an exact zero instead::
     com.microsoft.Attention(..., attention_bias)          (same)
     edgekit::WindowAttention(q, k, v, bias)               (same)
 
-Numerics: an entry at -60 or below carries a softmax weight below e^-60 / e^(Δ) relative to the row's
-largest (Δ: the spread of the unmasked logits, a few units), far under fp32's resolution of 1.2e-7;
-measured bit-identical outputs on Swin-T. A bias row with no entry above -60 (a fully masked row,
+Numerics: an entry at -60 or below carries a softmax weight of about e^(-60 + Δ) relative to the row's
+largest (Δ: how far its logit exceeds the row's unmasked maximum, a few units), far under fp32's
+resolution of 1.2e-7; measured bit-identical outputs on Swin-T. A bias row with no entry above -60 (a fully masked row,
 whose softmax depends on how the -100s differ) is left as it is. -1e4 is finite in fp16 too.
 """
 from __future__ import annotations
