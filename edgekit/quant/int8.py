@@ -83,6 +83,7 @@ def quantize_int8(proto: onnx.ModelProto, target: Target, task: Task, calib: Cal
     model = chosen.make(keep)
     op_type = {n.name: n.op_type for n in proto.graph.node}
     islands = islands + [Island(n, op_type.get(n, ""), "budget") for n in sorted(result.kept_nodes - island_names)]
+    islands += [Island(n, t, "recipe") for n, t in chosen.float_nodes.items() if n not in keep]
     with rep.step("time fp32 and int8"):
         speed = time_interleaved({"fp32": scorer.runner(proto, threads=1), "int8": scorer.runner(model, threads=1)},
                                  scorer.inputs[0])

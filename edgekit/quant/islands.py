@@ -35,6 +35,8 @@ REASONS = {
               "matmuls inside run in float",
     "user": "--keep-fp pattern",
     "budget": "kept by the --max-drop budget loop: quantizing it cost the most agreement",
+    "recipe": "left in float by the chosen recipe (depthwise convolutions: memory-bound, int8 saves little there "
+              "while the quantize/dequantize around them costs; the recipe was measured faster on this runtime)",
 }
 
 _NORM_OPS = {"LayerNormalization", "InstanceNormalization", "GroupNormalization", "RMSNormalization",
@@ -176,6 +178,19 @@ def _walk(g: GraphView, start: onnx.NodeProto, ops: set[str], depth: int, forwar
             found.append(m.name)
             frontier.append((m, d + 1))
     return found
+
+
+def depthwise_convs(proto: onnx.ModelProto) -> dict[str, str]:
+    """Depthwise Conv nodes (group > 1, one input channel per group) -> op type."""
+    weights = {i.name: i for i in proto.graph.initializer}
+    out = {}
+    for n in proto.graph.node:
+        if n.op_type != "Conv" or len(n.input) < 2 or n.input[1] not in weights:
+            continue
+        group = next((a.i for a in n.attribute if a.name == "group"), 1)
+        if group > 1 and weights[n.input[1]].dims[1] == 1:
+            out[n.name] = n.op_type
+    return out
 
 
 def summarize(islands: list[Island]) -> dict:

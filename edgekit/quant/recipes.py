@@ -34,6 +34,7 @@ class Candidate:
     describe: dict
     make: Make
     tried: dict = field(default_factory=dict)  # its score when scored
+    float_nodes: dict[str, str] = field(default_factory=dict)  # node -> op type the recipe itself leaves float
 
 
 def edgekit_candidates(target: Target, proto: onnx.ModelProto, ranges: dict, options: QuantOptions) -> list[Candidate]:
@@ -50,6 +51,12 @@ def edgekit_candidates(target: Target, proto: onnx.ModelProto, ranges: dict, opt
         s8 = QdqRecipe(activation="s8")
         out.append(Candidate("edgekit-s8s8", {**method, **s8.to_dict()},
                              lambda keep: quantize_qdq(proto, ranges, keep, s8)))
+        from edgekit.quant.islands import depthwise_convs
+
+        dw = depthwise_convs(proto)
+        if dw:  # ORT's int8 depthwise path plus its Q/DQ measured slower than fp32 on EfficientViT: try without
+            out.append(Candidate("edgekit-u8s8-dense", {**method, **u8.to_dict(), "depthwise_convs": "float"},
+                                 lambda keep: quantize_qdq(proto, ranges, keep | set(dw), u8), float_nodes=dw))
     return out
 
 

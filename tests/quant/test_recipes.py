@@ -81,3 +81,51 @@ def test_a_failing_recipe_is_skipped_and_recorded(monkeypatch):
     with pytest.raises(EdgekitFailure, match="no INT8 recipe could quantize this model: broken: NNCF"):
         quantize_int8(model, Target.ONNX, Task.CLASSIFICATION, calib, QuantOptions(default_islands=False),
                       Budget(0.0, 0.0), threads=1)
+
+
+def _depthwise_model() -> onnx.ModelProto:
+    """conv 3->8, depthwise 3x3 (group 8), pointwise 8->8, pool, linear: the EfficientViT/MobileNet pattern."""
+    rng = np.random.default_rng(0)
+    w = lambda *shape: numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32))  # noqa: E731
+    inits = [w(8, 3, 3, 3), w(8, 1, 3, 3), w(8, 8, 1, 1), w(8, 4)]
+    for name, t in zip(("w_stem", "w_dw", "w_pw", "w_fc"), inits):
+        t.name = name
+    nodes = [helper.make_node("Conv", ["input", "w_stem"], ["a"], pads=[1, 1, 1, 1], name="stem"),
+             helper.make_node("Relu", ["a"], ["a1"], name="r1"),
+             helper.make_node("Conv", ["a1", "w_dw"], ["b"], pads=[1, 1, 1, 1], group=8, name="dw"),
+             helper.make_node("Relu", ["b"], ["b1"], name="r2"),
+             helper.make_node("Conv", ["b1", "w_pw"], ["c"], name="pw"),
+             helper.make_node("GlobalAveragePool", ["c"], ["d"], name="pool"),
+             helper.make_node("Flatten", ["d"], ["e"], name="flat"),
+             helper.make_node("MatMul", ["e", "w_fc"], ["output"], name="fc")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 4])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return onnx.shape_inference.infer_shapes(model)
+
+
+def test_dense_only_recipe_leaves_depthwise_convs_float_and_says_so(monkeypatch):
+    from edgekit.quant.calibrate import calibrate
+    from edgekit.quant.islands import depthwise_convs
+    from edgekit.quant.qdq import float_nodes
+    from edgekit.quant.recipes import edgekit_candidates
+
+    model = _depthwise_model()
+    assert depthwise_convs(model) == {"dw": "Conv"}
+    inputs = [np.random.default_rng(i).standard_normal((1, 3, 16, 16)).astype(np.float32) for i in range(4)]
+    options = QuantOptions(default_islands=False, cache=False)
+    ranges, _ = calibrate(model, inputs, "0" * 64, options)
+    by_name = {c.name: c for c in edgekit_candidates(Target.ONNX, model, ranges, options)}
+    assert set(by_name) == {"edgekit-u8s8", "edgekit-s8s8", "edgekit-u8s8-dense"}
+    assert "dw" not in float_nodes(by_name["edgekit-u8s8"].make(set()))
+    dense = by_name["edgekit-u8s8-dense"].make(set())
+    assert "dw" in float_nodes(dense) and {"stem", "pw"}.isdisjoint(float_nodes(dense))
+    assert edgekit_candidates(Target.ONNX, _cast_weight_model(), {}, options)[-1].name == "edgekit-s8s8"  # no dw
+
+    # chosen, its float nodes are listed as islands with the reason
+    monkeypatch.setattr(int8_mod, "candidates_for", lambda *a: [by_name["edgekit-u8s8-dense"]])
+    calib = CalibrationSet(inputs=inputs, names=[f"x{i}" for i in range(4)], source="test", sha256="0" * 64)
+    result = quantize_int8(model, Target.ONNX, Task.CLASSIFICATION, calib, options, Budget(0.0, 0.0), threads=1)
+    assert result.info["recipe"] == "edgekit-u8s8-dense"
+    assert result.info["islands"]["recipe"]["nodes"] == ["dw"] and "depthwise" in result.info["islands"]["recipe"]["why"]
