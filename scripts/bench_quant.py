@@ -219,7 +219,7 @@ def verdict(rows: list[dict]) -> list[str]:
         sp, drop = r["speedup"]["wall2"], r["torch_metric"] - r["metric"]
         speed = ("meets" if sp >= GOALS[r["target"]] else "MISSES") + f" {GOALS[r['target']]}x ({sp:.2f}x at 2T, " \
             f"{r['speedup']['cpu1']:.2f}x at 1T)"
-        change = f"{abs(drop) * 100:.1f} pt {'lost' if drop > 0 else 'gained'}"
+        change = f"{abs(drop) * 100:.1f} pt {'lost' if drop >= 0 else 'gained'}"
         acc = ("holds" if drop <= 0.01 + 1e-9 else "LOSES MORE THAN") + f" 1 point ({change})"
         lines.append(f"{r['model']} {r['target']} int8: speed {speed}; accuracy {acc}")
     return lines
