@@ -15,8 +15,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# This CPU's measured peak (2048^3 GEMM in PyTorch, median of 10; shared/FACTS.md): GFLOP/s by threads
-PEAK_FP32 = {1: 96.0, 2: 193.0}
+def gemm_peak(threads: int, dtype=torch.float32, n: int = 2048, runs: int = 5) -> float:
+    """This CPU's GEMM peak in GFLOP/s: the best of ``runs`` n^3 matmuls in PyTorch at ``threads``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        torch.mm(a, b)
+        best = float("inf")
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(before)
+    return 2 * n ** 3 / best / 1e9
 
 
 @dataclass

@@ -10,8 +10,8 @@ both built for ONNX Runtime (fp32) and OpenVINO (fp32 and bf16), optionally int8
 bundled photographs (cosine, max abs error / output range), then timed in one process on the same
 pinned input, alternating naive / edgekit run by run so both see the same machine load. Prints a
 markdown table: median latencies, speedup (naive / edgekit median), parity of both, achieved GFLOP/s
-against this CPU's measured peak (2048^3 GEMM in PyTorch: fp32 96 / 193 GFLOP/s on 1 / 2 cores,
-bf16 202 / 415), and the rules that fired.
+against this CPU's peak (a 2048^3 GEMM in PyTorch, measured at the start of the run), and the
+rules that fired.
 
     python scripts/bench_rewrites.py --threads 2 --iters 20
     python scripts/bench_rewrites.py --models swin_tiny,timm:swin_tiny_patch4_window7_224 --threads 1,2
@@ -31,8 +31,21 @@ from pathlib import Path
 import numpy as np
 
 TIMM = ["timm:swin_tiny_patch4_window7_224", "timm:efficientvit_b0"]
-PEAK_GFLOPS = {("fp32", 1): 96.0, ("fp32", 2): 193.0, ("bf16", 1): 202.0, ("bf16", 2): 415.0}  # shared/FACTS.md
-# (bf16 peaks are those of a CPU with AVX512-BF16; on one without, OpenVINO runs bf16 bundles as f32)
+# GEMM peak by (precision, threads), measured on this CPU at the start of a run (scripts/_bench.gemm_peak);
+# FACTS.md's box measured fp32 96 / 193 and bf16 202 / 415 GFLOP/s. int8 rows are compared with the fp32 peak.
+PEAK_GFLOPS: dict[tuple[str, int], float] = {}
+
+
+def measure_peaks(threads, precisions) -> None:
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _bench import gemm_peak
+
+    for n in threads:
+        PEAK_GFLOPS[("fp32", n)] = PEAK_GFLOPS[("int8", n)] = gemm_peak(n)
+        if "bf16" in precisions:  # on a CPU without AVX512-BF16 this is PyTorch's slow path, and OpenVINO runs f32
+            PEAK_GFLOPS[("bf16", n)] = gemm_peak(n, torch.bfloat16)
 PRECISIONS = {"onnx": ("fp32", "int8"), "openvino": ("fp32", "bf16", "int8")}
 WINDOWED = ("swin",)
 CALIB_SIZE = 3  # bundled photographs per parity check  # sources whose attention is windowed: the 1.05x target on ORT fp32 2T applies to them
@@ -235,7 +248,19 @@ def main() -> int:
                     help="wall: perf_counter (default); cpu: the process's CPU time, one thread only: robust to "
                          "other work on a shared machine, which stretches wall time but not CPU time")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
+    ap.add_argument("--from-json", type=Path, help="print the table of figures an earlier --json run wrote "
+                                                   "(% of peak against this CPU's peak, measured now)")
     args = ap.parse_args()
+    if args.from_json:
+        rows = [Row(**r) for r in json.loads(args.from_json.read_text())]
+        measure_peaks(sorted({r.threads for r in rows if r.threads}), {r.precision for r in rows})
+        print(f"<!-- python scripts/bench_rewrites.py --from-json {args.from_json}; GEMM peak here (GFLOP/s): "
+              f"{', '.join(f'{p} {n}T {v:.0f}' for (p, n), v in PEAK_GFLOPS.items())} -->")
+        print(table(rows))
+        print()
+        for line in verdict(rows):
+            print(f"- {line}")
+        return 0
 
     sources = args.models.split(",") if args.models else attention_models() + TIMM
     threads = [int(t) for t in args.threads.split(",")]
@@ -243,6 +268,7 @@ def main() -> int:
         ap.error("--clock cpu measures one thread's work: use it with --threads 1")
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     start = load_avg()
+    measure_peaks(threads, args.precisions.split(","))
     from rich.progress import track
 
     rows = []
@@ -250,7 +276,8 @@ def main() -> int:
         rows.extend(measure(source, args.runtimes.split(","), threads, args.warmup, args.iters,
                             args.precisions.split(","), clock))
     print(f"<!-- python scripts/bench_rewrites.py --threads {args.threads} --iters {args.iters} --clock {args.clock}"
-          f"{' --models ' + args.models if args.models else ''}; {start} at the start, {load_avg()} at the end -->")
+          f"{' --models ' + args.models if args.models else ''}; {start} at the start, {load_avg()} at the end; "
+          f"GEMM peak here (GFLOP/s): {', '.join(f'{p} {n}T {v:.0f}' for (p, n), v in PEAK_GFLOPS.items())} -->")
     print(table(rows))
     print()
     for line in verdict(rows):
