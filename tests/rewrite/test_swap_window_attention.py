@@ -42,3 +42,20 @@ def test_timm_swin():
     model = SwinTransformer(img_size=56, patch_size=4, embed_dim=16, depths=(2,), num_heads=(2,), window_size=7,
                             num_classes=5).eval()
     _check(model, (1, 3, 56, 56), 2)  # one plain, one shifted block
+
+
+def test_zoo_only_variant_leaves_timm_alone():
+    """OpenVINO's registry entry swaps the zoo Swin (whose naive export OpenVINO cannot convert), not timm's."""
+    from edgekit.config import Target
+    from edgekit.rewrite.registry import swaps_for
+    from edgekit.timm_compat import import_timm
+
+    import_timm()
+    from timm.models.swin_transformer import SwinTransformer
+
+    timm_swin = SwinTransformer(img_size=56, patch_size=4, embed_dim=16, depths=(2,), num_heads=(2,), window_size=7,
+                                num_classes=5).eval()
+    assert window_attention.apply_zoo_only(timm_swin) == 0
+    assert window_attention.apply_zoo_only(zoo_window_attention(True)) == 1
+    ov = {s.name: s for s in swaps_for(Target.OPENVINO)}[window_attention.NAME]
+    assert ov.apply is window_attention.apply_zoo_only and ov.apply(copy.deepcopy(timm_swin)) == 0

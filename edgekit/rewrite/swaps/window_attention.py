@@ -33,6 +33,13 @@ def apply(model: nn.Module) -> int:
     return count
 
 
+def apply_zoo_only(model: nn.Module) -> int:
+    """The swap for the zoo's Swin only (OpenVINO: timm's Swin converts and fuses without the plugin)."""
+    from edgekit.models.swin import WindowAttention as ZooWindowAttention
+
+    return swap_class(model, ZooWindowAttention, _zoo)
+
+
 def _zoo(cls: type) -> type:
     from edgekit.plugins.window_attention import window_attention
 
