@@ -69,7 +69,7 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
         if config.rewrite:
             import copy
 
-            model = apply_swaps(copy.deepcopy(model), config.target, rewrites)
+            model = apply_swaps(copy.deepcopy(model), config.target, rewrites, config.precision)
     # a target that converts the torch model itself (CoreML) declares needs_torch and gets no ONNX
     needs_torch = getattr(backend, "needs_torch", False)
     exported, proto, quant_info = (None, None, None) if needs_torch else _onnx_for_target(config, model, spec, calib,

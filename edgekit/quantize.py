@@ -143,7 +143,7 @@ def sensitivity_of_bundle(bundle: str | Path, *, calib: str | Path | None = None
         model = prepare_for_deploy(src.model)
         rewrites = RewriteReport()
         if config.rewrite:
-            model = apply_swaps(model, config.target, rewrites)
+            model = apply_swaps(model, config.target, rewrites, Precision.INT8)
     with rep.step("export ONNX"):
         proto = export_onnx(model, spec.input_shape, config.opset, config.dynamic_batch).model
         if config.rewrite:

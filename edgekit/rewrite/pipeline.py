@@ -30,10 +30,17 @@ class RewriteReport:
         return {"swaps": self.swaps, "rules": self.rules, "not_applied": self.not_applied}
 
 
-def apply_swaps(model: nn.Module, target: Target, report: RewriteReport) -> nn.Module:
+def apply_swaps(model: nn.Module, target: Target, report: RewriteReport,
+                precision: Precision | None = None) -> nn.Module:
+    """``target``'s module swaps in order (a swap ``precision`` skips is reported with count 0 and why)."""
     from edgekit.rewrite.registry import swaps_for
 
     for swap in swaps_for(target):
+        skip = dict(swap.not_for).get(precision) if precision is not None else None
+        if skip:
+            report.swaps[swap.name] = 0
+            report.not_applied[swap.name] = f"left out for {precision.value}: {skip}"
+            continue
         count = swap.apply(model)
         report.swaps[swap.name] = count
         if count == 0:

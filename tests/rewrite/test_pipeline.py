@@ -78,3 +78,20 @@ def test_a_precision_leaves_out_its_rules_and_says_why():
     assert int8.rules["fuse_attention_ort"] == 0 and "com.microsoft::Attention" not in ops(plain)
     assert int8.not_applied["fuse_attention_ort"].startswith("left out for int8: its QKV projection")
     assert list(int8.rules) == list(fp32.rules)  # every rule still reported, in order
+
+
+def test_a_precision_leaves_out_its_swaps_and_says_why():
+    from edgekit.config import Precision
+    from edgekit.rewrite import apply_swaps
+    from edgekit.rewrite.swaps import linear_attention
+
+    class _Fake(torch.nn.Module):
+        pass
+
+    fp32, int8 = RewriteReport(), RewriteReport()
+    apply_swaps(_Fake(), Target.ONNX, fp32, Precision.FP32)
+    apply_swaps(_Fake(), Target.ONNX, int8, Precision.INT8)
+    assert list(fp32.swaps) == list(int8.swaps)  # every swap reported, in order
+    assert int8.swaps[linear_attention.NAME] == 0
+    assert int8.not_applied[linear_attention.NAME].startswith("left out for int8: the plugin node")
+    assert not fp32.not_applied[linear_attention.NAME].startswith("left out")
