@@ -251,7 +251,7 @@ def main() -> int:
                          "other work on a shared machine, which stretches wall time but not CPU time")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     ap.add_argument("--from-json", type=Path, help="print the table of figures an earlier --json run wrote "
-                                                   "(% of peak against this CPU's peak, measured now)")
+                                                   "(%% of peak against this CPU's peak, measured now)")
     args = ap.parse_args()
     if args.from_json:
         rows = [Row(**r) for r in json.loads(args.from_json.read_text())]
