@@ -13,6 +13,7 @@ from torch import nn
 
 from edgekit.models import create_model, get_cfg, reparameterize_model
 from edgekit.models.efficientformerv2 import Attention2d, Attention2dDownsample, checkpoint_filter_fn
+from tests.models.randomize import randomize_bn
 
 NAME = "efficientformerv2_s1"
 NUM_CLASSES = 10  # a small head keeps the tests fast; the trunk is the full S1
@@ -21,14 +22,8 @@ NUM_CLASSES = 10  # a small head keeps the tests fast; the trunk is the full S1
 def _randomize(model: nn.Module, seed: int = 0) -> nn.Module:
     """Non-trivial BN stats/affine params, bias tables, talking heads and layer scales (all ~trivial at init)."""
     g = torch.Generator().manual_seed(seed)
+    randomize_bn(model, g)  # BN first, then the rest from the same stream
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
-                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
         for name, p in model.named_parameters():
             if name.endswith("attention_biases"):
                 p.copy_(torch.randn(p.shape, generator=g))

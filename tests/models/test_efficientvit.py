@@ -13,6 +13,7 @@ from torch import nn
 
 from edgekit.models import create_model, get_cfg, list_models, reparameterize_model
 from edgekit.models.efficientvit import EfficientVitSeg, LiteMLA, checkpoint_filter_fn
+from tests.models.randomize import randomize_bn
 
 CLS = ["efficientvit_b0", "efficientvit_b1", "efficientvit_b2", "efficientvit_b3"]
 SEG = {"efficientvit_b0_seg": (19, "cityscapes"), "efficientvit_b1_seg": (19, "cityscapes"),
@@ -22,15 +23,7 @@ NUM_CLASSES = 10  # small classifier heads keep the timm comparisons fast; trunk
 
 def _randomize(model: nn.Module, seed: int = 0) -> nn.Module:
     """Non-trivial BatchNorm statistics and affine params (a fresh BN is an identity)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
-                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
+    randomize_bn(model, torch.Generator().manual_seed(seed))
     return model.eval()
 
 

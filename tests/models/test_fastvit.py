@@ -13,6 +13,7 @@ from torch import nn
 
 from edgekit.models import create_model, get_cfg, reparameterize_model
 from edgekit.models.fastvit import Attention, AttentionBlock, RepMixer, checkpoint_filter_fn
+from tests.models.randomize import randomize_bn
 
 NUM_CLASSES = 10  # a small head keeps the tests fast; the trunks are the full variants
 VARIANTS = ["fastvit_t8", "fastvit_sa12"]
@@ -21,14 +22,8 @@ VARIANTS = ["fastvit_t8", "fastvit_sa12"]
 def _randomize(model: nn.Module, seed: int = 0) -> nn.Module:
     """Non-trivial BatchNorm stats/affine params and layer-scale gammas (fresh ones are ~identity / ~0)."""
     g = torch.Generator().manual_seed(seed)
+    randomize_bn(model, g)  # BN first, then the rest from the same stream
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
-                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
         for name, p in model.named_parameters():
             if name.endswith("gamma"):
                 p.copy_(torch.rand(p.shape, generator=g) * 0.5 + 0.1)

@@ -11,21 +11,14 @@ from torch import nn
 
 from edgekit.models import create_model, get_cfg, reparameterize_model
 from edgekit.models.repvit import checkpoint_filter_fn
+from tests.models.randomize import randomize_bn
 
 NUM_CLASSES = 10  # a small head keeps the tests fast; the trunk is the full M1.1
 
 
 def _randomize(model: nn.Module, seed: int = 0) -> nn.Module:
     """Give every BatchNorm non-trivial statistics and affine params (fresh BN is an identity)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
-                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
+    randomize_bn(model, torch.Generator().manual_seed(seed))
     return model.eval()
 
 

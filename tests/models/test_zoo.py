@@ -16,6 +16,7 @@ from torch import nn
 
 from edgekit.models import _registry as reg
 from edgekit.models import reparameterize_model
+from tests.models.randomize import randomize_norms
 
 MODELS = reg.list_models()
 
@@ -26,18 +27,6 @@ def _size(cfg) -> tuple[int, int]:
     d = cfg.size_divisor
     side = max(d, -(-256 // d) * d)
     return side, side
-
-
-def _randomize_norms(model: nn.Module) -> None:
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
-                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.75)
-                if m.affine:
-                    m.weight.copy_(1 + torch.randn(m.num_features, generator=g) * 0.1)
-                    m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
@@ -57,7 +46,7 @@ def test_model(name):
     size = _size(cfg)
     torch.manual_seed(0)
     model = reg.create_model(name, img_size=None if size == tuple(cfg.input_size[1:]) else size)
-    _randomize_norms(model)
+    randomize_norms(model)
     model.eval()
     x = torch.randn(1, 3, *size)
     with torch.no_grad():

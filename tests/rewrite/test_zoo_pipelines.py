@@ -24,6 +24,7 @@ from edgekit.onnx_export import export_onnx, prepare_for_deploy
 from edgekit.plugins import attach_functions
 from edgekit.plugins_bridge import inline_plugin_functions, uses_plugins
 from edgekit.rewrite import RewriteReport, apply_rewrites, apply_swaps
+from tests.models.randomize import randomize_norms
 from tests.rewrite.harness import run
 
 MODELS = reg.list_models() if os.environ.get("EDGEKIT_FULL_ZOO") else [
@@ -37,15 +38,6 @@ def _side(cfg) -> int:
     divisor = getattr(cfg, "size_divisor", 32) or 32
     side = 64 if cfg.task == "classification" else 128
     return max(divisor, -(-side // divisor) * divisor)
-
-
-def _randomize_norms(model: nn.Module) -> None:
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
-                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.75)
 
 
 def _assert_parity(got: np.ndarray, want: np.ndarray, what: str) -> None:
@@ -71,7 +63,7 @@ def test_zoo_model_through_every_pipeline(name):
     side = _side(cfg)
     torch.manual_seed(0)
     model = reg.create_model(name, img_size=(side, side))
-    _randomize_norms(model)
+    randomize_norms(model, affine=False)
     model = prepare_for_deploy(model)
     x = torch.randn(1, 3, side, side)
     with torch.no_grad():
