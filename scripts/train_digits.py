@@ -260,6 +260,11 @@ RECIPES = {r.name: r for r in (
            epochs=24, lr=3e-4, batch=32,  # measured: 1e-3 stalls near chance for ~500 steps, 3e-3 never leaves it
            # at 256 its last stage runs shifted 4x4 windows it never had at 64 (2x2 maps): 3 epochs at lr/3 gave 50%
            finetune_epochs=6, finetune_lr_scale=1.0),
+    # full Swin-T width and depth (28M parameters), 4x4 windows: for latency where int8 GEMMs dominate, as in
+    # a deployed Swin; ~25 s per epoch at 64 pixels and ~4.5 min per fine-tune epoch at 256 on 2 idle cores
+    Recipe("swin_t", "zoo:swin_tiny", "classification",
+           dict(window_size=4, embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), drop_path_rate=0.1),
+           epochs=24, lr=3e-4, batch=32, finetune_epochs=4, finetune_lr_scale=1.0),
     Recipe("segformer_b0", "zoo:segformer_b0", "segmentation", {}, epochs=20,
            finetune_epochs=6, finetune_lr_scale=1.0),  # at 384: 3 epochs at lr/3 gave mIoU 0.23 (0.80 at 96)
     Recipe("efficientvit_b0_seg", "zoo:efficientvit_b0_seg", "segmentation", {}, epochs=20),
@@ -423,6 +428,10 @@ def swin_tiny_digits() -> nn.Module:
     return load_trained("swin_tiny")
 
 
+def swin_t_digits() -> nn.Module:
+    return load_trained("swin_t")
+
+
 def segformer_b0_digits() -> nn.Module:
     return load_trained("segformer_b0")
 
@@ -438,6 +447,10 @@ def efficientvit_b0_digits_256() -> nn.Module:
 
 def swin_tiny_digits_256() -> nn.Module:
     return load_trained("swin_tiny", 256)
+
+
+def swin_t_digits_256() -> nn.Module:
+    return load_trained("swin_t", 256)
 
 
 def segformer_b0_digits_384() -> nn.Module:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -128,3 +129,43 @@ def test_qdq_weights_are_per_channel_symmetric(hybrid):
         assert w.dtype == np.int8 and scale.shape == (w.shape[0],) and not zp.any()  # per output channel, zp 0
     act_q = [n for n in q.graph.node if n.op_type == "QuantizeLinear"]
     assert all(numpy_helper.to_array(inits[n.input[2]]).dtype == np.uint8 for n in act_q)  # U8 activations
+
+
+def test_matmul_outputs_stay_float_where_a_float_op_reads_them(hybrid, tmp_path):
+    """ONNX Runtime recipe: an int8 MatMul / Gemm read by a float island (GELU) writes float (no Q/DQ pair on
+    its output) and runs as one int8 kernel; Conv outputs keep their Q (QLinearConv needs it)."""
+    import onnxruntime as ort
+
+    from edgekit.quant.qdq import FLOAT_OUTPUT_OPS, QdqRecipe
+
+    islands = {i.node for i in find_islands(hybrid, Target.ONNX)}
+    ranges = {t: (-4.0, 4.0) for n in hybrid.graph.node for t in n.output} | {"input": (-3.0, 3.0)}
+    plain = quantize_qdq(hybrid, ranges, islands, QdqRecipe())
+    floated = quantize_qdq(hybrid, ranges, islands, QdqRecipe(float_output_ops=FLOAT_OUTPUT_OPS))
+
+    def fc1_output_quantized(q):
+        consumers = {i: n for n in q.graph.node for i in n.input}
+        fc1 = [n for n in q.graph.node if n.op_type in FLOAT_OUTPUT_OPS and "/mlp/mlp.0/" in n.name]
+        assert fc1, "the tiny hybrid's MLP fc1 (mlp.0) is a MatMul / Gemm"
+        return [consumers[n.output[0]].op_type == "QuantizeLinear" for n in fc1]
+
+    assert all(fc1_output_quantized(plain)) and not any(fc1_output_quantized(floated))
+    assert quantized_nodes(floated) == quantized_nodes(plain)  # the same layers get int8 inputs
+    convs = {n.output[0] for n in floated.graph.node if n.op_type == "Conv" and n.name in quantized_nodes(floated)}
+    q_inputs = {n.input[0] for n in floated.graph.node if n.op_type == "QuantizeLinear"}
+    assert convs and convs <= q_inputs  # every int8 Conv still writes through a Q
+    # ONNX Runtime fuses the float-output MatMuls into int8 kernels writing float: the DequantizeLinear
+    # passes after them are gone at run time (the Q was fused into the kernel either way)
+    counts = {}
+    for name, q in (("plain", plain), ("floated", floated)):
+        so = ort.SessionOptions()
+        so.optimized_model_filepath = str(tmp_path / f"{name}.onnx")
+        ort.InferenceSession(q.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        ops = [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+        counts[name] = ops.count("DequantizeLinear")
+    assert counts["floated"] < counts["plain"], counts
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    ref = ort.InferenceSession(hybrid.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    out = ort.InferenceSession(floated.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    cos = float((ref * out).sum() / np.linalg.norm(ref) / np.linalg.norm(out))
+    assert cos > 0.99, cos  # same int8 layers, one rounding fewer: still close to fp32 on random weights
