@@ -32,7 +32,15 @@ def quantize_onnx_for_target(proto: onnx.ModelProto, config: ExportConfig, spec,
     tol = config.tolerance or Tolerance.default(Precision.INT8).overridden(spec.tolerance, Precision.INT8)
     budget = budget_for(options, tol.agreement if tol.agreement is not None else 0.0, tol.cosine)
     batch = 1 if config.dynamic_batch else spec.input_shape[0]
+    step = budget_resolution(spec.task, len(calib))
+    if options.max_drop and step is not None and step > options.max_drop:
+        reporter.note(f"--max-drop {options.max_drop:g} is finer than the calibration set can measure: with "
+                      f"{len(calib)} images one changed top-1 is {step:.2f} points of agreement, so no change at all "
+                      f"is allowed; {-(-100 // options.max_drop):.0f}+ images (--calib / --calib-size) give the budget "
+                      f"its meaning")
     result = quantize_int8(proto, config.target, spec.task, calib, options, budget, config.threads, batch, reporter)
+    if step is not None:
+        result.info["budget"]["agreement_step_points"] = round(step, 4)  # what one changed top-1 costs
     speed = result.info["speed"]
     if speed["speedup"] < 1.0:
         reporter.note(f"int8 runs slower than fp32 on this machine ({speed['speedup']:.2f}x: {speed['fp32_ms']:.2f} -> "
@@ -40,6 +48,14 @@ def quantize_onnx_for_target(proto: onnx.ModelProto, config: ExportConfig, spec,
                       f"from int8 GEMMs while paying for quantize/dequantize: consider fp16/bf16, or profile with "
                       f"`edgekit profile`")
     return result.model, result.info
+
+
+def budget_resolution(task, images: int) -> float | None:
+    """Points of agreement one changed prediction costs on the calibration set: 100 / images for top-1
+    (classification); None for segmentation, whose agreement is per pixel."""
+    from edgekit.config import Task
+
+    return 100.0 / images if task is Task.CLASSIFICATION and images else None
 
 
 def recorded_config(bundle: Path, manifest: dict, out: Path, precision: Precision, **overrides) -> ExportConfig:

@@ -162,3 +162,28 @@ def test_tensorrt_export_hands_over_qdq(digits):
     q, info = quantize_onnx_for_target(proto, config, src.spec, calib, Reporter())
     assert info["recipe"] == "edgekit-trt-s8s8" and info["kept"]["agreement"] >= 0.97
     assert any(n.op_type == "QuantizeLinear" for n in q.graph.node)
+
+
+def test_a_budget_finer_than_the_calibration_set_says_so(digits, tmp_path):
+    """16 images: one changed top-1 is 6.25 points, so --max-drop 1 can allow no change; the user is told."""
+    from edgekit.progress import Reporter
+
+    class Notes(Reporter):
+        def __init__(self):
+            self.notes = []
+
+        def note(self, message):
+            self.notes.append(message)
+
+    fp32 = edgekit.export(CLS, "onnx", tmp_path / "fp32")
+    rep = Notes()
+    b = edgekit.quantize(fp32.path, tmp_path / "q", calib=digits / "cls" / "calib", calib_size=16, method="minmax",
+                         max_drop=1.0, reporter=rep)
+    q = b.manifest["quantization"]
+    assert q["budget"]["agreement_step_points"] == 6.25 and q["budget"]["agreement_min"] == 0.99
+    [note] = [n for n in rep.notes if "--max-drop" in n]
+    assert "16 images" in note and "6.25 points" in note and "100+ images" in note
+    rep2 = Notes()
+    edgekit.quantize(fp32.path, tmp_path / "q2", calib=digits / "cls" / "calib", calib_size=16, method="minmax",
+                     max_drop=10.0, reporter=rep2)
+    assert not [n for n in rep2.notes if "--max-drop" in n]  # 10 points is coarser than one image: no note
