@@ -6,8 +6,8 @@ most accurate. Nothing is assumed: FACTS measured NNCF's default preset wrecking
 and its transformer preset hurting Swin, and ONNX Runtime's default S8S8 running slower than fp32
 on this AMD CPU while U8S8 ran 2x faster.
 
-- ONNX Runtime: edgekit's QDQ with the chosen ranges, uint8 activations (U8S8) and int8 (S8S8); int8
-  MatMul / Gemm write float where a float op reads them (no Q/DQ pair there).
+- ONNX Runtime: edgekit's QDQ with the chosen ranges, uint8 activations (U8S8) and int8 (S8S8). In
+  edgekit's QDQ an int8 MatMul / Gemm writes float where a float op reads it (no Q/DQ pair there).
 - OpenVINO: NNCF (ONNX backend, CPU hardware config, fast bias correction) with the islands as
   ignored scope, with its default preset and with its transformer model type; and edgekit's QDQ.
   OpenVINO reads the QDQ ONNX into FakeQuantize and runs int8 kernels.
@@ -46,13 +46,12 @@ def edgekit_candidates(target: Target, proto: onnx.ModelProto, ranges: dict, opt
 
         return [Candidate("edgekit-trt-s8s8", {**method, **TRT_RECIPE.to_dict(), "placement": "TensorRT fusions"},
                           lambda keep: trt_qdq_from_ranges(proto, ranges, keep))]
-    # ONNX Runtime: int8 MatMul / Gemm write float where a float op reads them. OpenVINO reads the QDQ graph
-    # into FakeQuantize and places its own requantization, so it gets the plain placement.
-    float_outputs = FLOAT_OUTPUT_OPS if target is Target.ONNX else ()
-    u8 = QdqRecipe(activation="u8", float_output_ops=float_outputs)
+    # int8 MatMul / Gemm write float where a float op reads them: faster and one rounding fewer on both
+    # runtimes (trained full-width Swin-T at 256, OpenVINO 1T: 50.1 -> 46.8 ms, cosine min 0.99990 -> 0.99998)
+    u8 = QdqRecipe(activation="u8", float_output_ops=FLOAT_OUTPUT_OPS)
     out = [Candidate("edgekit-u8s8", {**method, **u8.to_dict()}, lambda keep: quantize_qdq(proto, ranges, keep, u8))]
     if target is Target.ONNX:
-        s8 = QdqRecipe(activation="s8", float_output_ops=float_outputs)
+        s8 = QdqRecipe(activation="s8", float_output_ops=FLOAT_OUTPUT_OPS)
         out.append(Candidate("edgekit-s8s8", {**method, **s8.to_dict()},
                              lambda keep: quantize_qdq(proto, ranges, keep, s8)))
         from edgekit.quant.islands import depthwise_convs
