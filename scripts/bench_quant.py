@@ -47,22 +47,28 @@ MODELS = {  # name -> (model source, task folder)
 VARIANTS = {"onnx": ("fp32", "fp16", "int8", "naive-int8"), "openvino": ("fp32", "bf16", "int8", "naive-int8")}
 
 
-def median_ms(run, x, warmup: int, iters: int, clock=time.perf_counter) -> float:
-    for _ in range(warmup):
-        run(x)
-    times = []
-    for _ in range(iters):
-        t0 = clock()
-        run(x)
-        times.append((clock() - t0) * 1e3)
-    return statistics.median(times)
-
-
-def latencies(open_fn, x, warmup: int, iters: int) -> dict:
-    """Median ms at 1 thread as CPU time of this process (robust on a shared machine: time spent descheduled
-    by other processes does not count; 1 thread does no parallel work to hide) and at 2 threads as wall time."""
-    return {"cpu1": median_ms(open_fn(1), x, warmup, iters, time.process_time),
-            "wall2": median_ms(open_fn(2), x, warmup, iters)}
+def latencies(open_fns: dict, x, warmup: int, iters: int, block: int = 10) -> dict[str, dict]:
+    """Median ms per variant at 1 thread as CPU time of this process (robust on a shared machine: time spent
+    descheduled by other processes does not count; 1 thread does no parallel work to hide) and at 2 threads
+    as wall time. The variants run in turns, ``block`` runs each, so drift in the machine's state during the
+    run (other work, clocks) falls on all of them alike rather than on whichever ran last."""
+    out = {v: {} for v in open_fns}
+    for key, threads, clock in (("cpu1", 1, time.process_time), ("wall2", 2, time.perf_counter)):
+        runs = {v: open_fn(threads) for v, open_fn in open_fns.items()}
+        for run in runs.values():
+            for _ in range(warmup):
+                run(x)
+        times = {v: [] for v in runs}
+        for _ in range(-(-iters // block)):
+            for v, run in runs.items():
+                for _ in range(block):
+                    t0 = clock()
+                    run(x)
+                    times[v].append((clock() - t0) * 1e3)
+        for v in runs:
+            out[v][key] = statistics.median(times[v][:iters])
+        del runs
+    return out
 
 
 def naive_onnxruntime(fp32_onnx: Path, calib_inputs: list):
@@ -140,7 +146,7 @@ def bench_model(name: str, targets: list[str], threads: int, warmup: int, iters:
     rows = []
     ref_metric, _, _, n = evaluate_fn(torch_fn, labeled, spec.preprocess, spec.num_classes, limit=limit)
     for target in targets:
-        fp32_ms = None
+        built = {}  # variant -> (row, open_fn): every variant built first, then timed in turns, then evaluated
         for variant in VARIANTS[target]:
             t0 = time.perf_counter()
             row = {"model": name, "input": "x".join(map(str, spec.input_shape[2:])), "target": target,
@@ -150,7 +156,6 @@ def bench_model(name: str, targets: list[str], threads: int, warmup: int, iters:
                     fp32_dir = work / f"{name}-{target}-fp32"
                     open_fn = (naive_onnxruntime(fp32_dir / "model.onnx", calib_inputs) if target == "onnx"
                                else naive_openvino(fp32_dir / "model.xml", calib_inputs))
-                    info = {}
                 else:
                     out = work / f"{name}-{target}-{variant}"
                     b = edgekit.export(source, target, out, precision=variant, calib=calib_dir, method=method,
@@ -165,18 +170,26 @@ def bench_model(name: str, targets: list[str], threads: int, warmup: int, iters:
                         row["recipe"] = info.get("recipe")
                         row["islands"] = sum(e["count"] for e in info.get("islands", {}).values())
                         row["kept_blocks"] = info.get("budget", {}).get("kept_blocks", [])
-                row["ms"] = latencies(open_fn, x0, warmup, iters)
-                if variant == "fp32":
-                    fp32_ms = row["ms"]
-                row["speedup"] = {k: fp32_ms[k] / v for k, v in row["ms"].items()} if fp32_ms else None
-                fn = open_fn(threads)
-                metric, agreement, _, _ = evaluate_fn(fn, labeled, spec.preprocess, spec.num_classes, torch_fn, limit)
-                row.update(metric=metric, agreement=agreement)
+                built[variant] = (row, open_fn)
             except Exception as e:  # one failing variant must not lose the others' figures
                 row["error"] = f"{e.__class__.__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
             row["seconds"] = round(time.perf_counter() - t0, 1)
-            log(json.dumps({k: v for k, v in row.items() if k != "kept_blocks"}))
             rows.append(row)
+        ms = latencies({v: fn for v, (_, fn) in built.items()}, x0, warmup, iters) if built else {}
+        fp32_ms = ms.get("fp32")
+        for variant, (row, open_fn) in built.items():
+            t0 = time.perf_counter()
+            try:
+                row["ms"] = ms[variant]
+                row["speedup"] = {k: fp32_ms[k] / v for k, v in row["ms"].items()} if fp32_ms else None
+                metric, agreement, _, _ = evaluate_fn(open_fn(threads), labeled, spec.preprocess, spec.num_classes,
+                                                      torch_fn, limit)
+                row.update(metric=metric, agreement=agreement)
+            except Exception as e:
+                row["error"] = f"{e.__class__.__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+            row["seconds"] = round(row["seconds"] + time.perf_counter() - t0, 1)
+        for row in rows[-len(VARIANTS[target]):]:
+            log(json.dumps({k: v for k, v in row.items() if k != "kept_blocks"}))
     return rows
 
 
