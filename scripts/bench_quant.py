@@ -175,9 +175,16 @@ def bench_model(name: str, targets: list[str], threads: int, warmup: int, iters:
                 row["error"] = f"{e.__class__.__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
             row["seconds"] = round(time.perf_counter() - t0, 1)
             rows.append(row)
-        ms = latencies({v: fn for v, (_, fn) in built.items()}, x0, warmup, iters) if built else {}
+        try:
+            ms = latencies({v: fn for v, (_, fn) in built.items()}, x0, warmup, iters) if built else {}
+        except Exception as e:  # a bundle that builds but does not run: report it, keep the other models
+            ms = {}
+            for row, _ in built.values():
+                row["error"] = f"timing failed: {e.__class__.__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
         fp32_ms = ms.get("fp32")
         for variant, (row, open_fn) in built.items():
+            if variant not in ms:
+                continue
             t0 = time.perf_counter()
             try:
                 row["ms"] = ms[variant]
@@ -215,7 +222,7 @@ def table(rows: list[dict], threads: int) -> str:
             notes.append(f"budget kept {len(r['kept_blocks'])} block(s)")
         if r["variant"] == "naive-int8":
             notes.append("ORT quantize_static min-max U8S8" if r["target"] == "onnx" else "NNCF default preset")
-        ms, sp = r["ms"], r["speedup"]
+        ms, sp = r["ms"], r["speedup"] or {"cpu1": float("nan"), "wall2": float("nan")}  # no fp32 row: no ratio
         out.append(f"| {r['model']} ({r['input']}) | {r['target']} | {r['variant']} | {ms['cpu1']:.2f} "
                    f"| {sp['cpu1']:.2f}x | {ms['wall2']:.2f} | {sp['wall2']:.2f}x | {fmt(r['metric'])} "
                    f"| {('%.3f' % drop) if seg else ('%.1f pt' % (drop * 100))} "
@@ -230,7 +237,7 @@ def verdict(rows: list[dict]) -> list[str]:
     """The goals, checked on these figures: int8 speed vs fp32 (2 threads, wall) and at most 1 point lost."""
     lines = []
     for r in rows:
-        if r["variant"] != "int8" or "error" in r:
+        if r["variant"] != "int8" or "error" in r or not r.get("speedup"):
             continue
         sp, drop = r["speedup"]["wall2"], r["torch_metric"] - r["metric"]
         speed = ("meets" if sp >= GOALS[r["target"]] else "MISSES") + f" {GOALS[r['target']]}x ({sp:.2f}x at 2T, " \
