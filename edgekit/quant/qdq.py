@@ -26,8 +26,9 @@ WEIGHTED_OP_TYPES = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 # ONNX Runtime runs DequantizeLinear -> MatMul / Gemm with no QuantizeLinear after as one int8 kernel writing
 # float (MatMulIntegerToFloat, QGemm without an output scale); a Q/DQ pair there would only round the output
 # to 8 bits and cost two passes over it. Its Conv has no such kernel (QLinearConv needs the output Q).
-# Measured, 1 thread: ONNX Runtime, trained half-width Swin at 256, 1.16x -> 1.36x over fp32; OpenVINO (which
-# reads the pair as a FakeQuantize), trained Swin-T at 256, 50.1 -> 46.8 ms.
+# Measured, 1 thread (scripts/bench_quant.py, docs/benchmarks.md): ONNX Runtime int8 of the trained half-width
+# Swin at 256 went from 1.15x to 1.44x fp32's speed; OpenVINO (which reads the pair as a FakeQuantize),
+# trained Swin-T at 256, 50.1 -> 46.8 ms in edgekit's recipe scoring.
 FLOAT_OUTPUT_OPS = ("MatMul", "Gemm")
 
 
