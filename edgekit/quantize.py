@@ -17,7 +17,7 @@ from pathlib import Path
 import onnx
 
 from edgekit.calib import CalibrationSet
-from edgekit.config import ExportConfig, Precision, Target, Tolerance
+from edgekit.config import ExportConfig, Precision, Target, Task, Tolerance
 from edgekit.errors import UsageError
 from edgekit.progress import Reporter
 from edgekit.quant.options import QuantOptions
@@ -50,11 +50,9 @@ def quantize_onnx_for_target(proto: onnx.ModelProto, config: ExportConfig, spec,
     return result.model, result.info
 
 
-def budget_resolution(task, images: int) -> float | None:
+def budget_resolution(task: Task, images: int) -> float | None:
     """Points of agreement one changed prediction costs on the calibration set: 100 / images for top-1
     (classification); None for segmentation, whose agreement is per pixel."""
-    from edgekit.config import Task
-
     return 100.0 / images if task is Task.CLASSIFICATION and images else None
 
 
