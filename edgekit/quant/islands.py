@@ -9,6 +9,9 @@ INT8 (every target): LayerNorm, Softmax, attention matmuls (activation x activat
 linear-attention normalizer and division, the first layer (stem / patch embed) and the last
 (classifier / segmentation head), and fused attention kernels (edgekit's plugin ops, ONNX
 Runtime's contrib Attention written by the ONNX Runtime rewrites).
+ONNX Runtime INT8 also: a linear / cubic Resize that reads an int8 layer's output, with that layer (its
+QDQ propagation would interpolate in uint8, a slow path: SegFormer-B0's decode head at 384 ran 0.92x fp32
+with it, 1.15x without).
 FP16 / BF16: LayerNorm, Softmax and the linear-attention normalizer and division (their sums and
 variances overflow fp16's 65504 or lose its 11-bit mantissa); the matmuls run in fp16 fine.
 """
@@ -33,6 +36,8 @@ REASONS = {
     "head": "last layer (classifier / segmentation head): its error is the output error",
     "plugin": "fused attention kernel (an edgekit plugin op or ONNX Runtime's Attention): softmax and the attention "
               "matmuls inside run in float",
+    "resize": "linear Resize after an int8 layer (ONNX Runtime): its QDQ propagation would interpolate in uint8, "
+              "a slow path; the Resize and the layer before it run in float",
     "user": "--keep-fp pattern",
     "budget": "kept by the --max-drop budget loop: quantizing it cost the most agreement",
     "recipe": "left in float by the chosen recipe (depthwise convolutions: memory-bound, int8 saves little there "
@@ -63,7 +68,9 @@ class Island:
 
 def default_rules(target: Target, precision: Precision) -> tuple[str, ...]:
     """The island rules applied by default for ``target`` at ``precision`` (see the module docstring)."""
-    return _INT8_RULES if precision is Precision.INT8 else _FLOAT16_RULES
+    if precision is not Precision.INT8:
+        return _FLOAT16_RULES
+    return _INT8_RULES + (("resize",) if target is Target.ONNX else ())
 
 
 def find_islands(proto: onnx.ModelProto, target: Target, precision: Precision = Precision.INT8,
@@ -154,8 +161,19 @@ def _head(g: GraphView) -> list[str]:
     return [n.name for n in g.last_weighted()]
 
 
+def _resize(g: GraphView) -> list[str]:
+    names = []
+    for n in g.nodes:
+        mode = next((a.s for a in n.attribute if a.name == "mode"), b"nearest")
+        producer = g.producer.get(n.input[0]) if n.op_type == "Resize" and mode != b"nearest" else None
+        if producer is not None and g.is_weighted(producer) \
+                and all(c.op_type == "Resize" for c in g.consumers.get(producer.output[0], [])):
+            names += [producer.name, n.name]
+    return names
+
+
 _RULES = {"plugin": _plugin, "layernorm": _layernorm, "softmax": _softmax, "attention_matmul": _attention_matmul,
-          "gelu": _gelu, "linear_attention": _linear_attention, "stem": _stem, "head": _head}
+          "gelu": _gelu, "linear_attention": _linear_attention, "stem": _stem, "head": _head, "resize": _resize}
 
 
 def _walk(g: GraphView, start: onnx.NodeProto, ops: set[str], depth: int, forward: bool,

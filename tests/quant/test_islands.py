@@ -169,3 +169,41 @@ def test_matmul_outputs_stay_float_where_a_float_op_reads_them(hybrid, tmp_path)
     out = ort.InferenceSession(floated.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     cos = float((ref * out).sum() / np.linalg.norm(ref) / np.linalg.norm(out))
     assert cos > 0.99, cos  # same int8 layers, one rounding fewer: still close to fp32 on random weights
+
+
+def _resize_model() -> onnx.ModelProto:
+    """stem -> Conv a -> Resize(linear) -+-> Add -> Conv c (a decode-head shape)
+         -> Conv b -> Resize(nearest) -+"""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n)
+         for n, s in (("w0", (4, 4, 1, 1)), ("wa", (8, 4, 1, 1)), ("wb", (8, 4, 1, 1)), ("wc", (8, 8, 1, 1)))]
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    nodes = [helper.make_node("Conv", ["input", "w0"], ["x"], name="stem"),
+             helper.make_node("Conv", ["x", "wa"], ["a"], name="conv_a"),
+             helper.make_node("Resize", ["a", "", "scales"], ["ra"], name="resize_linear", mode="linear"),
+             helper.make_node("Conv", ["x", "wb"], ["b"], name="conv_b"),
+             helper.make_node("Resize", ["b", "", "scales"], ["rb"], name="resize_nearest", mode="nearest"),
+             helper.make_node("Add", ["ra", "rb"], ["s"], name="add"),
+             helper.make_node("Conv", ["s", "wc"], ["output"], name="conv_c")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4, 8, 8])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 8, 16, 16])],
+                              initializer=w + [scales])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_onnxruntime_keeps_a_linear_resize_and_its_producer_float():
+    """ONNX Runtime would move the dequantize past a linear Resize and interpolate in uint8 (its slow path):
+    for that target the Resize and the int8 layer feeding it are islands; nearest Resize and other targets not."""
+    m = _resize_model()
+    ort_islands = {i.node: i.reason for i in find_islands(m, Target.ONNX, default=True)}
+    assert ort_islands.get("conv_a") == "resize" and ort_islands.get("resize_linear") == "resize"
+    assert "resize_nearest" not in ort_islands and ort_islands.get("conv_b") != "resize"
+    assert not [n for n, r in {i.node: i.reason for i in find_islands(m, Target.OPENVINO)}.items() if r == "resize"]
+    ranges = {t: (-4.0, 4.0) for n in m.graph.node for t in n.output} | {"input": (-3.0, 3.0)}
+    q = quantize_qdq(m, ranges, set(ort_islands))
+    producer = {o: n for n in q.graph.node for o in n.output}
+    resize = next(n for n in q.graph.node if n.name == "resize_linear")
+    assert producer[resize.input[0]].name == "conv_a"  # reads the float Conv output: no DQ to propagate
+    assert "conv_a" in float_nodes(q)
