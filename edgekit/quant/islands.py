@@ -10,8 +10,8 @@ linear-attention normalizer and division, the first layer (stem / patch embed) a
 (classifier / segmentation head), and fused attention kernels (edgekit's plugin ops, ONNX
 Runtime's contrib Attention written by the ONNX Runtime rewrites).
 ONNX Runtime INT8 also: a linear / cubic Resize that reads an int8 layer's output, with that layer (its
-QDQ propagation would interpolate in uint8, a slow path: SegFormer-B0's decode head at 384 ran 0.92x fp32
-with it, 1.15x without).
+QDQ propagation would interpolate in uint8, a slow path: int8 SegFormer-B0 at 384 ran 0.90x fp32's speed
+with it, 1.00x without, scripts/bench_quant.py).
 FP16 / BF16: LayerNorm, Softmax and the linear-attention normalizer and division (their sums and
 variances overflow fp16's 65504 or lose its 11-bit mantissa); the matmuls run in fp16 fine.
 """
