@@ -36,6 +36,10 @@ TIMM = ["timm:swin_tiny_patch4_window7_224", "timm:efficientvit_b0"]
 PEAK_GFLOPS: dict[tuple[str, int], float] = {}
 
 
+def peaks_note() -> str:
+    return f"GEMM peak here (GFLOP/s): {', '.join(f'{p} {n}T {v:.0f}' for (p, n), v in PEAK_GFLOPS.items())}"
+
+
 def measure_peaks(threads, precisions) -> None:
     import torch
 
@@ -256,8 +260,7 @@ def main() -> int:
     if args.from_json:
         rows = [Row(**r) for r in json.loads(args.from_json.read_text())]
         measure_peaks(sorted({r.threads for r in rows if r.threads}), {r.precision for r in rows})
-        print(f"<!-- python scripts/bench_rewrites.py --from-json {args.from_json}; GEMM peak here (GFLOP/s): "
-              f"{', '.join(f'{p} {n}T {v:.0f}' for (p, n), v in PEAK_GFLOPS.items())} -->")
+        print(f"<!-- python scripts/bench_rewrites.py --from-json {args.from_json}; {peaks_note()} -->")
         print(table(rows))
         print()
         for line in verdict(rows):
@@ -279,7 +282,7 @@ def main() -> int:
                             args.precisions.split(","), clock))
     print(f"<!-- python scripts/bench_rewrites.py --threads {args.threads} --iters {args.iters} --clock {args.clock}"
           f"{' --models ' + args.models if args.models else ''}; {start} at the start, {load_avg()} at the end; "
-          f"GEMM peak here (GFLOP/s): {', '.join(f'{p} {n}T {v:.0f}' for (p, n), v in PEAK_GFLOPS.items())} -->")
+          f"{peaks_note()} -->")
     print(table(rows))
     print()
     for line in verdict(rows):

@@ -164,8 +164,9 @@ def _head(g: GraphView) -> list[str]:
 def _resize(g: GraphView) -> list[str]:
     names = []
     for n in g.nodes:
-        mode = next((a.s for a in n.attribute if a.name == "mode"), b"nearest")
-        producer = g.producer.get(n.input[0]) if n.op_type == "Resize" and mode != b"nearest" else None
+        if n.op_type != "Resize" or next((a.s for a in n.attribute if a.name == "mode"), b"nearest") == b"nearest":
+            continue
+        producer = g.producer.get(n.input[0])
         if producer is not None and g.is_weighted(producer) \
                 and all(c.op_type == "Resize" for c in g.consumers.get(producer.output[0], [])):
             names += [producer.name, n.name]

@@ -33,10 +33,10 @@ class RewriteReport:
 def apply_swaps(model: nn.Module, target: Target, report: RewriteReport,
                 precision: Precision | None = None) -> nn.Module:
     """``target``'s module swaps in order (a swap ``precision`` skips is reported with count 0 and why)."""
-    from edgekit.rewrite.registry import swaps_for
+    from edgekit.rewrite.registry import skip_reason, swaps_for
 
     for swap in swaps_for(target):
-        skip = dict(swap.not_for).get(precision) if precision is not None else None
+        skip = skip_reason(swap, precision)
         if skip:
             report.swaps[swap.name] = 0
             report.not_applied[swap.name] = f"left out for {precision.value}: {skip}"

@@ -142,12 +142,16 @@ def swaps_for(target: Target) -> tuple[Swap, ...]:
     return _SWAPS.get(target, ())
 
 
+def skip_reason(item: Rule | Swap, precision: Precision | None) -> str | None:
+    """Why ``precision`` leaves this rule or swap out, or None when it applies."""
+    return dict(item.not_for).get(precision) if precision is not None else None
+
+
 def rules_for(target: Target, precision: Precision | None = None) -> tuple[Rule, ...]:
     """The target's rules; with ``precision``, without those that precision skips (see :func:`skipped_for`)."""
-    rules = _PIPELINES.get(target, ())
-    return rules if precision is None else tuple(r for r in rules if precision not in dict(r.not_for))
+    return tuple(r for r in _PIPELINES.get(target, ()) if not skip_reason(r, precision))
 
 
 def skipped_for(target: Target, precision: Precision) -> dict[str, str]:
     """Rules of ``target`` that ``precision`` leaves out -> why."""
-    return {r.name: dict(r.not_for)[precision] for r in _PIPELINES.get(target, ()) if precision in dict(r.not_for)}
+    return {r.name: why for r in _PIPELINES.get(target, ()) if (why := skip_reason(r, precision))}
