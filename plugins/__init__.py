@@ -34,7 +34,7 @@ from edgekit.plugins.window_attention import torch_op as _wa_torch
 
 __all__ = [
     "DOMAIN", "DOMAIN_VERSION", "OPS", "PluginOp", "attach_functions", "custom_translation_table",
-    "inline_functions", "plugin_hashes", "register_tensorrt", "used_ops",
+    "inline_functions", "inlined_from", "plugin_hashes", "register_tensorrt", "used_ops",
 ]
 
 _ROOT = Path(__file__).resolve().parent
@@ -159,15 +159,51 @@ def attach_functions(model: onnx.ModelProto) -> onnx.ModelProto:
 def inline_functions(model: onnx.ModelProto) -> onnx.ModelProto:
     """Inline edgekit's model-local functions into standard ops (for OpenVINO), attaching them first if needed.
 
-    The ``edgekit`` opset import is dropped once no node uses the domain.
+    Every inlined node is named after the call it came from, ``<call name>/<op type>_<k>`` (see
+    :func:`inlined_from`): the inliner leaves them unnamed, so per-layer profiles and NNCF's ignored
+    scope could not tell a plugin's body from the rest of the graph. The ``edgekit`` opset import is
+    dropped once no node uses the domain.
     """
     attached = attach_functions(model)
     inlined = onnx.inliner.inline_local_functions(attached)
+    _name_after_calls(attached.graph, inlined.graph)
     if not any(True for _ in _edgekit_nodes(inlined)):
         kept = [imp for imp in inlined.opset_import if imp.domain != DOMAIN]
         del inlined.opset_import[:]
         inlined.opset_import.extend(kept)
     return inlined
+
+
+def inlined_from(call: str, node: str) -> bool:
+    """Whether ``node`` (a node name in an :func:`inline_functions` result) came from the call named ``call``."""
+    return node.startswith(call + "/") and node != call and "/" not in node[len(call) + 1:]
+
+
+def _name_after_calls(before: onnx.GraphProto, after: onnx.GraphProto) -> None:
+    """Name the nodes the inliner made from each edgekit call in ``before`` as ``<call>/<op type>_<k>``.
+
+    A call's body is what lies between its outputs and its inputs: walk back from its outputs through
+    the inlined (new) nodes, never past one of its inputs (that may be another call's output)."""
+    original = {tuple(n.output) for n in before.node if n.domain != DOMAIN}
+    new = [n for n in after.node if tuple(n.output) not in original]
+    producer = {o: n for n in new for o in n.output if o}
+    owner: dict[int, str] = {}
+    for i, call in enumerate(n for n in before.node if n.domain == DOMAIN):
+        label = call.name or f"{call.op_type}_{i}"
+        stop = set(call.input)
+        todo = [o for o in call.output if o]
+        while todo:
+            node = producer.get(todo.pop())
+            if node is None or id(node) in owner:
+                continue
+            owner[id(node)] = label
+            todo.extend(t for t in node.input if t and t not in stop)
+    counts: dict[str, int] = {}
+    for node in new:
+        label = owner.get(id(node))
+        if label is not None:
+            k = counts[label] = counts.get(label, -1) + 1
+            node.name = f"{label}/{node.op_type}_{k}"
 
 
 def _source_files(op: PluginOp) -> list[Path]:

@@ -222,6 +222,8 @@ def table(rows: list[dict], threads: int) -> str:
             notes.append(f"budget kept {len(r['kept_blocks'])} block(s)")
         if r["variant"] == "naive-int8":
             notes.append("ORT quantize_static min-max U8S8" if r["target"] == "onnx" else "NNCF default preset")
+        if r.get("parity_passed") is False:  # measured with verify=False so the figures exist; say so
+            notes.append("**parity gate FAILS** (`edgekit export` would refuse it)")
         ms, sp = r["ms"], r["speedup"] or {"cpu1": float("nan"), "wall2": float("nan")}  # no fp32 row: no ratio
         out.append(f"| {r['model']} ({r['input']}) | {r['target']} | {r['variant']} | {ms['cpu1']:.2f} "
                    f"| {sp['cpu1']:.2f}x | {ms['wall2']:.2f} | {sp['wall2']:.2f}x | {fmt(r['metric'])} "
@@ -244,7 +246,8 @@ def verdict(rows: list[dict]) -> list[str]:
             f"{r['speedup']['cpu1']:.2f}x at 1T)"
         change = f"{abs(drop) * 100:.1f} pt {'lost' if drop >= 0 else 'gained'}"
         acc = ("holds" if drop <= 0.01 + 1e-9 else "LOSES MORE THAN") + f" 1 point ({change})"
-        lines.append(f"{r['model']} {r['target']} int8: speed {speed}; accuracy {acc}")
+        gate = "" if r.get("parity_passed", True) else "; the parity gate FAILS"
+        lines.append(f"{r['model']} {r['target']} int8: speed {speed}; accuracy {acc}{gate}")
     return lines
 
 

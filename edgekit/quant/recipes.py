@@ -15,6 +15,7 @@ on this AMD CPU while U8S8 ran 2x faster.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -104,17 +105,58 @@ def _nncf(proto: onnx.ModelProto, inputs: list[np.ndarray], keep: set[str], mode
     model = _fold_initializer_casts(inline_plugin_functions(proto))
     name = model.graph.input[0].name
     existing = {n.name for n in model.graph.node}
+    keep = keep | plugin_bodies(proto, model, keep)  # a plugin island is its inlined body
     advanced = AdvancedQuantizationParameters(activations_range_estimator_params=estimator) if estimator else None
     try:
-        q = nncf.quantize(model, nncf.Dataset(inputs, lambda x: {name: x}), target_device=nncf.TargetDevice.CPU,
-                          subset_size=len(inputs),
-                          model_type=nncf.ModelType.TRANSFORMER if model_type == "transformer" else None,
-                          ignored_scope=nncf.IgnoredScope(names=sorted(keep & existing), validate=False),
-                          advanced_parameters=advanced)
+        with _nncf_bars_off():
+            q = nncf.quantize(model, nncf.Dataset(inputs, lambda x: {name: x}), target_device=nncf.TargetDevice.CPU,
+                              subset_size=len(inputs),
+                              model_type=nncf.ModelType.TRANSFORMER if model_type == "transformer" else None,
+                              ignored_scope=nncf.IgnoredScope(names=sorted(keep & existing), validate=False),
+                              advanced_parameters=advanced)
     except Exception as e:  # NNCF raises many kinds on graphs it cannot handle
         raise EdgekitFailure(f"NNCF quantization failed: {e.__class__.__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}") from None
     q.ir_version = proto.ir_version
     return q
+
+
+@contextlib.contextmanager
+def _nncf_bars_off():
+    """NNCF draws its own progress bars (statistics, SmoothQuant, bias correction) for every call; inside
+    edgekit's own progress (one step per recipe and per block) they are a screenful of noise per recipe.
+    NNCF has no switch for them, so its progress classes are swapped for disabled ones while it runs."""
+    try:
+        from nncf.common.logging import track_progress as tp
+    except ImportError:  # another NNCF layout: its bars show, nothing else changes
+        yield
+        return
+    originals = {n: getattr(tp, n) for n in ("Progress", "WeightedProgress") if hasattr(tp, n)}
+
+    def quiet(cls):
+        class Quiet(cls):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **{**kwargs, "disable": True})
+        return Quiet
+
+    for n, cls in originals.items():
+        setattr(tp, n, quiet(cls))
+    try:
+        yield
+    finally:
+        for n, cls in originals.items():
+            setattr(tp, n, cls)
+
+
+def plugin_bodies(proto: onnx.ModelProto, inlined: onnx.ModelProto, keep: set[str]) -> set[str]:
+    """Names of the nodes in ``inlined`` (``inline_plugin_functions(proto)``) that came from a kept plugin node."""
+    from edgekit.plugins_bridge import PLUGIN_DOMAIN
+
+    calls = {n.name for n in proto.graph.node if n.domain == PLUGIN_DOMAIN and n.name in keep}
+    if not calls:
+        return set()
+    from edgekit.plugins import inlined_from
+
+    return {n.name for n in inlined.graph.node if any(inlined_from(c, n.name) for c in calls)}
 
 
 def _fold_initializer_casts(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -125,6 +125,25 @@ def test_inline_functions_leaves_standard_ops_only(run_onnxruntime, run_openvino
     assert np.abs(run_openvino(inlined, f) - want).max() <= 1e-5
 
 
+def test_inlined_nodes_are_named_after_their_call():
+    """The inliner leaves body nodes unnamed; edgekit names them ``<call>/<op>_<k>`` so profiles and NNCF's
+    ignored scope can tell which plugin a node came from (the second call reads the first one's output)."""
+    model = both_ops_model()
+    model.graph.node[0].name, model.graph.node[1].name = "/blk/attn/WindowAttention", "/blk/LinearAttention"
+    inlined = plugins.inline_functions(model)
+    names = [n.name for n in inlined.graph.node]
+    assert len(set(names)) == len(names)
+    window = [n for n in inlined.graph.node if plugins.inlined_from("/blk/attn/WindowAttention", n.name)]
+    linear = [n for n in inlined.graph.node if plugins.inlined_from("/blk/LinearAttention", n.name)]
+    assert window and linear and len(window) + len(linear) == len(names)
+    assert any("windowed" in n.output for n in window) and any("out" in n.output for n in linear)
+    assert {n.op_type for n in window} >= {"MatMul", "Softmax"}
+    assert not plugins.inlined_from("/blk", window[0].name)  # only the call's own body, not deeper names
+    # unnamed calls get <op type>_<index>
+    assert all(n.name.startswith(("WindowAttention_0/", "LinearAttention_1/"))
+               for n in plugins.inline_functions(both_ops_model()).graph.node)
+
+
 def test_plugin_hashes_cover_each_plugins_sources():
     hashes = plugins.plugin_hashes()
     assert sorted(hashes) == sorted(plugins.OPS)

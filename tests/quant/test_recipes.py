@@ -55,6 +55,42 @@ def test_nncf_quantizes_a_graph_with_cast_initializers():
     assert not any(n.op_type == "Cast" for n in q.graph.node)
 
 
+def _plugin_model() -> onnx.ModelProto:
+    """x @ W1 -> LinearAttention (named like an exported block) -> @ W2: a plugin between two GEMMs."""
+    rng = np.random.default_rng(0)
+    w1, w2 = (numpy_helper.from_array(rng.standard_normal((8, 8)).astype(np.float32), n) for n in ("w1", "w2"))
+    nodes = [helper.make_node("MatMul", ["input", "w1"], ["q"], name="/proj_in/MatMul"),
+             helper.make_node("LinearAttention", ["q", "q", "q"], ["att"], domain="edgekit", eps=1e-5,
+                              kernel="relu", name="/blk/LinearAttention"),
+             helper.make_node("MatMul", ["att", "w2"], ["output"], name="/proj_out/MatMul")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 2, 16, 8])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 2, 16, 8])], [w1, w2])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("edgekit", 1)])
+    model.ir_version = 8
+    return model
+
+
+def test_nncf_keeps_a_kept_plugins_inlined_body_float():
+    """NNCF sees the plugin inlined; its island must cover the body (the linear-attention matmuls and
+    division), not only the call's name, which no longer exists there. Without that, NNCF quantized
+    the inlined matmuls of every LinearAttention island (trained EfficientViT-B0 at 256: cosine 0.97)."""
+    pytest.importorskip("nncf")
+    from edgekit.plugins import inlined_from
+
+    model = _plugin_model()
+    inputs = [np.random.default_rng(i).standard_normal((1, 2, 16, 8)).astype(np.float32) for i in range(4)]
+
+    def quantized_body_nodes(q: onnx.ModelProto) -> set[str]:
+        dq_out = {o for n in q.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+        return {n.name for n in q.graph.node if inlined_from("/blk/LinearAttention", n.name)
+                and any(i in dq_out for i in n.input)}
+
+    assert quantized_body_nodes(_nncf(model, inputs, set(), "transformer", None))  # NNCF does quantize them
+    kept = _nncf(model, inputs, {"/blk/LinearAttention"}, "transformer", None)
+    assert quantized_body_nodes(kept) == set()
+    assert sum(n.op_type == "QuantizeLinear" for n in kept.graph.node) >= 2  # the projections still are int8
+
+
 def test_a_failing_recipe_is_skipped_and_recorded(monkeypatch):
     """One tool failing on a graph costs its candidate, not the export; all failing is one clear error."""
     model = _cast_weight_model()
