@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""How fast can ONNX Runtime's int8 make a depthwise / Hardswish model at all? (EfficientViT-B0 by default)
+
+bench_quant.py measures what edgekit chooses under an accuracy budget. This asks the ceiling question
+for ONNX Runtime on one model, accuracy aside: every weighted op outside the default islands in int8
+(depthwise convolutions included), with Hardswish left float (ONNX Runtime has no int8 Hardswish
+kernel) and with Hardswish rewritten into int8 ops ONNX Runtime does have:
+
+    hardswish(x) = x * clip(x / 6 + 1/2, 0, 1)
+    x / 6       = DequantizeLinear(x_q, scale / 6)              (the same int8 tensor, another scale)
+    clip(. + 1/2, 0, 1) = QuantizeLinear(. + 1/2, 1/255, 0)      (uint8 saturates at exactly 0 and 1)
+    => QLinearAdd, then QLinearMul with x: the whole block stays int8 between convolutions.
+
+It prints, on the same runtime in one run: median latency per variant (1 thread CPU time, 2 threads
+wall, variants timed in turns), the ratio to fp32, cosine vs fp32 on the calibration images, and the
+time ONNX Runtime's profiler gives the convolutions themselves (fp32 Conv with Hardswish fused in vs
+QLinearConv): that ratio bounds what int8 can gain if everything around the convolutions were free.
+
+    python scripts/train_digits.py efficientvit_b0@256            # once
+    PYTHONPATH=. python scripts/bench_int8_ceiling.py [--model SOURCE] [--calib DIR] [--iters 100]
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.bench_quant import latencies  # noqa: E402
+
+
+def int8_hardswish(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """Every ``HardSwish(DequantizeLinear(x_q))`` -> QLinearAdd + QLinearMul form (see the module doc)."""
+    out = onnx.ModelProto.FromString(model.SerializeToString())
+    g = out.graph
+    producer = {o: n for n in g.node for o in n.output}
+    init = {i.name: i for i in g.initializer}
+    nodes, count = [], 0
+    for n in g.node:
+        dq = producer.get(n.input[0]) if n.op_type == "HardSwish" else None
+        if dq is None or dq.op_type != "DequantizeLinear" or dq.input[1] not in init or len(dq.input) < 3:
+            nodes.append(n)
+            continue
+        scale = float(numpy_helper.to_array(init[dq.input[1]]))
+        k = f"int8_hardswish_{count}"
+        count += 1
+        g.initializer.extend([numpy_helper.from_array(np.array(scale / 6, np.float32), k + "_scale6"),
+                              numpy_helper.from_array(np.array(128, np.uint8), k + "_half_q"),
+                              numpy_helper.from_array(np.array(0.5 / 128, np.float32), k + "_half_scale"),
+                              numpy_helper.from_array(np.array(1 / 255, np.float32), k + "_gate_scale"),
+                              numpy_helper.from_array(np.array(0, np.uint8), k + "_zero")])
+        nodes += [
+            helper.make_node("DequantizeLinear", [dq.input[0], k + "_scale6", dq.input[2]], [k + "_x6"]),
+            helper.make_node("DequantizeLinear", [k + "_half_q", k + "_half_scale", k + "_zero"], [k + "_half"]),
+            helper.make_node("Add", [k + "_x6", k + "_half"], [k + "_gate"]),
+            helper.make_node("QuantizeLinear", [k + "_gate", k + "_gate_scale", k + "_zero"], [k + "_gate_q"]),
+            helper.make_node("DequantizeLinear", [k + "_gate_q", k + "_gate_scale", k + "_zero"], [k + "_gate_dq"]),
+            helper.make_node("Mul", [n.input[0], k + "_gate_dq"], list(n.output), name=n.name),
+        ]
+    del g.node[:]
+    g.node.extend(nodes)
+    return out, count
+
+
+def session(model: onnx.ModelProto, threads: int, profile: str | None = None):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.log_severity_level = 3
+    if profile:
+        so.enable_profiling, so.profile_file_prefix = True, profile
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def conv_ms(model: onnx.ModelProto, x: np.ndarray, tmp: Path, runs: int = 20) -> float:
+    """ms per run ONNX Runtime's profiler gives Conv / FusedConv / QLinearConv kernels (1 thread)."""
+    s = session(model, 1, str(tmp / "profile"))
+    name = s.get_inputs()[0].name
+    for _ in range(runs):
+        s.run(None, {name: x})
+    events = json.loads(Path(s.end_profiling()).read_text())
+    per_op = collections.defaultdict(float)
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            per_op[e["args"]["op_name"]] += e["dur"] / 1e3 / runs
+    return sum(v for k, v in per_op.items() if k in ("Conv", "FusedConv", "QLinearConv", "NhwcFusedConv"))
+
+
+def main() -> None:
+    import edgekit
+    from edgekit.calib import load_calibration
+    from edgekit.config import Precision, Target
+    from edgekit.quant.calibrate import calibrate
+    from edgekit.quant.islands import find_islands
+    from edgekit.quant.options import QuantOptions
+    from edgekit.quant.qdq import FLOAT_OUTPUT_OPS, QdqRecipe, quantize_qdq
+    from edgekit.sources import load_source
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="scripts.train_digits:efficientvit_b0_digits_256")
+    ap.add_argument("--calib", type=Path, default=Path.home() / ".cache/edgekit/digits/cls/calib")
+    ap.add_argument("--calib-size", type=int, default=32)
+    ap.add_argument("--iters", type=int, default=100)
+    ap.add_argument("--warmup", type=int, default=10)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        edgekit.export(args.model, "onnx", tmp / "fp32", verify=False, force=True)
+        fp32 = onnx.load(str(tmp / "fp32" / "model.onnx"))
+        calib = load_calibration(args.calib, load_source(args.model).spec.preprocess, size=args.calib_size)
+        ranges, _ = calibrate(fp32, calib.inputs, calib.sha256, QuantOptions())
+        islands = {i.node for i in find_islands(fp32, Target.ONNX, Precision.INT8, (), True)}
+        full = quantize_qdq(fp32, ranges, islands, QdqRecipe(activation="u8", float_output_ops=FLOAT_OUTPUT_OPS))
+        rewritten, count = int8_hardswish(full)
+        variants = {"fp32": fp32, "int8, Hardswish float": full, "int8, Hardswish as QLinearAdd/Mul": rewritten}
+        x = calib.inputs[0]
+        name = fp32.graph.input[0].name
+
+        def opener(model):
+            def open_fn(threads):
+                s = session(model, threads)
+                return lambda v: s.run(None, {name: v})
+            return open_fn
+
+        ms = latencies({k: opener(m) for k, m in variants.items()}, x, args.warmup, args.iters)
+        ref = [session(fp32, 2).run(None, {name: v})[0].ravel() for v in calib.inputs]
+        print(f"{args.model}: every weighted op outside the default islands in int8 (U8S8), {count} Hardswish "
+              f"rewritten; ONNX Runtime, median of {args.iters} runs after {args.warmup} warm-ups\n")
+        print("| variant | ms 1T (CPU) | vs fp32 | ms 2T (wall) | vs fp32 | convolutions ms 1T (profiler) "
+              "| cosine min vs fp32 |")
+        print("|---|---|---|---|---|---|---|")
+        for k, m in variants.items():
+            s = session(m, 2)
+            outs = [s.run(None, {name: v})[0].ravel() for v in calib.inputs]
+            cos = min(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) for a, b in zip(ref, outs))
+            r = ms[k]
+            print(f"| {k} | {r['cpu1']:.2f} | {ms['fp32']['cpu1'] / r['cpu1']:.2f}x | {r['wall2']:.2f} "
+                  f"| {ms['fp32']['wall2'] / r['wall2']:.2f}x | {conv_ms(m, x, tmp):.2f} | {cos:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
