@@ -68,17 +68,26 @@ def quantize_int8(proto: onnx.ModelProto, target: Target, task: Task, calib: Cal
         for c, score in scored:
             c.tried = {**score.to_dict(), **({"ms": round(timing[c.name]["median_ms"], 4)} if timing else {})}
         rep.advance()
-    chosen, first = _choose([(c, replace(s, ms=c.tried.get("ms"))) for c, s in scored], budget)
+    scored = [(c, replace(s, ms=c.tried.get("ms"))) for c, s in scored]
+    chosen, first = _choose(scored, budget)
     ranked: list[BlockScore] = []
     result = BudgetResult((), frozenset(), first, budget.met(first), ({"kept": None, **first.to_dict()},))
+    fallback = None
     if not budget.met(first):
-        from edgekit.quant.sensitivity import blocks
-
-        n = len(blocks(proto, island_names))
-        with rep.step(f"sensitivity of {n} blocks ({chosen.name})", total=n):
-            ranked = sensitivity(chosen, scorer, proto, island_names, rep.advance)
-        with rep.step("keep sensitive blocks in float until the budget holds", total=len(ranked)):
-            result = meet_budget(chosen, scorer, island_names, ranked, budget, first, rep.advance)
+        ranked, result = _budget_loop(chosen, first, scorer, proto, island_names, budget, rep)
+        # a recipe may quantize what no block holds (NNCF: the inputs of Add, Mul, pooling), so with every
+        # block in float it can still miss the budget; then the others get the same loop, most accurate first
+        others = sorted((cs for cs in scored if cs[0] is not chosen), key=lambda cs: (-cs[1].agreement, -cs[1].cosine_min))
+        missed = chosen.name
+        for alt, alt_first in (others if not result.met else []):
+            rep.note(f"{missed} misses the budget even with every block in float; trying {alt.name}")
+            alt_ranked, alt_result = _budget_loop(alt, alt_first, scorer, proto, island_names, budget, rep)
+            missed = alt.name
+            if alt_result.met:
+                fallback = {"from": chosen.name, "why": "missed the budget with every block in float",
+                            "steps": list(result.steps)}
+                chosen, ranked, result = alt, alt_ranked, alt_result
+                break
     keep = island_names | result.kept_nodes
     model = chosen.make(keep)
     op_type = {n.name: n.op_type for n in proto.graph.node}
@@ -88,7 +97,21 @@ def quantize_int8(proto: onnx.ModelProto, target: Target, task: Task, calib: Cal
         speed = time_interleaved({"fp32": scorer.runner(proto, threads=1), "int8": scorer.runner(model, threads=1)},
                                  scorer.inputs[0])
     info = _info(target, options, calib, cache, islands, chosen, candidates, budget, result, speed)
+    if fallback:
+        info["budget"]["fallback"] = fallback
     return Int8Result(model, info, islands, ranked)
+
+
+def _budget_loop(candidate: Candidate, first: Score, scorer: Scorer, proto: onnx.ModelProto, islands: set[str],
+                 budget: Budget, rep: Reporter) -> tuple[list[BlockScore], BudgetResult]:
+    """Sensitivity of each block under ``candidate``, then keep the most sensitive in float until ``budget``."""
+    from edgekit.quant.sensitivity import blocks
+
+    n = len(blocks(proto, islands))
+    with rep.step(f"sensitivity of {n} blocks ({candidate.name})", total=n):
+        ranked = sensitivity(candidate, scorer, proto, islands, rep.advance)
+    with rep.step("keep sensitive blocks in float until the budget holds", total=len(ranked)):
+        return ranked, meet_budget(candidate, scorer, islands, ranked, budget, first, rep.advance)
 
 
 def _choose(scored: list[tuple[Candidate, Score]], budget: Budget) -> tuple[Candidate, Score]:

@@ -165,3 +165,27 @@ def test_dense_only_recipe_leaves_depthwise_convs_float_and_says_so(monkeypatch)
     result = quantize_int8(model, Target.ONNX, Task.CLASSIFICATION, calib, options, Budget(0.0, 0.0), threads=1)
     assert result.info["recipe"] == "edgekit-u8s8-dense"
     assert result.info["islands"]["recipe"]["nodes"] == ["dw"] and "depthwise" in result.info["islands"]["recipe"]["why"]
+
+
+def test_a_recipe_that_cannot_meet_the_budget_falls_back_to_one_that_can(monkeypatch):
+    """A recipe may quantize what no block holds (NNCF: Add / Mul inputs), so keeping every block in float
+    does not bring it back; the next most accurate recipe then gets the budget loop, and the manifest says so."""
+    model = _cast_weight_model()
+    inputs = [np.random.default_rng(i).standard_normal((1, 8)).astype(np.float32) for i in range(4)]
+    calib = CalibrationSet(inputs=inputs, names=[f"x{i}" for i in range(4)], source="test", sha256="1" * 64)
+    working = int8_mod.candidates_for
+
+    def candidates(target, proto, inputs, ranges, options):
+        real = working(target, proto, inputs, ranges, options)[0]
+        floor = Candidate("floor", {}, lambda keep: real.make(set()))  # quantizes "mm" whatever is kept
+        return [floor, real]  # equal first scores: the first is chosen, and its loop cannot help
+
+    monkeypatch.setattr(int8_mod, "candidates_for", candidates)
+    budget = Budget(1.0, 0.999999)  # only float meets it: one int8 MatMul gives cosine ~0.9999
+    result = quantize_int8(model, Target.ONNX, Task.CLASSIFICATION, calib, QuantOptions(default_islands=False),
+                           budget, threads=1)
+    b = result.info["budget"]
+    assert b["met"] and result.info["recipe"] == "edgekit-u8s8"
+    assert b["fallback"]["from"] == "floor" and b["fallback"]["steps"][-1]["cosine_min"] < 0.999999
+    assert b["kept_blocks"] and not any(n.op_type == "QuantizeLinear" for n in result.model.graph.node)
+    assert [c["name"] for c in result.info["candidates"] if c["chosen"]] == ["edgekit-u8s8"]
