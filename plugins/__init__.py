@@ -176,7 +176,7 @@ def inline_functions(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def inlined_from(call: str, node: str) -> bool:
     """Whether ``node`` (a node name in an :func:`inline_functions` result) came from the call named ``call``."""
-    return node.startswith(call + "/") and node != call and "/" not in node[len(call) + 1:]
+    return node.startswith(call + "/") and "/" not in node[len(call) + 1:]
 
 
 def _name_after_calls(before: onnx.GraphProto, after: onnx.GraphProto) -> None:

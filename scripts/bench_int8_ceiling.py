@@ -35,7 +35,7 @@ from onnx import helper, numpy_helper
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_quant import latencies  # noqa: E402
+from scripts.bench_quant import latencies
 
 
 def int8_hardswish(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
