@@ -109,6 +109,8 @@ def quantization_table(q: dict):
         status = "[green]met[/green]" if b.get("met") else "[red]not met[/red]"
         t.add_row("budget", f"agreement >= {b['agreement_min'] * 100:.1f}%, cosine >= {b['cosine_min']}: {status}"
                             + (f"; blocks kept in float: {', '.join(b['kept_blocks'])}" if b.get("kept_blocks") else ""))
+        if b.get("fallback"):
+            t.add_row("fallback", f"{q['recipe']} instead of {b['fallback']['from']}, which {b['fallback']['why']}")
     for reason, entry in q.get("islands", {}).items():
         t.add_row(f"float: {reason}", f"{entry['count']} node(s): {entry['why']}")
     if sp:

@@ -101,8 +101,49 @@ def test_sensitivity_ranking_and_budget_loop(cls_setup):
     assert not budget.met(first)
     result = meet_budget(candidate, scorer, set(), ranked, budget, first)
     assert result.met and result.kept and budget.met(result.score)
-    assert list(result.kept) == [b.block for b in ranked[:len(result.kept)]]  # most sensitive first
+    order = [b.block for b in ranked]
+    positions = [order.index(k) for k in result.kept]
+    assert positions == sorted(positions)  # kept most sensitive first (some may be given back afterwards)
+    added = [s["kept"] for s in result.steps[1:] if "kept" in s]
+    assert added == order[:len(added)] and result.kept[-1] == added[-1]  # the last one added is never given back
     assert result.score.cosine_min > first.cosine_min
+
+
+def test_budget_loop_gives_back_blocks_the_budget_holds_without():
+    """Alone-sensitivity ranks A first, but only B's error matters in combination: the loop keeps A, then B
+    (the budget holds), then gives A back to int8 because the budget still holds without it."""
+    from edgekit.quant.recipes import Candidate
+    from edgekit.quant.scoring import Score
+    from edgekit.quant.sensitivity import BlockScore
+
+    ranked = [BlockScore("A", ("a1", "a2"), Score(0.5, 0.5, 0.5)), BlockScore("B", ("b1",), Score(0.6, 0.6, 0.6)),
+              BlockScore("C", ("c1",), Score(0.9, 0.9, 0.9))]
+
+    class FakeScorer:
+        calls = 0
+
+        def score(self, kept_float):
+            self.calls += 1
+            ok = "b1" in kept_float
+            return Score(1.0 if ok else 0.9, 0.999 if ok else 0.9, 0.999 if ok else 0.9)
+
+    scorer = FakeScorer()
+    candidate = Candidate("fake", {}, lambda keep: frozenset(keep))
+    budget = Budget(1.0, 0.99)
+    result = meet_budget(candidate, scorer, {"island"}, ranked, budget, Score(0.9, 0.9, 0.9))
+    assert result.met and result.kept == ("B",) and result.kept_nodes == frozenset({"b1"})
+    assert [s.get("kept", s.get("released")) for s in result.steps] == [None, "A", "B", "A"]
+    assert scorer.calls == 3  # A, A+B, then B alone
+
+    # a block the budget needs stays kept: here A and B are both needed
+    class BothNeeded(FakeScorer):
+        def score(self, kept_float):
+            ok = {"a1", "b1"} <= kept_float
+            return Score(1.0 if ok else 0.9, 0.999, 0.999)
+
+    result = meet_budget(candidate, BothNeeded(), set(), ranked, budget, Score(0.9, 0.9, 0.9))
+    assert result.met and result.kept == ("A", "B")
+    assert result.steps[-1]["released"] == "A" and result.steps[-1]["agreement"] == 0.9
 
 
 def test_max_drop_budget_through_the_api(digits, tmp_path):
@@ -114,7 +155,10 @@ def test_max_drop_budget_through_the_api(digits, tmp_path):
     assert q["budget"]["agreement_min"] == 1.0 and q["budget"]["met"] and q["kept"]["agreement"] == 1.0
     assert q["budget"]["max_drop"] == 0.0 and q["reference_bundle"] == str(fp32.path.resolve())
     steps = q["budget"]["steps"]
-    assert steps[0]["kept"] is None and [s["kept"] for s in steps[1:]] == q["budget"]["kept_blocks"]
+    added = [s["kept"] for s in steps[1:] if "kept" in s]
+    kept = q["budget"]["kept_blocks"]
+    assert steps[0]["kept"] is None and kept == [k for k in added if k in kept]
+    assert set(added) - set(kept) <= {s["released"] for s in steps if "released" in s}  # given back, with a step
     assert bool(q["budget"]["kept_blocks"]) == ("budget" in q["islands"])  # kept blocks are listed, with why
 
 

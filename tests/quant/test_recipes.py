@@ -189,3 +189,10 @@ def test_a_recipe_that_cannot_meet_the_budget_falls_back_to_one_that_can(monkeyp
     assert b["fallback"]["from"] == "floor" and b["fallback"]["steps"][-1]["cosine_min"] < 0.999999
     assert b["kept_blocks"] and not any(n.op_type == "QuantizeLinear" for n in result.model.graph.node)
     assert [c["name"] for c in result.info["candidates"] if c["chosen"]] == ["edgekit-u8s8"]
+    from rich.console import Console
+
+    from edgekit.render import quantization_table
+
+    console = Console(record=True, width=200)
+    console.print(quantization_table(result.info))
+    assert "edgekit-u8s8 instead of floor, which missed the budget with every block in float" in console.export_text()
