@@ -43,6 +43,8 @@ MODELS = {  # name -> (model source, task folder)
     # full-width Swin-T (28M parameters, 4x4 windows), trained at 64 and fine-tuned at 256: a deployment-size
     # hybrid, where the int8 GEMMs are most of the time
     "swin_t@256": ("scripts.train_digits:swin_t_digits_256", "cls"),
+    # and Swin-T with its segmentation head, trained on the 96-pixel mosaics and fine-tuned at 256
+    "swin_t_seg@256": ("scripts.train_digits:swin_t_seg_digits_256", "seg"),
 }
 VARIANTS = {"onnx": ("fp32", "fp16", "int8", "naive-int8"), "openvino": ("fp32", "bf16", "int8", "naive-int8")}
 
@@ -268,7 +270,7 @@ def write_section(path: Path, body: str) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="efficientvit_b0,swin_tiny,segformer_b0,efficientvit_b0@256,swin_tiny@256,"
-                                        "segformer_b0@384,swin_t@256", help=f"from {', '.join(MODELS)}")
+                                        "segformer_b0@384,swin_t@256,swin_t_seg@256", help=f"from {', '.join(MODELS)}")
     ap.add_argument("--max-drop", type=float, default=1.0,
                     help="edgekit int8's budget: points of agreement with fp32 on the calibration set (default 1)")
     ap.add_argument("--targets", default="onnx,openvino")

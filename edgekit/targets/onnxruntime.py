@@ -83,12 +83,11 @@ class OnnxRuntimeBackend(TargetBackend):
 def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     """fp16 weights and compute, with fp32 model inputs and outputs so the app feeds what it always fed;
     the fp16 precision islands (LayerNorm, Softmax, linear-attention normalizer: edgekit.quant.islands) stay fp32."""
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
     from edgekit.quant.islands import float16_islands
+    from edgekit.targets.float16 import to_float16
 
-    return convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False,
-                                    node_block_list=float16_islands(model, Target.ONNX))
+    return to_float16(model, keep_io_types=True, disable_shape_infer=False,
+                      node_block_list=float16_islands(model, Target.ONNX))
 
 
 def _check_loads(path: Path) -> None:

@@ -168,10 +168,10 @@ def trt_flavour(model: onnx.ModelProto, precision: Precision) -> tuple[onnx.Mode
 
         model = attach_functions(model)  # idempotent: the pipeline attached them already
     if precision is Precision.FP16:
-        from onnxruntime.transformers.float16 import convert_float_to_float16
+        from edgekit.targets.float16 import to_float16
 
         blocked = sorted({n.op_type for n in model.graph.node if n.op_type in FP32_ISLAND_OPS})
-        model = convert_float_to_float16(model, keep_io_types=True, op_block_list=list(FP32_ISLAND_OPS))
+        model = to_float16(model, keep_io_types=True, op_block_list=list(FP32_ISLAND_OPS))
         notes.append("fp16 weights and activations (strongly typed); fp32 inputs, outputs and islands around "
                      + (", ".join(blocked) if blocked else "no normalisation ops (none in the graph)"))
     elif precision not in (Precision.FP32, Precision.INT8):
