@@ -81,8 +81,8 @@ def meet_budget(candidate: Candidate, scorer: Scorer, islands: set[str], ranked:
     give back to int8, one by one in the order they were kept, each block the budget holds without.
 
     Alone-sensitivity ranks a block by what quantizing it alone costs; errors add up across blocks, so a
-    block kept early can turn out to be unneeded once later ones are float (trained EfficientViT-B0 at
-    256 on OpenVINO: the first block kept moved the worst cosine by nothing)."""
+    block kept early can turn out to be unneeded once later ones are float. Each give-back costs one
+    score; the last block kept is not tried (without it the budget did not hold)."""
     by_name = {b.block: b for b in ranked}
     kept: list[str] = []
     score = first
