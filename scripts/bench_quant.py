@@ -73,6 +73,11 @@ def latencies(open_fns: dict, x, warmup: int, iters: int, block: int = 10) -> di
     return out
 
 
+def failure(e: Exception) -> str:
+    """One line for the table: the exception's type and the first 160 characters of its message."""
+    return f"{e.__class__.__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+
+
 def naive_onnxruntime(fp32_onnx: Path, calib_inputs: list):
     """What a user gets from ONNX Runtime's quantize_static with min-max calibration, U8S8, no islands;
     returns open(threads) -> infer."""
@@ -174,7 +179,7 @@ def bench_model(name: str, targets: list[str], threads: int, warmup: int, iters:
                         row["kept_blocks"] = info.get("budget", {}).get("kept_blocks", [])
                 built[variant] = (row, open_fn)
             except Exception as e:  # one failing variant must not lose the others' figures
-                row["error"] = f"{e.__class__.__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+                row["error"] = failure(e)
             row["seconds"] = round(time.perf_counter() - t0, 1)
             rows.append(row)
         try:
@@ -182,7 +187,7 @@ def bench_model(name: str, targets: list[str], threads: int, warmup: int, iters:
         except Exception as e:  # a bundle that builds but does not run: report it, keep the other models
             ms = {}
             for row, _ in built.values():
-                row["error"] = f"timing failed: {e.__class__.__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+                row["error"] = f"timing failed: {failure(e)}"
         fp32_ms = ms.get("fp32")
         for variant, (row, open_fn) in built.items():
             if variant not in ms:
@@ -195,7 +200,7 @@ def bench_model(name: str, targets: list[str], threads: int, warmup: int, iters:
                                                       torch_fn, limit)
                 row.update(metric=metric, agreement=agreement)
             except Exception as e:
-                row["error"] = f"{e.__class__.__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+                row["error"] = failure(e)
             row["seconds"] = round(row["seconds"] + time.perf_counter() - t0, 1)
         for row in rows[-len(VARIANTS[target]):]:
             log(json.dumps({k: v for k, v in row.items() if k != "kept_blocks"}))

@@ -5,8 +5,14 @@ from collections import defaultdict
 from functools import cached_property
 
 import onnx
+import onnx.helper
 
 WEIGHTED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+
+
+def attribute(node: onnx.NodeProto, name: str, default=None):
+    """The value of ``node``'s attribute ``name`` (int, float, bytes, ...), or ``default`` when it is not set."""
+    return next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
 
 
 class GraphView:

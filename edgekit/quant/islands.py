@@ -24,7 +24,7 @@ import onnx
 
 from edgekit.config import Precision, Target
 from edgekit.errors import UsageError
-from edgekit.quant.graph import GraphView
+from edgekit.quant.graph import GraphView, attribute
 
 REASONS = {
     "layernorm": "LayerNorm: per-tensor int8 of the residual stream it normalizes crushes its small channels",
@@ -164,7 +164,7 @@ def _head(g: GraphView) -> list[str]:
 def _resize(g: GraphView) -> list[str]:
     names = []
     for n in g.nodes:
-        if n.op_type != "Resize" or next((a.s for a in n.attribute if a.name == "mode"), b"nearest") == b"nearest":
+        if n.op_type != "Resize" or attribute(n, "mode", b"nearest") == b"nearest":
             continue
         producer = g.producer.get(n.input[0])
         if producer is not None and g.is_weighted(producer) \
@@ -206,7 +206,7 @@ def depthwise_convs(proto: onnx.ModelProto) -> dict[str, str]:
     for n in proto.graph.node:
         if n.op_type != "Conv" or len(n.input) < 2 or n.input[1] not in weights:
             continue
-        group = next((a.i for a in n.attribute if a.name == "group"), 1)
+        group = attribute(n, "group", 1)
         if group > 1 and weights[n.input[1]].dims[1] == 1:
             out[n.name] = n.op_type
     return out
