@@ -4,12 +4,8 @@
 bench_quant.py measures what edgekit chooses under an accuracy budget. This asks the ceiling question
 for ONNX Runtime on one model, accuracy aside: every weighted op outside the default islands in int8
 (depthwise convolutions included), with Hardswish left float (ONNX Runtime has no int8 Hardswish
-kernel) and with Hardswish rewritten into int8 ops ONNX Runtime does have:
-
-    hardswish(x) = x * clip(x / 6 + 1/2, 0, 1)
-    x / 6       = DequantizeLinear(x_q, scale / 6)              (the same int8 tensor, another scale)
-    clip(. + 1/2, 0, 1) = QuantizeLinear(. + 1/2, 1/255, 0)      (uint8 saturates at exactly 0 and 1)
-    => QLinearAdd, then QLinearMul with x: the whole block stays int8 between convolutions.
+kernel) and with Hardswish rewritten into int8 ops ONNX Runtime does have (QLinearAdd + QLinearMul,
+edgekit.quant.hardswish, which edgekit's ONNX Runtime recipes use).
 
 It prints, on the same runtime in one run: median latency per variant (1 thread CPU time, 2 threads
 wall, variants timed in turns), the ratio to fp32, cosine vs fp32 on the calibration images, and the
@@ -18,6 +14,7 @@ QLinearConv): that ratio bounds what int8 can gain if everything around the conv
 
     python scripts/train_digits.py efficientvit_b0@256            # once
     PYTHONPATH=. python scripts/bench_int8_ceiling.py [--model SOURCE] [--calib DIR] [--iters 100]
+    PYTHONPATH=. python scripts/bench_int8_ceiling.py --model efficientvit_b1_seg --calib calib --calib-size 6
 """
 from __future__ import annotations
 
@@ -30,45 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scripts.bench_quant import latencies
-
-
-def int8_hardswish(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
-    """Every ``HardSwish(DequantizeLinear(x_q))`` -> QLinearAdd + QLinearMul form (see the module doc)."""
-    out = onnx.ModelProto.FromString(model.SerializeToString())
-    g = out.graph
-    producer = {o: n for n in g.node for o in n.output}
-    init = {i.name: i for i in g.initializer}
-    nodes, count = [], 0
-    for n in g.node:
-        dq = producer.get(n.input[0]) if n.op_type == "HardSwish" else None
-        if dq is None or dq.op_type != "DequantizeLinear" or dq.input[1] not in init or len(dq.input) < 3:
-            nodes.append(n)
-            continue
-        scale = float(numpy_helper.to_array(init[dq.input[1]]))
-        k = f"int8_hardswish_{count}"
-        count += 1
-        g.initializer.extend([numpy_helper.from_array(np.array(scale / 6, np.float32), k + "_scale6"),
-                              numpy_helper.from_array(np.array(128, np.uint8), k + "_half_q"),
-                              numpy_helper.from_array(np.array(0.5 / 128, np.float32), k + "_half_scale"),
-                              numpy_helper.from_array(np.array(1 / 255, np.float32), k + "_gate_scale"),
-                              numpy_helper.from_array(np.array(0, np.uint8), k + "_zero")])
-        nodes += [
-            helper.make_node("DequantizeLinear", [dq.input[0], k + "_scale6", dq.input[2]], [k + "_x6"]),
-            helper.make_node("DequantizeLinear", [k + "_half_q", k + "_half_scale", k + "_zero"], [k + "_half"]),
-            helper.make_node("Add", [k + "_x6", k + "_half"], [k + "_gate"]),
-            helper.make_node("QuantizeLinear", [k + "_gate", k + "_gate_scale", k + "_zero"], [k + "_gate_q"]),
-            helper.make_node("DequantizeLinear", [k + "_gate_q", k + "_gate_scale", k + "_zero"], [k + "_gate_dq"]),
-            helper.make_node("Mul", [n.input[0], k + "_gate_dq"], list(n.output), name=n.name),
-        ]
-    del g.node[:]
-    g.node.extend(nodes)
-    return out, count
 
 
 def session(model: onnx.ModelProto, threads: int, profile: str | None = None):
@@ -122,7 +85,10 @@ def main() -> None:
         ranges, _ = calibrate(fp32, calib.inputs, calib.sha256, QuantOptions())
         islands = {i.node for i in find_islands(fp32, Target.ONNX, Precision.INT8, (), True)}
         full = quantize_qdq(fp32, ranges, islands, QdqRecipe(activation="u8", float_output_ops=FLOAT_OUTPUT_OPS))
-        rewritten, count = int8_hardswish(full)
+        rewritten = quantize_qdq(fp32, ranges, islands,
+                                 QdqRecipe(activation="u8", float_output_ops=FLOAT_OUTPUT_OPS, int8_hardswish=True))
+        count = sum(n.op_type == "HardSwish" for n in full.graph.node) - sum(
+            n.op_type == "HardSwish" for n in rewritten.graph.node)
         variants = {"fp32": fp32, "int8, Hardswish float": full, "int8, Hardswish as QLinearAdd/Mul": rewritten}
         x = calib.inputs[0]
         name = fp32.graph.input[0].name

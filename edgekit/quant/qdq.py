@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 
 from edgekit.errors import EdgekitFailure
+from edgekit.quant.hardswish import int8_hardswish
 
 # ops that get int8 inputs: the weighted layers, which is where int8 is fast. Elementwise ops and
 # data movement stay float between them: ONNX Runtime's CPU EP has int8 kernels for few of them, so
@@ -44,12 +45,15 @@ class QdqRecipe:
     float_output_ops: tuple[str, ...] = ()
     quantize_bias: bool = True  # int32 bias (ORT); TensorRT takes float biases
     float_island_inputs: bool = False  # every island reads float inputs, not only those with int8 kernels
+    int8_hardswish: bool = False  # Hardswish between uint8 layers as QLinearAdd + QLinearMul (ONNX Runtime)
 
     def to_dict(self) -> dict:
         return {"activations": f"{'uint8 asymmetric' if self.activation == 'u8' else 'int8 symmetric'} per tensor",
                 "weights": f"int8 symmetric {'per channel' if self.per_channel else 'per tensor'}",
                 "quantized_op_types": list(self.op_types),
                 **({"float_outputs": list(self.float_output_ops)} if self.quantize_outputs and self.float_output_ops
+                   else {}),
+                **({"hardswish": "int8 between uint8 layers (QLinearAdd + QLinearMul)"} if self.int8_hardswish
                    else {})}
 
 
@@ -85,6 +89,8 @@ def quantize_qdq(proto: onnx.ModelProto, ranges: dict[str, tuple[float, float]],
     except Exception as e:  # the quantizer raises bare ValueError / KeyError on graphs it cannot handle
         raise EdgekitFailure(f"QDQ quantization failed: {e.__class__.__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}") from None
     qmodel = _float_inputs_for_islands(qmodel, exclude, recipe.float_island_inputs)
+    if recipe.int8_hardswish:
+        qmodel, _ = int8_hardswish(qmodel, exclude)
     qmodel.ir_version = proto.ir_version
     return qmodel
 

@@ -7,7 +7,8 @@ and its transformer preset hurting Swin, and ONNX Runtime's default S8S8 running
 on this AMD CPU while U8S8 ran 2x faster.
 
 - ONNX Runtime: edgekit's QDQ with the chosen ranges, uint8 activations (U8S8) and int8 (S8S8). In
-  edgekit's QDQ an int8 MatMul / Gemm writes float where a float op reads it (no Q/DQ pair there).
+  edgekit's QDQ an int8 MatMul / Gemm writes float where a float op reads it (no Q/DQ pair there), and a
+  Hardswish between uint8 layers is written as int8 ops (:mod:`edgekit.quant.hardswish`).
 - OpenVINO: NNCF (ONNX backend, CPU hardware config, fast bias correction) with the islands as
   ignored scope, with its default preset and with its transformer model type; and edgekit's QDQ.
   OpenVINO reads the QDQ ONNX into FakeQuantize and runs int8 kernels.
@@ -49,10 +50,13 @@ def edgekit_candidates(target: Target, proto: onnx.ModelProto, ranges: dict, opt
                           lambda keep: trt_qdq_from_ranges(proto, ranges, keep))]
     # int8 MatMul / Gemm write float where a float op reads them: faster and one rounding fewer on both
     # runtimes (trained full-width Swin-T at 256, OpenVINO 1T: 50.1 -> 46.8 ms, cosine min 0.99990 -> 0.99998)
-    u8 = QdqRecipe(activation="u8", float_output_ops=FLOAT_OUTPUT_OPS)
+    # ONNX Runtime has no int8 Hardswish: between uint8 layers it is written as int8 ops it has (quant/hardswish.py;
+    # OpenVINO fuses Hardswish into the convolution as it is)
+    ort = target is Target.ONNX
+    u8 = QdqRecipe(activation="u8", float_output_ops=FLOAT_OUTPUT_OPS, int8_hardswish=ort)
     out = [Candidate("edgekit-u8s8", {**method, **u8.to_dict()}, lambda keep: quantize_qdq(proto, ranges, keep, u8))]
-    if target is Target.ONNX:
-        s8 = QdqRecipe(activation="s8", float_output_ops=FLOAT_OUTPUT_OPS)
+    if ort:
+        s8 = QdqRecipe(activation="s8", float_output_ops=FLOAT_OUTPUT_OPS)  # (no int8 Add / Mul kernels)
         out.append(Candidate("edgekit-s8s8", {**method, **s8.to_dict()},
                              lambda keep: quantize_qdq(proto, ranges, keep, s8)))
         from edgekit.quant.islands import depthwise_convs
