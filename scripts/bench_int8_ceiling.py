@@ -15,6 +15,7 @@ QLinearConv): that ratio bounds what int8 can gain if everything around the conv
     python scripts/train_digits.py efficientvit_b0@256            # once
     PYTHONPATH=. python scripts/bench_int8_ceiling.py [--model SOURCE] [--calib DIR] [--iters 100]
     PYTHONPATH=. python scripts/bench_int8_ceiling.py --model efficientvit_b1_seg --calib calib --calib-size 6
+    PYTHONPATH=. python scripts/bench_int8_ceiling.py --model efficientvit_b3 --input-shape 1x3x256x256 --calib calib --calib-size 6
 """
 from __future__ import annotations
 
@@ -73,15 +74,17 @@ def main() -> None:
     ap.add_argument("--model", default="scripts.train_digits:efficientvit_b0_digits_256")
     ap.add_argument("--calib", type=Path, default=Path.home() / ".cache/edgekit/digits/cls/calib")
     ap.add_argument("--calib-size", type=int, default=32)
+    ap.add_argument("--input-shape", default=None, help="e.g. 1x3x256x256 [default: the model's]")
     ap.add_argument("--iters", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=10)
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        edgekit.export(args.model, "onnx", tmp / "fp32", verify=False, force=True)
+        edgekit.export(args.model, "onnx", tmp / "fp32", verify=False, force=True, input_shape=args.input_shape)
         fp32 = onnx.load(str(tmp / "fp32" / "model.onnx"))
-        calib = load_calibration(args.calib, load_source(args.model).spec.preprocess, size=args.calib_size)
+        shape = tuple(int(d) for d in args.input_shape.split("x")) if args.input_shape else None
+        calib = load_calibration(args.calib, load_source(args.model, None, shape).spec.preprocess, size=args.calib_size)
         ranges, _ = calibrate(fp32, calib.inputs, calib.sha256, QuantOptions())
         islands = {i.node for i in find_islands(fp32, Target.ONNX, Precision.INT8, (), True)}
         full = quantize_qdq(fp32, ranges, islands, QdqRecipe(activation="u8", float_output_ops=FLOAT_OUTPUT_OPS))
