@@ -4,10 +4,16 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnxruntime as ort
+import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from edgekit.config import Precision, Target
+from edgekit.onnx_export import export_onnx, prepare_for_deploy
 from edgekit.quant.hardswish import int8_hardswish
+from edgekit.quant.islands import find_islands
+from edgekit.quant.options import QuantOptions
 from edgekit.quant.qdq import FLOAT_OUTPUT_OPS, QdqRecipe, quantize_qdq
+from edgekit.quant.recipes import edgekit_candidates
 
 
 def _session(model: onnx.ModelProto, optimized: str | None = None) -> ort.InferenceSession:
@@ -129,10 +135,6 @@ def test_leaves_graphs_without_the_pattern_untouched():
 
 
 def test_onnxruntime_uint8_recipes_use_it_and_openvino_does_not():
-    from edgekit.config import Target
-    from edgekit.quant.options import QuantOptions
-    from edgekit.quant.recipes import edgekit_candidates
-
     model = _block()
     ranges = _ranges(model, np.random.default_rng(1).standard_normal((1, 3, 16, 16)).astype(np.float32))
     ort_recipes = edgekit_candidates(Target.ONNX, model, ranges, QuantOptions())
@@ -140,3 +142,24 @@ def test_onnxruntime_uint8_recipes_use_it_and_openvino_does_not():
     assert [c.name for c in ort_recipes if "hardswish" in c.describe] == ["edgekit-u8s8"]  # not S8S8 (module doc)
     assert not any("hardswish" in c.describe for c in ov_recipes)
     assert "HardSwish" in [n.op_type for n in ov_recipes[0].make(set()).graph.node]  # OpenVINO fuses it as it is
+
+
+def test_zoo_efficientvit_hardswish_runs_as_int8_ops(tmp_path):
+    """On the exported zoo EfficientViT-B0 every Hardswish between quantized convolutions is rewritten, and ONNX
+    Runtime's optimized graph runs them as QLinearMul (none left as HardSwish / HardSigmoid between int8 layers)."""
+    from edgekit.models import create_model
+
+    torch.manual_seed(0)
+    model = export_onnx(prepare_for_deploy(create_model("efficientvit_b0", img_size=(64, 64), num_classes=10)),
+                        (1, 3, 64, 64)).model
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    islands = {i.node for i in find_islands(model, Target.ONNX, Precision.INT8)}
+    recipe = QdqRecipe(float_output_ops=FLOAT_OUTPUT_OPS, int8_hardswish=True)
+    q = quantize_qdq(model, _ranges(model, x), islands, recipe)
+    total = sum(n.op_type == "HardSwish" for n in model.graph.node)
+    left = sum(n.op_type == "HardSwish" for n in q.graph.node)
+    assert total > 20 and left < total // 4, (total, left)  # only those next to a float island or the head stay
+    _session(q, str(tmp_path / "opt.onnx"))
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node]
+    assert ops.count("QLinearMul") >= total - left, (ops.count("QLinearMul"), total - left)
+    assert ops.count("HardSigmoid") + ops.count("HardSwish") <= left
