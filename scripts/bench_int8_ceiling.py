@@ -63,7 +63,7 @@ def conv_ms(model: onnx.ModelProto, x: np.ndarray, tmp: Path, runs: int = 20) ->
 def main() -> None:
     import edgekit
     from edgekit.calib import load_calibration
-    from edgekit.config import Precision, Target
+    from edgekit.config import Precision, Target, parse_shape
     from edgekit.quant.calibrate import calibrate
     from edgekit.quant.islands import find_islands
     from edgekit.quant.options import QuantOptions
@@ -83,7 +83,7 @@ def main() -> None:
         tmp = Path(tmp)
         edgekit.export(args.model, "onnx", tmp / "fp32", verify=False, force=True, input_shape=args.input_shape)
         fp32 = onnx.load(str(tmp / "fp32" / "model.onnx"))
-        shape = tuple(int(d) for d in args.input_shape.split("x")) if args.input_shape else None
+        shape = parse_shape(args.input_shape) if args.input_shape else None
         calib = load_calibration(args.calib, load_source(args.model, None, shape).spec.preprocess, size=args.calib_size)
         ranges, _ = calibrate(fp32, calib.inputs, calib.sha256, QuantOptions())
         islands = {i.node for i in find_islands(fp32, Target.ONNX, Precision.INT8, (), True)}
