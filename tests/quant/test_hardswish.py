@@ -9,9 +9,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgekit.config import Precision, Target
 from edgekit.onnx_export import export_onnx, prepare_for_deploy
+from edgekit.quant.calibrate import calibrate
 from edgekit.quant.hardswish import int8_hardswish
 from edgekit.quant.islands import find_islands
-from edgekit.quant.options import QuantOptions
+from edgekit.quant.options import Method, QuantOptions
 from edgekit.quant.qdq import FLOAT_OUTPUT_OPS, QdqRecipe, quantize_qdq
 from edgekit.quant.recipes import edgekit_candidates
 
@@ -100,12 +101,8 @@ def _block() -> onnx.ModelProto:
 
 
 def _ranges(model: onnx.ModelProto, x: np.ndarray) -> dict:
-    probe = onnx.ModelProto.FromString(model.SerializeToString())
-    names = [t for n in probe.graph.node for t in n.output]
-    del probe.graph.output[:]
-    probe.graph.output.extend(helper.make_tensor_value_info(t, TensorProto.FLOAT, None) for t in names)
-    outs = _session(probe).run(names, {"input": x})
-    return {"input": (float(x.min()), float(x.max()))} | {t: (float(o.min()), float(o.max())) for t, o in zip(names, outs)}
+    """Min-max activation ranges of ``model`` on ``x`` (edgekit's calibration, no cache)."""
+    return calibrate(model, [x], "test", QuantOptions(method=Method.MINMAX, cache=False))[0]
 
 
 def test_recipe_rewrites_only_a_hardswish_between_int8_layers():
