@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekit.config import ExportConfig, Precision, Target, Tolerance, parse_shape
+from edgekit.config import ExportConfig, Precision, SourceOptions, Target, Tolerance, parse_rgb, parse_shape, read_labels
 from edgekit.progress import Reporter
 
 
@@ -14,22 +14,45 @@ def export(source: str, target: str | Target = "onnx", out: str | Path = "bundle
            opset: int = 17, verify: bool = True, force: bool = False, rewrite: bool = True,
            tolerance: Tolerance | None = None, target_options: dict | None = None,
            reporter: Reporter | None = None, method: str = "entropy", percentile: float = 99.99,
-           keep_fp: tuple[str, ...] = (), max_drop: float | None = None):
+           keep_fp: tuple[str, ...] = (), max_drop: float | None = None,
+           mean: str | tuple[float, float, float] | None = None, std: str | tuple[float, float, float] | None = None,
+           resize: str | None = None, labels: str | Path | list[str] | tuple[str, ...] | None = None,
+           num_classes: int | None = None, pretrained: bool = False):
     """Export a model to a bundle (see `edgekit export --help`). Returns :class:`edgekit.pipeline.Bundle`.
 
+    source: a zoo name, ``timm:<name>[.<tag>]``, ``hf:<repo id>``, a model directory (``save_pretrained`` /
+    timm's ``save_for_hf``), ``package.module:factory`` or a ``.pt2`` file.
+    mean, std ("R,G,B" on the 0-1 scale), resize (bilinear, bicubic, nearest), labels (a file with one label
+    per line, or the labels themselves), num_classes: override what the model's files say (flag > model files
+    > zoo config > ImageNet default). pretrained: timm's published weights, through the Hugging Face cache.
     method, percentile, keep_fp, max_drop: int8 only, see :func:`quantize`."""
     from edgekit.pipeline import export as _export
 
     if isinstance(input_shape, str):
         input_shape = parse_shape(input_shape)
+    source_options = source_options_from(mean, std, resize, labels, num_classes, pretrained)
     config = ExportConfig(source=source, target=Target.parse(target), precision=Precision.parse(precision),
                           out=Path(out), checkpoint=Path(checkpoint) if checkpoint else None,
                           input_shape=tuple(input_shape) if input_shape else None, dynamic_batch=dynamic_batch,
                           calib=Path(calib) if calib else None, calib_size=calib_size, threads=threads, opset=opset,
                           verify=verify, force=force, rewrite=rewrite, tolerance=tolerance,
-                          target_options=dict(target_options or {}))
+                          target_options=dict(target_options or {}), source_options=source_options)
     quant = _quant_options(method, percentile, keep_fp, True, max_drop) if config.precision is Precision.INT8 else None
     return _export(config, reporter, quant)
+
+
+def source_options_from(mean=None, std=None, resize: str | None = None, labels=None, num_classes: int | None = None,
+                        pretrained: bool = False) -> SourceOptions:
+    """Strings (as typed) -> validated :class:`SourceOptions`; ``labels`` is a file path or a sequence of labels."""
+    label_file = None
+    if isinstance(labels, (str, Path)):
+        label_file, labels = str(labels), read_labels(labels)
+    elif labels is not None:
+        labels = tuple(str(x) for x in labels)
+    return SourceOptions(mean=parse_rgb(mean, "--mean") if mean is not None else None,
+                         std=parse_rgb(std, "--std") if std is not None else None,
+                         resize=resize.lower() if resize else None, labels=labels, labels_file=label_file,
+                         num_classes=num_classes, pretrained=pretrained)
 
 
 def _quant_options(method, percentile, keep_fp, default_islands, max_drop, cache: bool = True):

@@ -28,6 +28,7 @@ def staged_bundle(out: Path, force: bool) -> Iterator[Path]:
     """Yield a staging dir; on success it becomes ``out``, on any error it is removed."""
     out = Path(out)
     check_destination(out, force)
+    created = [d for d in (out.parent, *out.parent.parents) if not d.exists()]  # deepest first
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     umask = os.umask(0)
@@ -44,4 +45,9 @@ def staged_bundle(out: Path, force: bool) -> Iterator[Path]:
             os.replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        for d in created:  # folders made for --out a/b/c: gone again, as nothing was written
+            try:
+                d.rmdir()
+            except OSError:
+                break
         raise

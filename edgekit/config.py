@@ -81,6 +81,88 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+RESIZE_METHODS = ("bilinear", "bicubic", "nearest")
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """What the user says about a model beyond its source: the preprocessing it was trained with, its
+    labels and classes, and whether to fetch published weights. None = take it from the model's files,
+    its zoo config or the ImageNet default, in that order (see :mod:`edgekit.sources`)."""
+
+    mean: tuple[float, float, float] | None = None  # 0-1 scale, as timm writes them
+    std: tuple[float, float, float] | None = None
+    resize: str | None = None  # bilinear | bicubic | nearest
+    labels: tuple[str, ...] | None = None
+    labels_file: str | None = None  # where the labels were read from, for the manifest
+    num_classes: int | None = None
+    pretrained: bool = False  # timm:<name>[.<tag>]: the published weights, through the Hugging Face cache
+
+    def __post_init__(self):
+        if self.resize is not None and self.resize not in RESIZE_METHODS:
+            raise UsageError(f"--resize {self.resize!r}: choose one of {', '.join(RESIZE_METHODS)}")
+        if self.num_classes is not None and self.num_classes < 1:
+            raise UsageError(f"--num-classes must be at least 1, got {self.num_classes}")
+        if self.labels is not None and self.num_classes is not None and len(self.labels) != self.num_classes:
+            raise UsageError(f"--labels {self.labels_file or ''} has {len(self.labels)} labels but --num-classes is "
+                             f"{self.num_classes}; give one label per class")
+
+    def to_dict(self) -> dict:
+        """Only what was given: the manifest records it so a later re-export (edgekit quantize) is the same."""
+        d = {"mean": list(self.mean) if self.mean else None, "std": list(self.std) if self.std else None,
+             "resize": self.resize, "labels": list(self.labels) if self.labels else None,
+             "labels_file": self.labels_file, "num_classes": self.num_classes, "pretrained": self.pretrained or None}
+        return {k: v for k, v in d.items() if v is not None}
+
+    @staticmethod
+    def from_dict(d: dict | None) -> SourceOptions:
+        d = d or {}
+        return SourceOptions(mean=tuple(d["mean"]) if d.get("mean") else None,
+                             std=tuple(d["std"]) if d.get("std") else None, resize=d.get("resize"),
+                             labels=tuple(d["labels"]) if d.get("labels") else None, labels_file=d.get("labels_file"),
+                             num_classes=d.get("num_classes"), pretrained=bool(d.get("pretrained", False)))
+
+
+def parse_rgb(text: str | tuple | list, flag: str) -> tuple[float, float, float]:
+    """'0.485,0.456,0.406' -> (0.485, 0.456, 0.406), on the 0-1 scale; ``flag`` is --mean or --std."""
+    parts = [p for p in text.replace(" ", ",").split(",") if p] if isinstance(text, str) else list(text)
+    try:
+        values = tuple(float(p) for p in parts)
+    except (TypeError, ValueError):
+        raise UsageError(f"{flag} {text!r}: expected three numbers R,G,B such as 0.485,0.456,0.406") from None
+    if len(values) != 3:
+        raise UsageError(f"{flag} {text!r} has {len(values)} value(s); give three, R,G,B (e.g. 0.485,0.456,0.406)")
+    if any(v != v or v in (float("inf"), float("-inf")) for v in values):
+        raise UsageError(f"{flag} {text!r}: values must be finite numbers")
+    if any(v > 1 for v in values):
+        raise UsageError(f"{flag} {text!r}: values are on the 0-1 scale, as timm writes them; "
+                         f"{max(values):g} looks like a 0-255 value: divide by 255")
+    if flag == "--std" and any(v <= 0 for v in values):
+        raise UsageError(f"{flag} {text!r}: every std must be greater than 0")
+    if flag == "--mean" and any(v < 0 for v in values):
+        raise UsageError(f"{flag} {text!r}: a mean is between 0 and 1 on the 0-1 scale")
+    return values  # type: ignore[return-value]
+
+
+def read_labels(path: str | Path) -> tuple[str, ...]:
+    """One label per line (a final newline is fine; an empty line is a mistake)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"--labels {path} does not exist; give a text file with one label per line") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--labels {path} cannot be read ({e.__class__.__name__}); give a UTF-8 text file with one "
+                         f"label per line") from None
+    lines = text.splitlines()
+    if not any(line.strip() for line in lines):
+        raise UsageError(f"--labels {path} is empty; give one label per line")
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            raise UsageError(f"--labels {path} line {i} is empty; give one label per line, no blank lines")
+    return tuple(line.strip() for line in lines)
+
+
 @dataclass(frozen=True)
 class ExportConfig:
     """Everything `edgekit export` needs, parsed and validated."""
@@ -102,3 +184,4 @@ class ExportConfig:
     explain: bool = False
     tolerance: Tolerance | None = None
     target_options: dict = field(default_factory=dict)
+    source_options: SourceOptions = field(default_factory=SourceOptions)

@@ -234,7 +234,7 @@ def _reference(manifest: dict, reference: str | Path | None, threads: int | None
         recorded = (manifest.get("quantization") or {}).get("reference_bundle")
         if recorded and Path(recorded).is_dir():
             reference = recorded
-    if reference is not None and Path(reference).is_dir():
+    if reference is not None and (Path(reference) / "manifest.json").is_file():  # a bundle, not a model directory
         from edgekit import runtime
 
         ref = runtime.load(reference, threads=threads)
@@ -244,13 +244,16 @@ def _reference(manifest: dict, reference: str | Path | None, threads: int | None
         return None, ""
     ckpt = (manifest.get("model", {}).get("checkpoint") or {}).get("path") if reference is None else None
     try:
+        from edgekit.config import SourceOptions
         from edgekit.onnx_export import prepare_for_deploy
         from edgekit.parity import torch_reference
         from edgekit.sources import load_source
 
         shape = tuple(manifest["inputs"][0]["shape"])
         shape = (1, *shape[1:]) if isinstance(shape[0], int) else None
-        src = load_source(source, Path(ckpt) if ckpt else None, shape)
+        # the bundle's own model is re-created with the options it was exported with (--num-classes, ...)
+        options = SourceOptions.from_dict(manifest.get("model", {}).get("source_options")) if reference is None else None
+        src = load_source(source, Path(ckpt) if ckpt else None, shape, options)
         return torch_reference(prepare_for_deploy(src.model)), f"PyTorch fp32 {source}"
     except UsageError:
         if reference is not None:

@@ -33,17 +33,12 @@ class ExportResult:
 
 
 def prepare_for_deploy(model: nn.Module) -> nn.Module:
-    """Eval mode and structural re-parameterization (BN merging, RepMixer, MobileOne branches)."""
+    """Eval mode and structural re-parameterization (BN merging, RepMixer, MobileOne branches): one walk
+    that calls each block's ``reparameterize`` / ``fuse`` / ``switch_to_deploy`` exactly once, for the zoo,
+    timm and any other model (see :mod:`edgekit.models._reparam`). Returns the deploy-mode model."""
     from edgekit.models import reparameterize_model
 
-    model.eval()
-    if any(hasattr(m, "reparameterize") for m in model.modules()):
-        reparameterize_model(model)
-    if type(model).__module__.startswith("timm."):
-        from edgekit.timm_compat import import_timm
-
-        import_timm().utils.reparameterize_model(model, inplace=True)  # timm blocks name it fuse() too
-    return model
+    return reparameterize_model(model)
 
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, ...], opset: int = 17, dynamic_batch: bool = False,

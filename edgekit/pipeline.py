@@ -12,7 +12,7 @@ from edgekit import __version__
 from edgekit.bundle import check_destination, staged_bundle
 from edgekit.calib import load_calibration
 from edgekit.config import ExportConfig, Precision, Tolerance
-from edgekit.errors import ParityError, UsageError
+from edgekit.errors import ParityError, UsageError, stage
 from edgekit.manifest import file_entries, host_info, read_manifest, sha256_file, write_manifest
 from edgekit.onnx_export import export_onnx, prepare_for_deploy
 from edgekit.parity import ParityReport, run_parity, torch_reference
@@ -53,17 +53,20 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
     if config.threads is not None and config.threads <= 0:
         raise UsageError(f"--threads must be positive, got {config.threads}")
 
-    with rep.step(f"load {config.source}"):
-        src = load_source(config.source, config.checkpoint, config.input_shape)
-    spec = src.spec
-    if hasattr(backend, "check_model"):  # target options checked against the model before the slow steps
-        backend.check_model(spec, config.dynamic_batch)
+    with rep.step(f"load {config.source}"), stage("load"):
+        src = load_source(config.source, config.checkpoint, config.input_shape, config.source_options)
+        spec = src.spec
+        if hasattr(backend, "check_model"):  # target options checked against the model before the slow steps
+            backend.check_model(spec, config.dynamic_batch)
     # read the parity images before the slow steps, so a bad --calib fails fast
-    with rep.step("read parity images"):
+    with rep.step("read parity images"), stage("parity"):
         calib = load_calibration(config.calib, spec.preprocess, config.calib_size)
+    if spec.origin.get("weights", "").startswith("random"):
+        rep.note(f"{config.source} has random weights ({spec.origin['weights']}): the bundle is for checking the "
+                 f"export, not for predictions")
 
     rewrites = RewriteReport()
-    with rep.step("prepare for deploy"):
+    with rep.step("prepare for deploy"), stage("prepare"):
         model = prepare_for_deploy(src.model)
         reference = torch_reference(model)  # deploy-mode PyTorch, before any swap, is the ground truth
         if config.rewrite:
@@ -76,7 +79,7 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
                                                                                          rewrites, rep, quant)
 
     with staged_bundle(config.out, config.force) as staging:
-        with rep.step(f"build {config.target.value} {config.precision.value}"):
+        with rep.step(f"build {config.target.value} {config.precision.value}"), stage("build"):
             if needs_torch:
                 built = backend.build_torch(model, spec, staging, config.precision, dict(config.target_options))
             else:
@@ -87,15 +90,16 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
         # A target whose artifact cannot run on this machine (a TensorRT engine without a GPU, CoreML off macOS)
         # says why, and may offer a stand-in that can (the TensorRT-flavoured ONNX in ONNX Runtime): its figures
         # are recorded as what they are. Otherwise the figures are always measured; --no-verify only turns off the gate.
-        why_not = backend.cannot_run_here(built) if hasattr(backend, "cannot_run_here") else None
-        stand_in = backend.open_stand_in(staging, built, config.threads) if why_not and hasattr(
-            backend, "open_stand_in") else None
+        with stage("parity"):
+            why_not = backend.cannot_run_here(built) if hasattr(backend, "cannot_run_here") else None
+            stand_in = backend.open_stand_in(staging, built, config.threads) if why_not and hasattr(
+                backend, "open_stand_in") else None
         if why_not and stand_in is None:
             report = None
             parity = {"measured": False, "reason": f"{why_not}; parity was not measured",
                       "gate": "not run (nothing runnable here)"}
         else:
-            with rep.step(f"parity vs PyTorch on {len(calib)} images", total=len(calib)):
+            with rep.step(f"parity vs PyTorch on {len(calib)} images", total=len(calib)), stage("parity"):
                 report = measure_parity(backend, staging, built, reference, calib.inputs, spec, tolerance,
                                         1 if config.dynamic_batch else spec.input_shape[0], config.threads,
                                         rep.advance, runner=stand_in[0] if stand_in else None)
@@ -103,8 +107,9 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
                       "set": calib.describe(), **report.to_dict()}
             if stand_in:
                 parity.update(measured_on=stand_in[1], artifact={"measured": False, "reason": why_not})
-        manifest = _manifest(config, spec, exported, rewrites, built, parity, proto, staging, quant_info, model)
-        write_manifest(staging, manifest)
+        with stage("bundle"):
+            manifest = _manifest(config, spec, exported, rewrites, built, parity, proto, staging, quant_info, model)
+            write_manifest(staging, manifest)
         if report is not None and not report.passed and config.verify:
             raise ParityError(f"parity gate failed for {config.target.value} {config.precision.value}: "
                               f"{'; '.join(report.failures)} ({report.summary()}); no bundle written. "
@@ -125,20 +130,22 @@ def measure_parity(backend, bundle_dir: Path, built, reference, inputs: list[np.
 
 def _onnx_for_target(config: ExportConfig, model, spec, calib, rewrites: RewriteReport, rep: Reporter, quant=None):
     """Export, rewrite, attach plugin functions, quantize (int8) -> (ExportResult, ModelProto, quant info)."""
-    with rep.step(f"export ONNX (opset {config.opset})"):
+    with rep.step(f"export ONNX (opset {config.opset})"), stage("export"):
         exported = export_onnx(model, spec.input_shape, config.opset, config.dynamic_batch)
     for note in exported.notes:
         rep.note(note)
     proto = exported.model
     if config.rewrite:
-        with rep.step(f"rewrite for {config.target.value}"):
+        with rep.step(f"rewrite for {config.target.value}"), stage("rewrite"):
             proto = apply_rewrites(proto, config.target, rewrites, config.precision)
-    proto = _attach_plugins(proto)
+    with stage("export"):
+        proto = _attach_plugins(proto)
 
     if config.precision is Precision.INT8:
         from edgekit.quantize import quantize_onnx_for_target
 
-        proto, quant_info = quantize_onnx_for_target(proto, config, spec, calib, rep, quant)  # reports its own steps
+        with stage("quantize"):  # reports its own steps
+            proto, quant_info = quantize_onnx_for_target(proto, config, spec, calib, rep, quant)
     else:
         quant_info = None
     return exported, proto, quant_info
@@ -186,13 +193,14 @@ def _manifest(config: ExportConfig, spec, exported, rewrites: RewriteReport, bui
         "precision": config.precision.value,
         "model": {**spec.to_dict(), "flops": count_flops(model, spec.input_shape),
                   "checkpoint": ({"path": str(config.checkpoint), "sha256": sha256_file(Path(config.checkpoint))}
-                                 if config.checkpoint else None)},
+                                 if config.checkpoint else None),
+                  "source_options": config.source_options.to_dict()},
         "runtime": built.runtime,
         "runtime_options": built.options,
         "build": {"host": host_info(), "notes": built.notes},
         "inputs": inputs,
         "outputs": outputs,
-        "preprocess": spec.preprocess.to_dict(),
+        "preprocess": spec.preprocess_dict(),
         "export": {"exporter": exported.exporter, "opset": exported.opset, "ir_version": proto.ir_version,
                    "simplifier": exported.simplifier, "seconds": round(exported.seconds, 2), "notes": exported.notes,
                    "dynamic_batch": config.dynamic_batch} if exported is not None else built.export,

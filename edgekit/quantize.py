@@ -76,12 +76,15 @@ def recorded_config(bundle: Path, manifest: dict, out: Path, precision: Precisio
     export = manifest.get("export", {})
     options = {"device": manifest["runtime_options"]["device"]} if "device" in manifest.get("runtime_options", {}) else {}
     rw = manifest.get("rewrites", {})
+    from edgekit.config import SourceOptions
+
     return ExportConfig(source=source, target=Target.parse(manifest["target"]), precision=precision, out=out,
                         checkpoint=Path(ckpt["path"]) if ckpt.get("path") else None,
                         input_shape=tuple(model["input_shape"]) if model.get("input_shape") else None,
                         dynamic_batch=bool(export.get("dynamic_batch", False)), opset=int(export.get("opset", 17)),
                         rewrite=bool(rw.get("rules") or rw.get("swaps")) or _no_rewrites_exist(manifest["target"]),
-                        target_options=options, **overrides)
+                        target_options=options, source_options=SourceOptions.from_dict(model.get("source_options")),
+                        **overrides)
 
 
 def _no_rewrites_exist(target: str) -> bool:
@@ -151,7 +154,7 @@ def sensitivity_of_bundle(bundle: str | Path, *, calib: str | Path | None = None
     bundle = Path(bundle)
     config = recorded_config(bundle, read_manifest(bundle), bundle, Precision.INT8)
     with rep.step(f"load {config.source}"):
-        src = load_source(config.source, config.checkpoint, config.input_shape)
+        src = load_source(config.source, config.checkpoint, config.input_shape, config.source_options)
         spec = src.spec
         data = load_calibration(calib, spec.preprocess, calib_size)
         model = prepare_for_deploy(src.model)

@@ -9,7 +9,7 @@ Train-time graph (what checkpoints hold) and deploy graph (what is exported) dif
 * RepCPE, the conditional positional encoding ``x + dwconv7x7(x)``, folds into one depthwise conv;
 * the ConvMlp's conv-BN folds into one conv, and the attention block's pre-norm BN folds into ``qkv``.
 
-``edgekit.models.reparameterize_model`` calls every block's ``reparameterize()`` bottom-up. Nothing
+``edgekit.models.reparameterize_model`` calls every block's ``reparameterize()`` once, top-down. Nothing
 depends on the input resolution: attention (SA variants, last stage only) is global over the
 H/32 x W/32 tokens without a position bias; positions come from RepCPE's convolution.
 

@@ -12,7 +12,7 @@ export of an unmerged model silently drops them and computes something else. Her
 at the export state: every norm is applied in the graph until ``reparameterize()`` folds it, and
 folded norms become ``nn.Identity``. A model therefore exports correctly in either mode, with the
 same outputs (tested); only deploy mode is free of BatchNormalization nodes. ``reparameterize()``
-folds (children first, by :func:`edgekit.models.reparameterize_model`):
+folds (each block once, by :func:`edgekit.models.reparameterize_model`):
 
 * conv -> BN pairs (stem, patch embeddings, MHCA group conv) into the conv;
 * the pre-norm BN of every NCB into ``mlp.fc1``;

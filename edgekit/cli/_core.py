@@ -19,23 +19,38 @@ def console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False)
 
 
+DEBUG_HINT = "(run with --debug for the traceback)"
+
+
 def run(fn):
-    """Turn edgekit errors into one line and an exit code; keep tracebacks for bugs and --debug."""
+    """Turn every error into one line and an exit code: edgekit's own errors as they are, a failed stage
+    (:class:`edgekit.errors.StageFailure`) and any other exception with the hint to rerun with --debug,
+    which shows the traceback instead."""
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
-        from edgekit.errors import EdgekitError
+        from edgekit.errors import EdgekitError, StageFailure, first_line
 
         try:
             return fn(*args, **kwargs)
         except EdgekitError as e:
             if _DEBUG["on"]:
                 raise
-            click.echo(f"error: {e}", err=True)
+            hint = f" {DEBUG_HINT}" if isinstance(e, StageFailure) else ""
+            click.echo(f"error: {e}{hint}", err=True)
             sys.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted; nothing was written", err=True)
             sys.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own usage errors and exits
+        except Exception as e:  # noqa: BLE001 - a bug or a library failure outside any stage: still one line
+            if _DEBUG["on"]:
+                raise
+            command = click.get_current_context(silent=True)
+            name = command.info_name if command is not None else fn.__name__
+            click.echo(f"error: {name} failed: {first_line(e)} {DEBUG_HINT}", err=True)
+            sys.exit(1)
 
     return wrapper
 

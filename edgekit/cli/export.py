@@ -20,7 +20,17 @@ from edgekit.errors import UsageError
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="Bundle directory [default: bundles/<model>-<target>-<precision>].")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="State dict or training checkpoint (read with weights_only=True).")
+              help="State dict or training checkpoint (read with weights_only=True); a timm model is built with the "
+                   "classes its classifier has.")
+@click.option("--pretrained", is_flag=True,
+              help="timm:<name>[.<tag>]: timm's published weights, from the Hugging Face cache (downloaded if online).")
+@click.option("--num-classes", type=int, default=None, help="Classes of the model (must agree with a checkpoint).")
+@click.option("--labels", type=click.Path(path_type=Path), default=None,
+              help="Text file, one label per line, one line per class (in class order).")
+@click.option("--mean", default=None, metavar="R,G,B", help="Normalisation mean on the 0-1 scale, as timm writes it.")
+@click.option("--std", default=None, metavar="R,G,B", help="Normalisation std on the 0-1 scale.")
+@click.option("--resize", type=click.Choice(["bilinear", "bicubic", "nearest"], case_sensitive=False), default=None,
+              help="Resampling when frames are resized to the input size [default: the model's].")
 @click.option("--input-shape", default=None, help="NxCxHxW, e.g. 1x3x512x512 [default: the model's].")
 @click.option("--dynamic-batch", is_flag=True, help="Export with a dynamic batch dimension.")
 @click.option("--calib", type=click.Path(path_type=Path), default=None,
@@ -51,11 +61,12 @@ from edgekit.errors import UsageError
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 @run
-def export(model, target, precision, out, checkpoint, input_shape, dynamic_batch, calib, calib_size, method, percentile,
+def export(model, target, precision, out, checkpoint, pretrained, num_classes, labels, mean, std, resize, input_shape, dynamic_batch, calib, calib_size, method, percentile,
            keep_fp, max_drop, threads, opset,
            device, shapes, onnx_only, workspace, dla_core, timing_cache, version_compatible, hardware_compatibility,
            coreml_output, mobile, no_verify, no_rewrite, explain, force, quiet, as_json):
-    """Export MODEL (zoo name, timm:<name>, package.module:factory or a .pt2 file) to a bundle."""
+    """Export MODEL to a bundle: a zoo name, timm:<name>[.<tag>], hf:<repo id>, a model directory
+    (transformers save_pretrained or timm save_for_hf), package.module:factory, or a .pt2 file."""
     import edgekit
     from edgekit.errors import ParityError
 
@@ -64,14 +75,16 @@ def export(model, target, precision, out, checkpoint, input_shape, dynamic_batch
                                      version_compatible=version_compatible,
                                      hardware_compatibility=hardware_compatibility, coreml_output=coreml_output,
                                      mobile=mobile)
-    out = out or Path("bundles") / f"{model.replace(':', '_').replace('/', '_')}-{target}-{precision}"
+    name = Path(model).name if Path(model).is_dir() else model
+    out = out or Path("bundles") / f"{name.replace(':', '_').replace('/', '_')}-{target}-{precision}"
     progress = reporter(quiet, as_json)
     try:
         bundle = edgekit.export(model, target, out, precision=precision, checkpoint=checkpoint, input_shape=input_shape,
                                 dynamic_batch=dynamic_batch, calib=calib, calib_size=calib_size, threads=threads,
                                 opset=opset, verify=not no_verify, force=force, rewrite=not no_rewrite,
                                 target_options=target_options, reporter=progress, method=method,
-                                percentile=percentile, keep_fp=keep_fp, max_drop=max_drop)
+                                percentile=percentile, keep_fp=keep_fp, max_drop=max_drop, mean=mean, std=std,
+                                resize=resize, labels=labels, num_classes=num_classes, pretrained=pretrained)
     except ParityError as e:
         progress.close()
         if e.report is not None and not quiet:

@@ -1,0 +1,202 @@
+"""timm models: ``timm:<name>[.<tag>]`` and timm model directories (``config.json`` with ``architecture``).
+
+A timm architecture is built for the weights it will hold: ``--checkpoint`` decides the number of classes
+(the rows of the classifier that ``pretrained_cfg["classifier"]`` names) and, for models with an absolute
+position embedding, the image size it was trained at. ``--pretrained`` fetches the published weights of
+``<name>.<tag>`` through the Hugging Face cache (:mod:`edgekit.sources.hub`).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from torch import nn
+
+from edgekit.config import RESIZE_METHODS, SourceOptions, Task
+from edgekit.errors import UsageError
+from edgekit.preprocess import Preprocess
+from edgekit.sources.spec import FLAG, IMAGENET_MEAN, IMAGENET_STD, ModelSpec, SourceModel, check_shape
+from edgekit.sources.torch_sources import classes_from_state
+
+
+def _timm():
+    from edgekit.timm_compat import import_timm
+
+    return import_timm()
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """'efficientvit_b0.r224_in1k' -> ('efficientvit_b0', 'r224_in1k')."""
+    arch, _, tag = name.partition(".")
+    return arch, tag
+
+
+def _check_arch(timm, arch: str) -> None:
+    if not timm.is_model(arch):
+        near = [m for m in timm.list_models(f"*{arch.split('_')[0]}*")][:5]
+        hint = f" (timm has: {', '.join(near)})" if near else ""
+        raise UsageError(f"timm has no model {arch!r}{hint}")
+
+
+def timm_model(name: str, input_shape: tuple[int, ...] | None, options: SourceOptions, state: dict | None,
+               checkpoint: Path | None) -> SourceModel:
+    """``timm:<name>``: random weights, a checkpoint shaped to fit, or ``--pretrained`` from the hub."""
+    timm = _timm()
+    arch, tag = split_name(name)
+    _check_arch(timm, arch)
+    if options.pretrained:
+        if state is not None:
+            raise UsageError("give --pretrained or --checkpoint, not both: the checkpoint's weights would replace "
+                             "the published ones")
+        from edgekit.sources.hub import timm_snapshot
+
+        directory, origin = timm_snapshot(timm, arch, tag)
+        return timm_directory(directory, input_shape, options, source=f"timm:{name}", weights_origin=origin,
+                              arch=arch)
+    if tag:
+        raise UsageError(f"timm:{name} names published weights ({tag}); add --pretrained to load them from the "
+                         f"Hugging Face cache, or give timm:{arch} with --checkpoint PATH")
+    origin = {"weights": f"checkpoint {checkpoint}" if checkpoint else "random initialisation (no --checkpoint or "
+                                                                        "--pretrained)"}
+    kwargs: dict = {}
+    if options.num_classes is not None:
+        kwargs["num_classes"], origin["num_classes"] = options.num_classes, FLAG
+    if input_shape is not None:
+        kwargs["img_size"] = tuple(input_shape[2:])  # windowed / position-embedding models are built for it
+    model = _create(timm, arch, kwargs)
+    if state is not None:
+        model, kwargs = _fit_to_checkpoint(timm, arch, model, kwargs, state, options, origin, input_shape is None)
+        if input_shape is None and "img_size" in kwargs:  # the size the checkpoint's position embedding says
+            input_shape = (1, 3, *kwargs["img_size"])
+    pcfg = dict(getattr(model, "pretrained_cfg", {}) or {})
+    return _spec(model, arch, f"timm:{name}", pcfg, input_shape, origin, "timm pretrained_cfg", labels=None)
+
+
+def _create(timm, arch: str, kwargs: dict) -> nn.Module:
+    try:
+        return timm.create_model(arch, pretrained=False, **kwargs)
+    except TypeError:
+        if "img_size" not in kwargs:
+            raise
+        rest = {k: v for k, v in kwargs.items() if k != "img_size"}  # a model that takes any size
+        return timm.create_model(arch, pretrained=False, **rest)
+
+
+def _classifier_key(model: nn.Module) -> str | None:
+    names = (getattr(model, "pretrained_cfg", {}) or {}).get("classifier")
+    if isinstance(names, (tuple, list)):
+        names = names[0] if names else None
+    return f"{names}.weight" if names else None
+
+
+def _fit_to_checkpoint(timm, arch: str, model: nn.Module, kwargs: dict, state: dict, options: SourceOptions,
+                       origin: dict, size_free: bool) -> tuple[nn.Module, dict]:
+    """Rebuild ``model`` with the classes (and, for absolute position embeddings, the image size) that the
+    checkpoint's shapes say it was trained with. Records where each value came from in ``origin``."""
+    rebuilt = dict(kwargs)
+    found = classes_from_state(model, state, int(getattr(model, "num_classes", 0) or 0), _classifier_key(model))
+    if found is not None:
+        classes, key = found
+        if options.num_classes is not None and classes != options.num_classes:
+            raise UsageError(f"--num-classes {options.num_classes} contradicts the checkpoint: its classifier {key} "
+                             f"has {classes} outputs")
+        if classes != getattr(model, "num_classes", None):
+            rebuilt["num_classes"] = classes
+        origin["num_classes"] = f"checkpoint ({key})"
+    size = _size_from_pos_embed(model, state) if size_free else None
+    if size is not None:
+        rebuilt["img_size"] = size
+        origin["size"] = "checkpoint (pos_embed)"
+    if rebuilt != kwargs:
+        model = _create(timm, arch, rebuilt)
+    return model, rebuilt
+
+
+def _size_from_pos_embed(model: nn.Module, state: dict) -> tuple[int, int] | None:
+    """The square image size a checkpoint's absolute position embedding was trained for, when it differs
+    from the model's (a ViT fine-tuned at 384); None otherwise."""
+    pos, own = state.get("pos_embed"), getattr(model, "pos_embed", None)
+    embed = getattr(model, "patch_embed", None)
+    if pos is None or own is None or embed is None or pos.ndim != 3 or tuple(pos.shape) == tuple(own.shape):
+        return None
+    grid = getattr(embed, "grid_size", None)
+    patch = getattr(embed, "patch_size", None)
+    if grid is None or patch is None:
+        return None
+    prefix = own.shape[1] - int(grid[0]) * int(grid[1])
+    side = math.isqrt(max(int(pos.shape[1]) - prefix, 0))
+    if side * side != pos.shape[1] - prefix or side == 0:
+        return None
+    return side * int(patch[0]), side * int(patch[1])
+
+
+def timm_directory(directory: Path, input_shape: tuple[int, ...] | None, options: SourceOptions, source: str,
+                   weights_origin: str, arch: str | None = None) -> SourceModel:
+    """A directory written by timm's ``save_for_hf`` (or a timm hub repo): ``config.json`` with ``architecture``,
+    ``num_classes``, ``pretrained_cfg``, optional ``label_names`` and ``model_args``, and the weights."""
+    from edgekit.checkpoint import load_into
+    from edgekit.sources.directory import read_weights
+
+    timm = _timm()
+    config = json.loads((directory / "config.json").read_text())
+    name = config.get("architecture")
+    if not isinstance(name, str) or not name:
+        raise UsageError(f"{directory}/config.json has no 'architecture'; it is not a timm model directory")
+    if arch is not None and name != arch:
+        raise UsageError(f"{source}: the repo's config.json builds {name!r}, not {arch!r}")
+    _check_arch(timm, name)
+    state, weights_file = read_weights(directory)
+    here = "model files (config.json)"
+    origin = {"weights": weights_origin}
+    kwargs = dict(config.get("model_args") or {})
+    kwargs.pop("pretrained_cfg", None)
+    if config.get("num_classes") is not None:
+        kwargs["num_classes"] = int(config["num_classes"])
+        origin["num_classes"] = here
+    if config.get("global_pool") is not None:
+        kwargs.setdefault("global_pool", config["global_pool"])
+    if input_shape is not None:
+        kwargs["img_size"] = tuple(input_shape[2:])
+    model = _create(timm, name, kwargs)
+    found = classes_from_state(model, state, int(getattr(model, "num_classes", 0) or 0), _classifier_key(model))
+    if found is not None and found[0] != getattr(model, "num_classes", None):
+        raise UsageError(f"{weights_file} does not fit {directory}/config.json: its classifier {found[1]} has "
+                         f"{found[0]} outputs, config.json says num_classes {config.get('num_classes')}")
+    if options.num_classes is not None and options.num_classes != getattr(model, "num_classes", None):
+        raise UsageError(f"--num-classes {options.num_classes} contradicts {directory}: its weights have "
+                         f"{getattr(model, 'num_classes', '?')} classes")
+    load_into(model, state, weights_file)
+    pcfg = {**(getattr(model, "pretrained_cfg", {}) or {}), **(config.get("pretrained_cfg") or {})}
+    labels = config.get("label_names")
+    return _spec(model, name, source, pcfg, input_shape, origin, here,
+                 labels=tuple(str(x) for x in labels) if isinstance(labels, list) and labels else None)
+
+
+def _spec(model: nn.Module, arch: str, source: str, pcfg: dict, input_shape: tuple[int, ...] | None, origin: dict,
+          cfg_origin: str, labels: tuple[str, ...] | None) -> SourceModel:
+    num_classes = int(getattr(model, "num_classes", pcfg.get("num_classes", 1000)) or 0)
+    if num_classes < 1:
+        raise UsageError(f"{source} has no classifier (num_classes=0): edgekit exports classification and "
+                         f"segmentation models; pass --num-classes N for a classifier, or a checkpoint that has one")
+    shape = tuple(input_shape) if input_shape else (1, *pcfg.get("input_size", (3, 224, 224)))
+    check_shape(shape, 1, source)
+    origin.setdefault("size", "flag (--input-shape)" if input_shape else cfg_origin)
+    origin.setdefault("num_classes", cfg_origin)
+    interp = pcfg.get("interpolation", "bilinear")
+    for key, present in (("mean", "mean" in pcfg), ("std", "std" in pcfg), ("resize", "interpolation" in pcfg)):
+        origin[key] = cfg_origin if present else "default (ImageNet)"
+    if interp not in RESIZE_METHODS:
+        origin["resize"] = f"{cfg_origin}: {interp}, run as bilinear (edgekit resizes with {', '.join(RESIZE_METHODS)})"
+    if labels is None and num_classes == 1000 and pcfg.get("num_classes", 1000) == 1000:
+        labels, origin["labels"] = "imagenet", cfg_origin
+    elif labels is not None:
+        origin["labels"] = cfg_origin
+    if isinstance(labels, tuple) and len(labels) != num_classes:
+        raise UsageError(f"{source}: label_names has {len(labels)} entries for {num_classes} classes")
+    spec = ModelSpec(name=arch, source=source, task=Task.CLASSIFICATION, input_shape=shape,
+                     preprocess=Preprocess(size=tuple(shape[2:]), mean=tuple(pcfg.get("mean", IMAGENET_MEAN)),
+                                           std=tuple(pcfg.get("std", IMAGENET_STD)),
+                                           resize=interp if interp in RESIZE_METHODS else "bilinear"),
+                     num_classes=num_classes, labels=labels or "", origin=origin)
+    return SourceModel(model, spec)
