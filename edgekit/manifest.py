@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edgekit.errors import UsageError
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: model.origin, preprocess.origin, model.source_options, labels as a list
 MANIFEST_FILE = "manifest.json"
 
 

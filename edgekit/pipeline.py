@@ -203,7 +203,9 @@ def _manifest(config: ExportConfig, spec, exported, rewrites: RewriteReport, bui
         "preprocess": spec.preprocess_dict(),
         "export": {"exporter": exported.exporter, "opset": exported.opset, "ir_version": proto.ir_version,
                    "simplifier": exported.simplifier, "seconds": round(exported.seconds, 2), "notes": exported.notes,
-                   "dynamic_batch": config.dynamic_batch} if exported is not None else built.export,
+                   "dynamic_batch": config.dynamic_batch,
+                   "requested_input_shape": list(config.input_shape) if config.input_shape else None}
+                  if exported is not None else built.export,
         "rewrites": rewrites.to_dict(),
         "plugins": [{"name": p, "domain": "edgekit", "version": 1, "sha256": plugin_hashes.get(p, "")} for p in plugins],
         "quantization": quant_info,

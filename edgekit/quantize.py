@@ -80,11 +80,19 @@ def recorded_config(bundle: Path, manifest: dict, out: Path, precision: Precisio
 
     return ExportConfig(source=source, target=Target.parse(manifest["target"]), precision=precision, out=out,
                         checkpoint=Path(ckpt["path"]) if ckpt.get("path") else None,
-                        input_shape=tuple(model["input_shape"]) if model.get("input_shape") else None,
+                        input_shape=_requested_shape(model, export),
                         dynamic_batch=bool(export.get("dynamic_batch", False)), opset=int(export.get("opset", 17)),
                         rewrite=bool(rw.get("rules") or rw.get("swaps")) or _no_rewrites_exist(manifest["target"]),
                         target_options=options, source_options=SourceOptions.from_dict(model.get("source_options")),
                         **overrides)
+
+
+def _requested_shape(model: dict, export: dict) -> tuple[int, ...] | None:
+    """The --input-shape the bundle was exported with (None: the model's own, which gives the same shape);
+    bundles from before it was recorded: the shape they have."""
+    if "requested_input_shape" in export:
+        return tuple(export["requested_input_shape"]) if export["requested_input_shape"] else None
+    return tuple(model["input_shape"]) if model.get("input_shape") else None
 
 
 def _no_rewrites_exist(target: str) -> bool:

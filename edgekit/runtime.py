@@ -28,6 +28,18 @@ class BundleRunner:
     def task(self) -> Task:
         return Task.parse(self.manifest["model"]["task"])
 
+    @property
+    def labels(self) -> list[str] | None:
+        """One label per class, in class order, when the bundle lists them (``--labels``, a model directory's
+        ``id2label`` / ``label_names``); None otherwise."""
+        labels = self.manifest["model"].get("labels")
+        return list(labels) if isinstance(labels, list) else None
+
+    def label(self, index: int) -> str:
+        """The label of class ``index``, or the index as text when the bundle lists none."""
+        labels = self.labels
+        return labels[index] if labels is not None and 0 <= index < len(labels) else str(index)
+
     def infer(self, x: np.ndarray) -> np.ndarray:
         """Run an already-preprocessed float32 tensor; returns the first output."""
         return self.runner.infer({self.runner.input_names[0]: x.astype(np.float32, copy=False)})[0]

@@ -55,6 +55,7 @@ REFUSED = {
     "bad minor version": (_set("schema_version", "1.x"), "at schema_version: "),
     "edgekit_version not a string": (_set("edgekit_version", 3), "at edgekit_version: "),
     "unknown task": (_set("model.task", "detection"), "at model.task: "),
+    "a label that is not a string": (_set("model.labels", ["cat", 3]), "at model.labels[1]: "),
     "runtime without version": (_set("runtime.version", DELETE), "at runtime: 'version' is a required property"),
     "runtime_options not an object": (_set("runtime_options", "CPU"), "at runtime_options: "),
     "no inputs listed": (_set("inputs", []), "at inputs: "),
@@ -82,6 +83,7 @@ ACCEPTED = {
     "unknown fields": _set("future", {"anything": [1, 2]}),
     "dynamic batch": _set("inputs.0.shape.0", "batch"),
     "no labels": _set("model.labels", None),
+    "labels listed": _set("model.labels", ["cat", "dog"]),
     "no byte counts": _set("files.0.bytes", DELETE),
 }
 
@@ -103,7 +105,7 @@ def _cpp_check(cpp, b):
 def test_schema_version_is_one_source_of_truth(cpp):
     schema = json.loads(SCHEMA_FILE.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
-    assert schema["x-schema-version"] == SCHEMA_VERSION == "1.0"
+    assert schema["x-schema-version"] == SCHEMA_VERSION == "1.1"
     out = subprocess.run([str(cpp.edgekit_run), "--version"], capture_output=True, text=True, check=True).stdout
     assert f"manifest schema {SCHEMA_VERSION};" in out
 

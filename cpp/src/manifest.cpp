@@ -191,6 +191,14 @@ Manifest from_json(const json& m) {
   const json& model = object(require(m, "", "model"), "model");
   out.task = one_of(require(model, "model", "task"), "model.task", {"classification", "segmentation"});
   if (model.contains("name") && model["name"].is_string()) out.model_name = model["name"].get<std::string>();
+  if (model.contains("labels")) {  // a label set's name, one label per class, or null
+    const json& labels = model["labels"];
+    if (labels.is_array()) {
+      for (std::size_t i = 0; i < labels.size(); ++i) out.labels.push_back(string(labels[i], at("model.labels", i)));
+    } else if (!labels.is_string() && !labels.is_null()) {
+      throw SchemaViolation{"model.labels", labels.dump() + " is not of type 'string', 'array', 'null'"};
+    }
+  }
   const json& runtime = object(require(m, "", "runtime"), "runtime");
   out.runtime_name = string(require(runtime, "runtime", "name"), "runtime.name", 1);
   out.runtime_version = string(require(runtime, "runtime", "version"), "runtime.version", 1);

@@ -40,7 +40,7 @@ def snapshot(repo_id: str) -> tuple[Path, str]:
     except ImportError:
         raise UsageError("hub sources need huggingface_hub: pip install huggingface_hub") from None
     cache = cache_dir()
-    kwargs = dict(cache_dir=str(cache), revision=revision or None)
+    kwargs = dict(cache_dir=str(cache), revision=revision or None, endpoint=os.environ.get("HF_ENDPOINT") or None)
 
     def fetch(patterns: list[str], local: bool) -> Path:
         return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=local, **kwargs))

@@ -166,7 +166,14 @@ def timm_directory(directory: Path, input_shape: tuple[int, ...] | None, options
     if options.num_classes is not None and options.num_classes != getattr(model, "num_classes", None):
         raise UsageError(f"--num-classes {options.num_classes} contradicts {directory}: its weights have "
                          f"{getattr(model, 'num_classes', '?')} classes")
-    load_into(model, state, weights_file)
+    saved = tuple((config.get("pretrained_cfg") or {}).get("input_size") or ())
+    try:
+        load_into(model, state, weights_file)
+    except UsageError as e:
+        if input_shape is not None and len(saved) == 3 and tuple(input_shape[1:]) != saved:
+            raise UsageError(f"{e}; it was saved for 1x{'x'.join(map(str, saved))} (config.json): its size-dependent "
+                             f"tensors need that input shape") from None
+        raise
     pcfg = {**(getattr(model, "pretrained_cfg", {}) or {}), **(config.get("pretrained_cfg") or {})}
     labels = config.get("label_names")
     return _spec(model, name, source, pcfg, input_shape, origin, here,

@@ -61,6 +61,23 @@ def test_classification_parity_with_python_runtime(cpp, zoo_bundle, tmp_path, na
                                rtol=1e-4)  # softmax of logits that agree to ~1e-6
 
 
+def test_labels_from_the_manifest(cpp, tmp_path):
+    """A bundle exported with --labels names its classes in both runtimes; one without labels prints none."""
+    names = [f"digit {i}" for i in range(10)]
+    (tmp_path / "labels.txt").write_text("\n".join(names) + "\n")
+    bundle = tmp_path / "tiny-openvino"
+    edgekit.export("tests.fixtures.tiny:tiny_classifier", "openvino", bundle, labels=tmp_path / "labels.txt",
+                   calib_size=2)
+    path = bundled_images_dir() / PNGS[0]
+    runner = edgekit.runtime.load(bundle)
+    assert runner.labels == names
+    res, _, _ = cpp_result(cpp, bundle, path, tmp_path, "--top", "3")
+    want = [(i, runner.label(i)) for i, _ in runner.classify(read_image(path), k=3)]
+    assert [(t["index"], t["label"]) for t in res["top"]] == want
+    human = run_cpp(cpp, bundle, path, "--top", "3").stdout
+    assert all(label in human for _, label in want)
+
+
 def test_segmentation_label_map_matches_python(cpp, seg_bundle, tmp_path):
     from PIL import Image
 

@@ -169,7 +169,12 @@ int run(const Args& a) {
   const bool classification = bundle.manifest().task == "classification";
   if (classification) {
     result["top"] = nlohmann::json::array();
-    for (const auto& c : edgekit::top_k(output, a.top)) result["top"].push_back({{"index", c.index}, {"probability", c.probability}});
+    const auto& names = bundle.manifest().labels;  // the bundle's labels, when it lists them
+    for (const auto& c : edgekit::top_k(output, a.top)) {
+      nlohmann::json entry = {{"index", c.index}, {"probability", c.probability}};
+      if (c.index >= 0 && static_cast<std::size_t>(c.index) < names.size()) entry["label"] = names[static_cast<std::size_t>(c.index)];
+      result["top"].push_back(entry);
+    }
   } else {
     edgekit::LabelMap labels = edgekit::argmax_labels(output);
     std::set<int> present(labels.labels.begin(), labels.labels.end());
@@ -189,9 +194,11 @@ int run(const Args& a) {
               bundle.manifest().target.c_str(), bundle.manifest().precision.c_str(),
               bundle.manifest().runtime_name.c_str(), bundle.manifest().runtime_version.c_str());
   if (classification) {
-    std::printf("  rank  class  probability\n");
+    std::printf("  rank  class  probability  label\n");
     int rank = 1;
-    for (const auto& c : result["top"]) std::printf("  %4d  %5d  %.4f\n", rank++, c["index"].get<int>(), c["probability"].get<double>());
+    for (const auto& c : result["top"])
+      std::printf("  %4d  %5d  %11.4f  %s\n", rank++, c["index"].get<int>(), c["probability"].get<double>(),
+                  c.contains("label") ? c["label"].get<std::string>().c_str() : "");
   } else {
     const auto& lm = result["label_map"];
     std::printf("  label map %dx%d, classes present: %s%s\n", lm["height"].get<int>(), lm["width"].get<int>(),

@@ -52,6 +52,7 @@ struct Manifest {
   std::string precision;  // fp32, fp16, bf16, int8
   std::string task;       // classification, segmentation
   std::string model_name;
+  std::vector<std::string> labels;  // model.labels when it lists one label per class; empty otherwise
   std::string runtime_name;     // onnxruntime, openvino, tensorrt, ...
   std::string runtime_version;  // what the artifact was built with
   std::map<std::string, std::string> runtime_facts;    // runtime's scalar fields, as text (compute_capability, ...)
