@@ -275,6 +275,9 @@ RECIPES = {r.name: r for r in (
     Recipe("efficientvit_b0_seg", "zoo:efficientvit_b0_seg", "segmentation", {}, epochs=20),
     # tiny hybrids (above): trained in well under a minute on an idle machine, for the test suite
     Recipe("tiny_classifier", "local:tiny_hybrid", "classification", {}, epochs=12, lr=3e-3, batch=32),
+    # a timm architecture fine-tuned on the digits' ten classes, as users fine-tune timm backbones on theirs; saved
+    # as a state dict, a timm directory and a transformers directory by the "models you bring" flow (tests/test_user_flow.py)
+    Recipe("timm_coatnet", "timm:test_coatnet", "classification", {}, epochs=6, lr=2e-3, batch=32),
     Recipe("tiny_segmenter", "local:tiny_hybrid_seg", "segmentation", {}, epochs=12, lr=3e-3, batch=32,
            seg_per_epoch=960),
 )}
@@ -290,6 +293,12 @@ def build(recipe: Recipe, size: int | None = None) -> nn.Module:
     size = (size or recipe.size,) * 2
     if recipe.build.startswith("zoo:"):
         model = create_model(recipe.build[4:], img_size=size, num_classes=recipe.num_classes, **recipe.kwargs)
+    elif recipe.build.startswith("timm:"):
+        from edgekit.timm_compat import import_timm
+
+        model = import_timm().create_model(recipe.build[5:], pretrained=False, num_classes=recipe.num_classes,
+                                           **{**recipe.kwargs, "img_size": size})
+        return model  # a plain timm model, as users have it: edgekit reads its pretrained_cfg
     else:
         model = globals()[recipe.build.split(":")[1]](num_classes=recipe.num_classes, **recipe.kwargs)
     stride = 1

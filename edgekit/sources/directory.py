@@ -2,7 +2,8 @@
 
 Both hold a ``config.json`` and the weights (``model.safetensors``, sharded safetensors with an index, or
 ``pytorch_model.bin``). A config with ``architecture`` and no ``model_type`` is timm's; one with
-``model_type`` is transformers'. Weights are read without executing pickles, as ``--checkpoint`` is.
+``model_type`` is transformers' (but for ``timm_wrapper``, transformers' wrapper of a timm model, which is read as
+timm's). Weights are read without executing pickles, as ``--checkpoint`` is.
 """
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ def directory_kind(directory: Path) -> str:
     if not isinstance(config, dict):
         raise UsageError(f"{config_file} is not a JSON object; the directory is damaged")
     weight_files(directory)  # no weights is an error before anything is built
+    if config.get("model_type") == "timm_wrapper":
+        # transformers' TimmWrapper holds a timm model under timm_model.; it is built with timm itself (transformers
+        # refuses to build it without torchvision, which edgekit does not need), as its forward is the timm model's
+        return "timm"
     if "model_type" in config:
         return "transformers"
     if "architecture" in config:

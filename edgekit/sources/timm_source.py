@@ -149,10 +149,13 @@ def timm_directory(directory: Path, input_shape: tuple[int, ...] | None, options
     state, weights_file = read_weights(directory)
     here = "model files (config.json)"
     origin = {"weights": weights_origin}
+    if config.get("model_type") == "timm_wrapper":  # transformers' TimmWrapper: the timm model's keys, prefixed
+        state = _unwrapped(state, weights_file)
     kwargs = dict(config.get("model_args") or {})
     kwargs.pop("pretrained_cfg", None)
-    if config.get("num_classes") is not None:
-        kwargs["num_classes"] = int(config["num_classes"])
+    classes = config.get("num_classes", config.get("num_labels"))
+    if classes is not None:
+        kwargs["num_classes"] = int(classes)
         origin["num_classes"] = here
     if config.get("global_pool") is not None:
         kwargs.setdefault("global_pool", config["global_pool"])
@@ -174,10 +177,31 @@ def timm_directory(directory: Path, input_shape: tuple[int, ...] | None, options
             raise UsageError(f"{e}; it was saved for 1x{'x'.join(map(str, saved))} (config.json): its size-dependent "
                              f"tensors need that input shape") from None
         raise
-    pcfg = {**(getattr(model, "pretrained_cfg", {}) or {}), **(config.get("pretrained_cfg") or {})}
-    labels = config.get("label_names")
+    written = config.get("pretrained_cfg") or {}
+    pcfg = {**(getattr(model, "pretrained_cfg", {}) or {}), **written}
+    labels = config.get("label_names") or _id2label(config)
+    if labels:
+        origin["labels"] = here
+    for key, field in (("mean", "mean"), ("std", "std"), ("resize", "interpolation"), ("size", "input_size")):
+        if field not in written:  # not in the directory: timm's defaults for the architecture
+            origin.setdefault(key, "timm pretrained_cfg (not in config.json)")
     return _spec(model, name, source, pcfg, input_shape, origin, here,
                  labels=tuple(str(x) for x in labels) if isinstance(labels, list) and labels else None)
+
+
+def _unwrapped(state: dict, weights_file: Path) -> dict:
+    prefix = "timm_model."
+    if not state or not all(k.startswith(prefix) for k in state):
+        raise UsageError(f"{weights_file} is not a TimmWrapper's: its keys do not all start with {prefix}")
+    return {k[len(prefix):]: v for k, v in state.items()}
+
+
+def _id2label(config: dict) -> list[str] | None:
+    id2label = config.get("id2label") or {}
+    names = [id2label.get(str(i), id2label.get(i)) for i in range(len(id2label))]
+    if not names or any(n is None for n in names) or all(str(n) == f"LABEL_{i}" for i, n in enumerate(names)):
+        return None
+    return [str(n) for n in names]
 
 
 def _spec(model: nn.Module, arch: str, source: str, pcfg: dict, input_shape: tuple[int, ...] | None, origin: dict,
@@ -192,13 +216,13 @@ def _spec(model: nn.Module, arch: str, source: str, pcfg: dict, input_shape: tup
     origin.setdefault("num_classes", cfg_origin)
     interp = pcfg.get("interpolation", "bilinear")
     for key, present in (("mean", "mean" in pcfg), ("std", "std" in pcfg), ("resize", "interpolation" in pcfg)):
-        origin[key] = cfg_origin if present else "default (ImageNet)"
+        origin.setdefault(key, cfg_origin if present else "default (ImageNet)")
     if interp not in RESIZE_METHODS:
         origin["resize"] = f"{cfg_origin}: {interp}, run as bilinear (edgekit resizes with {', '.join(RESIZE_METHODS)})"
     if labels is None and num_classes == 1000 and pcfg.get("num_classes", 1000) == 1000:
         labels, origin["labels"] = "imagenet", cfg_origin
     elif labels is not None:
-        origin["labels"] = cfg_origin
+        origin.setdefault("labels", cfg_origin)
     if isinstance(labels, tuple) and len(labels) != num_classes:
         raise UsageError(f"{source}: label_names has {len(labels)} entries for {num_classes} classes")
     spec = ModelSpec(name=arch, source=source, task=Task.CLASSIFICATION, input_shape=shape,
