@@ -34,6 +34,13 @@ def manifest_summary(m: dict, explain: bool = False) -> Group:
     head.add_column()
     model = m.get("model", {})
     head.add_row("model", f"{model.get('name')} ({model.get('task')}, {model.get('num_classes')} classes) from {model.get('source')}")
+    origin = model.get("origin") or {}
+    if origin.get("weights"):
+        head.add_row("weights", origin["weights"])
+    labels = model.get("labels")
+    if isinstance(labels, list) and labels:
+        shown = ", ".join(labels[:5]) + (f", ... ({len(labels)})" if len(labels) > 5 else "")
+        head.add_row("labels", f"{shown} [dim]({origin.get('labels', '')})[/dim]" if origin.get("labels") else shown)
     head.add_row("target", f"{m['target']} {m['precision']} on {m.get('runtime', {}).get('name')} {m.get('runtime', {}).get('version')}")
     if m.get("runtime_options"):
         head.add_row("runtime options", ", ".join(f"{k}={v}" for k, v in m["runtime_options"].items()))
@@ -43,6 +50,9 @@ def manifest_summary(m: dict, explain: bool = False) -> Group:
     if pp:
         head.add_row("preprocess", f"resize {pp['size'][0]}x{pp['size'][1]} {pp['resize']}, {pp['channel_order']}, "
                                    f"mean {tuple(round(v, 3) for v in pp['mean'])}, std {tuple(round(v, 3) for v in pp['std'])}, {pp['layout']}")
+        sources = sorted(set((pp.get("origin") or {}).values()))
+        if sources:
+            head.add_row("preprocess from", "; ".join(sources))
     if model.get("flops"):
         head.add_row("compute", f"{model['flops'] / 1e9:.2f} GFLOP per forward")
     ex = m.get("export", {})

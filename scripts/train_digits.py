@@ -227,6 +227,20 @@ def tiny_hybrid_seg(num_classes: int = 11) -> TinyHybrid:
     return TinyHybrid(num_classes, seg=True)
 
 
+def hf_segformer(num_classes: int = 11) -> nn.Module:
+    """A small transformers SegFormer (four stages of one block, 16-64 channels), wrapped to return its logits
+    (B, classes, H / 4, W / 4); ``.model`` is the transformers model, for ``save_pretrained``."""
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+    from edgekit.sources.hf import SegmentationLogits
+
+    config = SegformerConfig(hidden_sizes=[16, 32, 48, 64], num_attention_heads=[1, 2, 2, 4], depths=[1, 1, 1, 1],
+                             decoder_hidden_size=64, num_labels=num_classes, sr_ratios=[8, 4, 2, 1],
+                             id2label={0: "background", **{i + 1: f"digit {i}" for i in range(num_classes - 1)}})
+    config.label2id = {v: k for k, v in config.id2label.items()}
+    return SegmentationLogits(SegformerForSemanticSegmentation(config))
+
+
 # --------------------------------------------------------------------------------------------- recipes
 
 @dataclass(frozen=True)
@@ -278,6 +292,8 @@ RECIPES = {r.name: r for r in (
     # a timm architecture fine-tuned on the digits' ten classes, as users fine-tune timm backbones on theirs; saved
     # as a state dict, a timm directory and a transformers directory by the "models you bring" flow (tests/test_user_flow.py)
     Recipe("timm_coatnet", "timm:test_coatnet", "classification", {}, epochs=6, lr=2e-3, batch=32),
+    # a transformers model trained the same way, saved with save_pretrained by the same flow
+    Recipe("hf_segformer", "local:hf_segformer", "segmentation", {}, epochs=12, lr=3e-3, batch=32, seg_per_epoch=960),
     Recipe("tiny_segmenter", "local:tiny_hybrid_seg", "segmentation", {}, epochs=12, lr=3e-3, batch=32,
            seg_per_epoch=960),
 )}
@@ -296,8 +312,13 @@ def build(recipe: Recipe, size: int | None = None) -> nn.Module:
     elif recipe.build.startswith("timm:"):
         from edgekit.timm_compat import import_timm
 
-        model = import_timm().create_model(recipe.build[5:], pretrained=False, num_classes=recipe.num_classes,
-                                           **{**recipe.kwargs, "img_size": size})
+        timm = import_timm()
+        try:
+            model = timm.create_model(recipe.build[5:], pretrained=False, num_classes=recipe.num_classes,
+                                      **{**recipe.kwargs, "img_size": size})
+        except TypeError:  # an architecture that takes any size
+            model = timm.create_model(recipe.build[5:], pretrained=False, num_classes=recipe.num_classes,
+                                      **recipe.kwargs)
         return model  # a plain timm model, as users have it: edgekit reads its pretrained_cfg
     else:
         model = globals()[recipe.build.split(":")[1]](num_classes=recipe.num_classes, **recipe.kwargs)
