@@ -7,40 +7,24 @@ handwritten digits once and caches them (``$EDGEKIT_CACHE``, default ~/.cache/ed
 """
 from __future__ import annotations
 
-import os
-
 import pytest
+
+from tests.digits import trained
 
 CLS = "scripts.train_digits:tiny_classifier_digits"
 SEG = "scripts.train_digits:tiny_segmenter_digits"
 
 
-def _trained(name: str):
-    pytest.importorskip("sklearn", reason="the digits dataset ships with scikit-learn (pip install scikit-learn)")
-    import torch
-
-    from scripts import train_digits as td
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
-    try:
-        root = td.write_folders()
-        td.train(td.RECIPES[name], log=lambda *_: None)
-    finally:
-        torch.set_num_threads(threads)
-    return root
-
-
 @pytest.fixture(scope="session")
 def digits():
     """The digits cache dir with its labeled folders and the tiny classifier's checkpoint (trained if missing)."""
-    return _trained("tiny_classifier")
+    return trained("tiny_classifier")
 
 
 @pytest.fixture(scope="session")
 def digits_seg(digits):
     """The same dir, with the tiny segmenter's checkpoint too."""
-    return _trained("tiny_segmenter")
+    return trained("tiny_segmenter")
 
 
 @pytest.fixture(autouse=True)
