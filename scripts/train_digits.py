@@ -293,7 +293,7 @@ RECIPES = {r.name: r for r in (
     # as a state dict, a timm directory and a transformers directory by the "models you bring" flow (tests/test_user_flow.py)
     # (MobileViT: convolutions and attention, and among the small timm hybrids the fastest to learn from scratch here:
     # 75% top-1 after 200 steps, where test_vit had 14%, test_mambaout 52%, the tiny hybrid 43%)
-    Recipe("timm_mobilevit", "timm:mobilevit_xxs", "classification", {}, epochs=6, lr=2e-3, batch=32),
+    Recipe("timm_mobilevit", "timm:mobilevit_xxs", "classification", {}, epochs=8, lr=2e-3, batch=32),
     # a transformers model trained the same way, saved with save_pretrained by the same flow
     Recipe("hf_segformer", "local:hf_segformer", "segmentation", {}, epochs=12, lr=3e-3, batch=32, seg_per_epoch=960),
     Recipe("tiny_segmenter", "local:tiny_hybrid_seg", "segmentation", {}, epochs=12, lr=3e-3, batch=32,

@@ -47,6 +47,9 @@ def transformers_builds_timm():
 
 def _save_three_ways(tmp_path, checkpoint) -> dict[str, list[str]]:
     """The fine-tuned model as users save it; returns the export arguments for each way."""
+    from edgekit.timm_compat import import_timm
+
+    import_timm()  # timm without torchvision (edgekit's scoped stand-in), before any timm submodule
     from timm.models._hub import save_for_hf
 
     from scripts import train_digits as td
