@@ -258,6 +258,10 @@ def size_divisor(config) -> int:
     strides = getattr(config, "strides", None)
     if config.model_type == "segformer" and strides:
         return math.prod(int(s) for s in strides)
+    if config.model_type == "hiera":  # patch_size is the patch embedding's kernel; it strides by patch_stride,
+        # each later stage pools by query_stride, and the tokens must tile into mask units
+        pooled = config.query_stride[0] ** (len(depths) - 1)
+        return config.patch_stride[0] * math.lcm(pooled, config.masked_unit_size[0])
     if depths is not None and isinstance(patch, int):
         return patch * 2 ** (len(depths) - 1)  # Swin-style: patch embedding, then a 2x merge per stage
     if depths is not None or getattr(config, "hidden_sizes", None) is not None:

@@ -149,8 +149,10 @@ class CoreMlBackend(TargetBackend):
         report = inspect_spec(mlmodel.get_spec(), compute)
         report.check()
         mlmodel.short_description = f"{spec.name} ({spec.task.value}), exported by edgekit"
+        # metadata values are strings: a label set's name as it is, one label per class as a JSON list
+        label_names = spec.labels if isinstance(spec.labels, str) else json.dumps(list(spec.labels))
         mlmodel.user_defined_metadata.update({"edgekit.preprocess": json.dumps(pre.to_dict()),
-                                              "edgekit.output": output, "edgekit.labels": spec.labels or ""})
+                                              "edgekit.output": output, "edgekit.labels": label_names})
         mlmodel.save(str(out_dir / PACKAGE))
         files = sorted((p.relative_to(out_dir).as_posix() for p in (out_dir / PACKAGE).rglob("*") if p.is_file()),
                        key=lambda f: (not f.endswith("Manifest.json"), f))  # the package's own manifest first

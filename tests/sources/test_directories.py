@@ -100,6 +100,18 @@ def test_a_flag_beats_the_model_files(tmp_path):
                              "resize": "flag"}
 
 
+@pytest.mark.parametrize("name, divisor", [("ViTConfig", 16), ("SwinConfig", 32), ("SegformerConfig", 32),
+                                           ("HieraConfig", 32), ("ConvNextConfig", 32), ("Dinov2Config", 14)])
+def test_size_divisor(name, divisor):
+    """What H and W must be multiples of: a ViT's patch, a hierarchy's total stride (Hiera's patch_size is its
+    patch embedding's kernel, 7; it strides by 4 and pools 2x three times)."""
+    import transformers
+
+    from edgekit.sources.hf import size_divisor
+
+    assert size_divisor(getattr(transformers, name)()) == divisor
+
+
 # ------------------------------------------------------------------------------------------- bad directories
 
 def _vit(tmp_path):
