@@ -159,10 +159,8 @@ def evaluate_fn(infer: Infer, data: LabeledSet, preprocess, num_classes: int, re
     correct = ref_correct = agree = total_px = 0
     conf = np.zeros((num_classes, num_classes), np.int64)
     ref_conf = np.zeros_like(conf)
-    for i in range(n):
-        x = preprocess(read_image(data.paths[i]))
+    for i, x, ref in _with_reference(data, preprocess, reference, n):
         out = infer(x)
-        ref = reference(x) if reference is not None else None
         label = data.label(i)
         if data.task is Task.CLASSIFICATION:
             pred = int(np.asarray(out).reshape(-1)[:num_classes].argmax())
@@ -190,6 +188,19 @@ def evaluate_fn(infer: Infer, data: LabeledSet, preprocess, num_classes: int, re
         ref_metric = float(np.nanmean(_iou(ref_conf))) if reference is not None else None
         agreement = agree / total_px if reference is not None else None
     return metric, agreement, ref_metric, n
+
+
+def _with_reference(data: LabeledSet, preprocess, reference: Infer | None, n: int):
+    """(index, preprocessed image, the reference's output or None) for the first ``n`` images; a reference
+    that takes any batch (a PyTorch model) runs :data:`~edgekit.parity.REFERENCE_CHUNK` images at a time."""
+    from edgekit.parity import REFERENCE_CHUNK, run_reference
+
+    chunk = REFERENCE_CHUNK if getattr(reference, "batchable", False) else 1
+    for start in range(0, n, chunk):
+        xs = [preprocess(read_image(data.paths[i])) for i in range(start, min(start + chunk, n))]
+        refs = run_reference(reference, xs) if reference is not None else [None] * len(xs)
+        for k, (x, ref) in enumerate(zip(xs, refs)):
+            yield start + k, x, ref
 
 
 def evaluate(bundle: str | Path, data: str | Path, reference: str | Path | None = None, limit: int | None = None,

@@ -8,6 +8,7 @@ the minimum the opsets need (onnx 1.23 writes IR 14 by default; ONNX Runtime 1.3
 from __future__ import annotations
 
 import io
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from edgekit.errors import EdgekitFailure
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # the dynamo exporter colours its messages for a terminal
 
 
 @dataclass
@@ -55,7 +57,8 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], opset: int = 17,
             exporter = name
             break
         except Exception as e:  # exporters raise many kinds; the next one may succeed
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+            text = _ANSI.sub("", str(e)).strip()
+            msg = text.splitlines()[0] if text else e.__class__.__name__
             errors.append(f"{name} exporter: {msg[:300]}")
             notes.append(f"{name} exporter failed ({msg[:200]}); falling back")
     if proto is None:

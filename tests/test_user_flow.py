@@ -6,8 +6,11 @@ transformers' TimmWrapper) -> `edgekit export --precision int8` each on its own 
 `edgekit evaluate` on a labeled folder. The int8 top-1 stays within 1 point of PyTorch fp32, and the three ways of
 saving give the same bundle to within 0.1 point.
 
-And a transformers model trained the same way (a small SegFormer on the digit mosaics), saved with
-save_pretrained, exported int8 and evaluated: its mIoU within 0.01 of PyTorch's.
+The hub forms, from a Hugging Face cache the test fills (these machines cannot reach the hub): a transformers
+model trained the same way (a small SegFormer on the digit mosaics), saved with save_pretrained, placed in the
+cache as a repo and exported int8 as `hf:<repo id>`: its mIoU within 0.01 of PyTorch's; and the fine-tuned
+MobileViT's timm directory placed where timm's published weights for `mobilevit_xxs.cvnets_in1k` live, exported
+as `timm:mobilevit_xxs.cvnets_in1k --pretrained`: the bundle's top-1 is the trained model's.
 """
 from __future__ import annotations
 
@@ -80,10 +83,11 @@ def _save_three_ways(tmp_path, checkpoint) -> dict[str, list[str]]:
     }
 
 
-def _export_and_evaluate(cli, tmp_path, name, source_args, calib, val) -> tuple[dict, dict]:
+def _export_and_evaluate(cli, tmp_path, name, source_args, calib, val, int8: bool = True) -> tuple[dict, dict]:
     out = tmp_path / name.replace(" ", "-")
-    code, _, err = cli("export", *source_args, "--target", "onnx", "--precision", "int8", "--calib", calib,
-                       "--max-drop", "1", "--out", out, "--quiet")
+    precision = ["--precision", "int8", "--max-drop", "1"] if int8 else ["--precision", "fp32"]
+    code, _, err = cli("export", *source_args, "--target", "onnx", *precision, "--calib", calib, "--out", out,
+                       "--quiet")
     assert code == 0, err
     code, report, err = cli("evaluate", out, "--data", val, "--json", "--quiet")
     assert code == 0, err
@@ -110,10 +114,21 @@ def test_a_finetuned_timm_model_saved_three_ways(cli, tmp_path):
     assert max(top1) - min(top1) <= 0.001, {name: r["value"] for name, (_, r) in results.items()}
 
 
-def test_a_trained_transformers_segformer(cli, tmp_path):
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """An empty Hugging Face cache, offline: what the hub forms read."""
+    home = tmp_path / "hf-home"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return home / "hub"
+
+
+def test_a_trained_transformers_segformer_from_the_hub_cache(cli, tmp_path, hub_cache):
     pytest.importorskip("transformers")
     root = trained("hf_segformer")
     from scripts import train_digits as td
+    from tests.sources.models import put_in_hub_cache
 
     directory = tmp_path / "segformer"
     td.load_trained("hf_segformer").model.save_pretrained(directory)
@@ -122,8 +137,36 @@ def test_a_trained_transformers_segformer(cli, tmp_path):
         "size": {"height": td.SEG_SIZE, "width": td.SEG_SIZE}, "resample": 2, "do_rescale": True,
         "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": list(IMAGENET_MEAN),
         "image_std": list(IMAGENET_STD)}))
-    manifest, report = _export_and_evaluate(cli, tmp_path, "segformer-int8", [str(directory)],
+    put_in_hub_cache(hub_cache, "edgekit-tests/digits-segformer", directory)
+    manifest, report = _export_and_evaluate(cli, tmp_path, "segformer-int8", ["hf:edgekit-tests/digits-segformer"],
                                             root / "seg" / "calib", root / "seg" / "val")
+    assert manifest["model"]["origin"]["weights"].startswith("hub edgekit-tests/digits-segformer@")
     assert manifest["model"]["task"] == "segmentation" and manifest["model"]["labels"][:2] == ["background", "digit 0"]
     assert report["metric"] == "mIoU" and report["reference_value"] > 0.5, report
     assert report["value"] >= report["reference_value"] - 0.01, report
+
+
+def test_timm_pretrained_from_the_hub_cache_is_the_trained_model(cli, tmp_path, hub_cache):
+    """`timm:<name>.<tag> --pretrained` reads the weights timm publishes for the tag from the cache; here the
+    fine-tuned MobileViT stands where they would be, so the bundle must score what the trained model scores."""
+    root = trained("timm_mobilevit")
+    from edgekit.timm_compat import import_timm
+    from tests.sources.models import put_in_hub_cache
+
+    import_timm()
+    from timm.models._hub import save_for_hf
+
+    from scripts import train_digits as td
+
+    data = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "input_size": (3, td.CLS_SIZE, td.CLS_SIZE),
+            "interpolation": "bilinear", "crop_pct": 1.0}
+    save_for_hf(td.load_trained("timm_mobilevit"), str(tmp_path / "published"), model_config={"label_names": LABELS},
+                data_config=data, safe_serialization=True)
+    put_in_hub_cache(hub_cache, "timm/mobilevit_xxs.cvnets_in1k", tmp_path / "published")
+    manifest, report = _export_and_evaluate(cli, tmp_path, "hub-timm", ["timm:mobilevit_xxs.cvnets_in1k",
+                                                                        "--pretrained"],
+                                            root / "cls" / "calib", root / "cls" / "val", int8=False)
+    assert manifest["model"]["origin"]["weights"].startswith("hub timm/mobilevit_xxs.cvnets_in1k@")
+    assert manifest["model"]["labels"] == LABELS and manifest["precision"] == "fp32"
+    assert report["reference_value"] > 0.85, f"not the trained weights ({report})"
+    assert report["value"] == report["reference_value"] and report["agreement"] == 1.0, report

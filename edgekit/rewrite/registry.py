@@ -15,11 +15,13 @@ import onnx_ir as ir
 from torch import nn
 
 from edgekit.config import Precision, Target
-from edgekit.rewrite.swaps import coreml_block_rank, coreml_window_rank, hf_segformer, linear_attention, window_attention
-from edgekit.rewrite.rules import (fold_attention_bias, fold_batchnorm, fold_constants, fuse_attention_ort, fuse_gelu,
-                                   expand_window_bias, fuse_layer_norm, fuse_linear_attention, fuse_window_attention,
-                                   fuse_window_permutation, lower_roll, lower_window_rank, remove_redundant_layout,
-                                   saturate_attention_mask, split_qkv_heads)
+from edgekit.rewrite.swaps import (adaptive_pool, coreml_block_rank, coreml_hiera_rank, coreml_twins_rank,
+                                   coreml_window_rank, hf_segformer, linear_attention, window_attention)
+from edgekit.rewrite.rules import (cast_grid_sample_grid, expand_window_bias, fold_attention_bias, fold_batchnorm,
+                                   fold_constants, fuse_attention_ort, fuse_gelu, fuse_layer_norm, fuse_linear_attention,
+                                   fuse_window_attention, fuse_window_permutation, square_transpose_rank5,
+                                   lower_roll, lower_window_rank, remove_redundant_layout, saturate_attention_mask,
+                                   split_qkv_heads)
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,14 @@ _LN = _rule(fuse_layer_norm, "one LayerNormalization kernel instead of nine node
 _MASK = _rule(saturate_attention_mask, "Swin's -100 mask turns into subnormal softmax weights, which x86 computes "
                                        "on several times slower; at -1e4 they are exact zeros (Swin-T fp32 1T: ORT "
                                        "1.49x, OpenVINO 1.27x)")
+_GRID = _rule(cast_grid_sample_grid, "a GridSample with a double grid on a float image (transformers' Mask2Former, "
+                                     "traced) has no ONNX Runtime kernel: the model would not load")
 _PERM = _rule(fuse_window_permutation, "roll + window partition (and reverse + roll back) as one Gather: measured "
                                        "2.3x faster on that glue in ONNX Runtime and OpenVINO")
 
 _PIPELINES: dict[Target, tuple[Rule, ...]] = {
     Target.ONNX: (
-        _FOLD, _ROLL, _RANK, _QKV, _BIAS, _LAYOUT, _BN, _LN,
+        _FOLD, _GRID, _ROLL, _RANK, _QKV, _BIAS, _LAYOUT, _BN, _LN,
         _rule(fuse_gelu, "com.microsoft.Gelu/FastGelu state the fusion ORT would otherwise have to find at load",
               fuse_gelu.for_domain("com.microsoft")),
         _rule(fuse_attention_ort, "com.microsoft.Attention (QKV projection + softmax attention in one kernel) "
@@ -84,9 +88,13 @@ _PIPELINES: dict[Target, tuple[Rule, ...]] = {
         _rule(expand_window_bias, "OpenVINO's SDPAFusion throws on a per-window bias added through a view (the "
                                   "model does not convert); added per window it converts and fuses all 12 blocks"),
         _PERM, _MASK,
+        _rule(square_transpose_rank5, "OpenVINO 2026.4 computes attention's heads <-> tokens swap wrongly when "
+                                      "there are as many heads as tokens (timm GC ViT and MobileNetV4-hybrid at 64: "
+                                      "cosine 0.99989, 0.94); at rank 5 the swap is exact"),
     ),
     Target.TRT: (
-        _FOLD, _ROLL, _RANK, _QKV, _BIAS, _LAYOUT, _BN, _LN,
+        # _GRID: the flavoured ONNX is checked in ONNX Runtime, which has no kernel for a double grid
+        _FOLD, _GRID, _ROLL, _RANK, _QKV, _BIAS, _LAYOUT, _BN, _LN,
         _rule(fuse_gelu, "TensorRT fuses the Erf GELU itself; an ONNX Gelu node exists only from opset 20",
               fuse_gelu.for_domain("")),
         _rule(fuse_window_attention, "the parser maps edgekit::WindowAttention to the registered plugin"),
@@ -104,9 +112,11 @@ def _swap(module, reason: str, not_for: dict[Precision, str] | None = None) -> S
 
 
 _HF_EAGER = _swap(hf_segformer, "SDPA traces into an opset-dependent blob; the eager core is what the rules match")
+_POOL = _swap(adaptive_pool, "torch.onnx refuses adaptive average pooling to a size that does not divide the input "
+                             "(transformers' UperNet on a 2x2 map): two constant matrices instead")
 _SWAPS: dict[Target, tuple[Swap, ...]] = {
     Target.ONNX: (
-        _HF_EAGER,
+        _HF_EAGER, _POOL,
         _swap(linear_attention, "ORT runs the plugin's function body: measured faster than timm's padded form, "
                                 "equal to the zoo's",
               not_for={Precision.INT8: "the plugin node is one float island; the exported form quantized around it "
@@ -114,7 +124,7 @@ _SWAPS: dict[Target, tuple[Swap, ...]] = {
         # no window-attention swap: fuse_attention_ort's com.microsoft.Attention (projection included) is faster
     ),
     Target.OPENVINO: (
-        _HF_EAGER,
+        _HF_EAGER, _POOL,
         _swap(linear_attention, "the inlined function body measured faster than both exported forms"),
         Swap(window_attention.NAME, "OpenVINO 2026.4's SDPA fusion throws while compiling the zoo Swin's "
                                     "shifted-window attention at 224 (graph_rewrite.cpp:298, SDPAFusionMatcher); the "
@@ -123,7 +133,7 @@ _SWAPS: dict[Target, tuple[Swap, ...]] = {
                                     "with the plugin", window_attention.apply_zoo_only, "edgekit Swin WindowAttention"),
     ),
     Target.TRT: (
-        _HF_EAGER,
+        _HF_EAGER, _POOL,
         _swap(window_attention, "the exporter writes edgekit::WindowAttention directly; the parser maps it to the "
                                 "plugin"),
         _swap(linear_attention, "the exporter writes edgekit::LinearAttention directly, whatever the module's "
@@ -134,6 +144,10 @@ _SWAPS: dict[Target, tuple[Swap, ...]] = {
         _swap(coreml_window_rank, "timm Swin's rank-6 window partition is refused by CoreML (rank <= 5) where "
                                   "coremltools cannot collapse it; partitioned at rank 4 instead"),
         _swap(coreml_block_rank, "timm NesT's rank-6 block and QKV tensors do not convert (rank <= 5); measured"),
+        _swap(coreml_hiera_rank, "transformers Hiera's rank-6 QKV and query-pooling views do not convert (rank <= 5); "
+                                 "measured"),
+        _swap(coreml_twins_rank, "timm Twins' rank-6 window grouping and QKV views do not convert (rank <= 5); "
+                                 "measured"),
     ),
 }
 

@@ -215,6 +215,15 @@ def maskformer():
 
 
 def eomt():
+    """EoMT as trained: mask annealing ends with the masked attention of its last blocks switched off
+    (``attn_mask_probs`` 0), which is how it runs at inference; :func:`eomt_masked_attention` keeps it on."""
+    model, processor = eomt_masked_attention()
+    model.attn_mask_probs.zero_()
+    return model, processor
+
+
+def eomt_masked_attention():
+    """EoMT as initialised: its last blocks' queries attend only where their own mask predictions are positive."""
     from transformers import EomtConfig, EomtForUniversalSegmentation
 
     config = EomtConfig(image_size=64, patch_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -222,12 +231,17 @@ def eomt():
     return EomtForUniversalSegmentation(config), None
 
 
-def save_model_dir(build: Callable, directory: Path) -> Path:
-    """Build (seeded) and ``save_pretrained`` into ``directory``; returns it."""
+def save_model_dir(build: Callable, directory: Path, input_shape: tuple[int, ...]) -> Path:
+    """Build, re-initialise (seeded, see :func:`tests.compat.weights.reinitialise`) and ``save_pretrained`` into
+    ``directory``; returns it."""
     from transformers.utils import logging
+
+    from tests.compat.weights import calibrate_batchnorm, reinitialise
 
     torch.manual_seed(SEED)
     model, processor = build()
+    reinitialise(model, SEED)
+    calibrate_batchnorm(model, lambda x: model(pixel_values=x), input_shape, SEED)
     logging.disable_progress_bar()  # save_pretrained draws a bar per shard
     model.eval().save_pretrained(str(directory))
     if processor is not None:

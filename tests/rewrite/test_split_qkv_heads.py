@@ -88,3 +88,4 @@ g (float[2,5,32] qkv) => (float[2,4,5,2] q, float[2,4,5,2] k, float[2,4,5,2] v) 
 """)
     _, count, why = rewrite(split_qkv_heads.rewrite, before)
     assert count == 0 and "not a static (B, N, 3, heads, d)" in why
+

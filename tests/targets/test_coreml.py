@@ -69,6 +69,15 @@ def test_spec_has_image_input_fp32_output_and_preprocessing_metadata(fp16_bundle
     assert meta["edgekit.output"] == "logits"
 
 
+def test_per_class_labels_are_metadata_json(tmp_path):
+    """Labels given one per class (a transformers config's id2label, --labels) are stored as a JSON list: the
+    metadata map takes strings only (a tuple failed the build with 'bad argument type')."""
+    labels = [f"class {i}" for i in range(10)]
+    edgekit.export(TINY, "coreml", tmp_path / "b", labels=labels)
+    spec = coremltools().models.MLModel(str(tmp_path / "b" / "model.mlpackage"), skip_model_load=True).get_spec()
+    assert json.loads(spec.description.metadata.userDefined["edgekit.labels"]) == labels
+
+
 def test_wrapper_bakes_in_exactly_the_bundle_preprocessing():
     from edgekit.preprocess import Preprocess
 

@@ -39,9 +39,20 @@ def _small_swin():
                            num_classes=10, drop_path_rate=0.0).eval()
 
 
+def _small_twins():
+    _timm()
+    from timm.models.twins import Twins
+
+    torch.manual_seed(0)
+    # 40 -> 10x10 tokens in stage 1: windows of 4 need padding to 12x12 (and the crop back)
+    return Twins(img_size=40, patch_size=4, embed_dims=(16, 32), num_heads=(1, 2), mlp_ratios=(2, 2), depths=(2, 2),
+                 wss=(4, 4), sr_ratios=(2, 1), num_classes=10).eval()
+
+
 @pytest.mark.parametrize("make,swap_name,size,swapped", [
     (_small_nest, "coreml_block_rank", 32, 4),  # 2 levels + 2 attention modules
     (_small_swin, "coreml_window_rank", 56, 4),  # 4 blocks
+    (_small_twins, "coreml_twins_rank", 40, 2),  # the locally-grouped block of each stage (the other is global)
 ])
 def test_swap_is_exact_and_converts_within_rank_5(make, swap_name, size, swapped):
     import importlib
@@ -58,6 +69,38 @@ def test_swap_is_exact_and_converts_within_rank_5(make, swap_name, size, swapped
     assert report.max_rank <= 5 and not report.over_rank
 
 
-def test_nest_without_the_swap_does_not_convert():
+@pytest.mark.parametrize("make,size", [(_small_nest, 32), (_small_twins, 40)])
+def test_without_the_swap_it_does_not_convert(make, size):
     with pytest.raises(EdgekitFailure, match="rank <= 5"):
-        convert(Deployed(_small_nest(), (0.5,) * 3, (0.25,) * 3), (1, 3, 32, 32), "logits", "fp32", "iOS16")
+        convert(Deployed(make(), (0.5,) * 3, (0.25,) * 3), (1, 3, size, size), "logits", "fp32", "iOS16")
+
+
+def test_transformers_hiera_swap_is_exact_and_converts_within_rank_5():
+    """Mask-unit attention with query pooling (stages 2-4) and global attention (the last stage)."""
+    transformers = pytest.importorskip("transformers", reason="transformers is an optional dependency")
+    from edgekit.rewrite.swaps import coreml_hiera_rank
+
+    torch.manual_seed(0)
+    config = transformers.HieraConfig(image_size=[64, 64], embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2],
+                                      num_labels=5)
+    hiera = transformers.HieraForImageClassification(config).eval()
+
+    class Logits(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return self.model(pixel_values=x).logits
+
+    model = Logits(hiera).eval()
+    with pytest.raises(EdgekitFailure, match="rank <= 5"):  # what the swap is for
+        convert(Deployed(model, (0.5,) * 3, (0.25,) * 3), (1, 3, 64, 64), "logits", "fp32", "iOS16")
+    new = copy.deepcopy(model)
+    assert coreml_hiera_rank.apply(new) == 4 and coreml_hiera_rank.apply(new) == 0  # one block per stage; idempotent
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(new(x), model(x), rtol=0, atol=1e-5)
+    converted = convert(Deployed(new, (0.5,) * 3, (0.25,) * 3), (1, 3, 64, 64), "logits", "fp32", "iOS16")
+    report = inspect_spec(converted.mlmodel.get_spec(), "fp32")
+    assert report.max_rank <= 5 and not report.over_rank

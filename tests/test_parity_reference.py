@@ -1,0 +1,45 @@
+"""The parity gate's PyTorch reference runs several images per call, with the figures of one at a time."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgekit.config import Precision, Task, Tolerance
+from edgekit.parity import REFERENCE_CHUNK, run_parity, run_reference, torch_reference
+
+
+class _Counting(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.batches = []
+
+    def forward(self, x):
+        self.batches.append(len(x))
+        return self.conv(x).mean((2, 3))
+
+
+def test_groups_of_the_artifact_batch_run_together_and_split_back():
+    torch.manual_seed(0)
+    model = _Counting().eval()
+    groups = [np.random.default_rng(i).standard_normal((2, 3, 8, 8)).astype(np.float32) for i in range(5)]
+    outs = run_reference(torch_reference(model), groups)
+    assert model.batches == [REFERENCE_CHUNK, 10 - REFERENCE_CHUNK]  # 4 groups of 2, then 1
+    with torch.no_grad():
+        singles = [model(torch.from_numpy(g)).numpy() for g in groups]
+    assert [o.shape for o in outs] == [(2, 4)] * 5
+    for out, single in zip(outs, singles):
+        np.testing.assert_allclose(out, single, rtol=1e-5, atol=1e-6)  # another batch size: float rounding only
+
+
+def test_a_reference_without_batches_runs_each_input():
+    calls = []
+
+    def ref(x):
+        calls.append(len(x))
+        return x.mean((2, 3))
+
+    inputs = [np.full((1, 3, 2, 2), i, np.float32) for i in range(3)]
+    report = run_parity(ref, ref, inputs, Task.CLASSIFICATION, Tolerance.default(Precision.FP32))
+    assert calls == [1, 1, 1, 1, 1, 1] and report.passed and report.images == 3
