@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -94,6 +95,19 @@ def _export_and_evaluate(cli, tmp_path, name, source_args, calib, val, int8: boo
     return json.loads((out / "manifest.json").read_text()), json.loads(report)
 
 
+def _print_figures(results: dict[str, tuple[dict, dict]]) -> None:
+    """The table docs/models-you-bring.md shows (``pytest tests/test_user_flow.py -s`` prints it)."""
+    print("\n| saved as | source | precision | metric | PyTorch fp32 | bundle | drop | agreement with fp32 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, (manifest, report) in results.items():
+        source = manifest["model"]["source"]
+        source = f"{Path(source).name}/" if Path(source).is_absolute() else source  # a directory: its name
+        fmt = (lambda v: f"{v * 100:.2f}%") if report["metric"] == "top-1" else (lambda v: f"{v:.4f}")
+        print(f"| {name} | `{source}` | {manifest['precision']} | {report['metric']} | "
+              f"{fmt(report['reference_value'])} | {fmt(report['value'])} | "
+              f"{fmt(report['reference_value'] - report['value'])} | {report['agreement'] * 100:.2f}% |")
+
+
 def test_a_finetuned_timm_model_saved_three_ways(cli, tmp_path):
     pytest.importorskip("transformers")
     root = trained("timm_mobilevit")
@@ -103,6 +117,8 @@ def test_a_finetuned_timm_model_saved_three_ways(cli, tmp_path):
     results = {name: _export_and_evaluate(cli, tmp_path, name, args, root / "cls" / "calib", root / "cls" / "val")
                for name, args in ways.items()}
     for name, (manifest, report) in results.items():
+        source = manifest["model"]["source"]
+        source = f"{Path(source).name}/" if Path(source).is_absolute() else source  # a directory: its name
         assert manifest["model"]["num_classes"] == 10 and manifest["model"]["labels"] == LABELS, name
         assert manifest["preprocess"]["mean"] == list(IMAGENET_MEAN) and manifest["preprocess"]["std"] == list(IMAGENET_STD)
         assert report["images"] == 360 and report["reference"].startswith("PyTorch fp32"), name
@@ -111,6 +127,7 @@ def test_a_finetuned_timm_model_saved_three_ways(cli, tmp_path):
     assert results["state dict"][0]["model"]["origin"]["num_classes"].startswith("checkpoint (")
     assert results["timm directory"][0]["preprocess"]["origin"]["mean"] == "model files (config.json)"
     top1 = [report["value"] for _, report in results.values()]
+    _print_figures(results)
     assert max(top1) - min(top1) <= 0.001, {name: r["value"] for name, (_, r) in results.items()}
 
 
@@ -142,6 +159,7 @@ def test_a_trained_transformers_segformer_from_the_hub_cache(cli, tmp_path, hub_
                                             root / "seg" / "calib", root / "seg" / "val")
     assert manifest["model"]["origin"]["weights"].startswith("hub edgekit-tests/digits-segformer@")
     assert manifest["model"]["task"] == "segmentation" and manifest["model"]["labels"][:2] == ["background", "digit 0"]
+    _print_figures({"transformers directory, in the hub cache": (manifest, report)})
     assert report["metric"] == "mIoU" and report["reference_value"] > 0.5, report
     assert report["value"] >= report["reference_value"] - 0.01, report
 
@@ -166,6 +184,7 @@ def test_timm_pretrained_from_the_hub_cache_is_the_trained_model(cli, tmp_path, 
     manifest, report = _export_and_evaluate(cli, tmp_path, "hub-timm", ["timm:mobilevit_xxs.cvnets_in1k",
                                                                         "--pretrained"],
                                             root / "cls" / "calib", root / "cls" / "val", int8=False)
+    _print_figures({"timm directory, in the hub cache": (manifest, report)})
     assert manifest["model"]["origin"]["weights"].startswith("hub timm/mobilevit_xxs.cvnets_in1k@")
     assert manifest["model"]["labels"] == LABELS and manifest["precision"] == "fp32"
     assert report["reference_value"] > 0.85, f"not the trained weights ({report})"
