@@ -134,11 +134,9 @@ def test_a_finetuned_timm_model_saved_three_ways(cli, tmp_path):
 @pytest.fixture
 def hub_cache(tmp_path, monkeypatch):
     """An empty Hugging Face cache, offline: what the hub forms read."""
-    home = tmp_path / "hf-home"
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return home / "hub"
+    from tests.sources.models import offline_hub_home
+
+    return offline_hub_home(tmp_path, monkeypatch) / "hub"
 
 
 def test_a_trained_transformers_segformer_from_the_hub_cache(cli, tmp_path, hub_cache):

@@ -62,6 +62,16 @@ def timm_dir(path: Path, arch: str = "edgenext_xx_small", num_classes: int = 4, 
     return path
 
 
+def offline_hub_home(tmp_path: Path, monkeypatch) -> Path:
+    """An empty Hugging Face home under ``tmp_path`` for this test, offline (``HF_HOME`` set, ``HF_HUB_CACHE``
+    unset, ``HF_HUB_OFFLINE=1``); its hub cache is ``<home>/hub``."""
+    home = tmp_path / "hf-home"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return home
+
+
 def put_in_hub_cache(hub: Path, repo_id: str, files: Path, commit: str = COMMIT) -> Path:
     """Place a directory in the Hugging Face hub cache layout (what `hf download` leaves behind):
     ``models--<org>--<name>/snapshots/<commit>/...`` and ``refs/main`` naming the commit."""

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import edgekit
-from tests.sources.models import COMMIT, put_in_hub_cache, segformer_dir, timm_dir
+from tests.sources.models import COMMIT, offline_hub_home, put_in_hub_cache, segformer_dir, timm_dir
 
 CLOSED = "http://127.0.0.1:9"  # nothing listens there: a hub that cannot be reached, at once
 
@@ -22,11 +22,7 @@ def _one_line(err: str) -> str:
 
 @pytest.fixture
 def hf_home(tmp_path, monkeypatch):
-    home = tmp_path / "hf-home"
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return home
+    return offline_hub_home(tmp_path, monkeypatch)
 
 
 def test_hf_repo_from_the_cache(tmp_path, hf_home):

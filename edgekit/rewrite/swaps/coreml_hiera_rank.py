@@ -13,7 +13,6 @@ The attention and the output are Hiera's own, element for element (exact).
 """
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import torch
@@ -26,10 +25,8 @@ REPLACES = "transformers HieraMaskUnitAttention"
 
 
 def apply(model: nn.Module) -> int:
-    if importlib.util.find_spec("transformers") is None:
-        return 0
     hiera = sys.modules.get("transformers.models.hiera.modeling_hiera")
-    if hiera is None:  # never imported: the model cannot contain one
+    if hiera is None:  # never imported (or transformers not installed): the model cannot contain one
         return 0
     return swap_class(model, hiera.HieraMaskUnitAttention, _rank5)
 

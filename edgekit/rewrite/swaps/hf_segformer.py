@@ -9,7 +9,7 @@ SegFormer's keys/values are spatially reduced (Nkv < Nq), so no plugin op fits t
 """
 from __future__ import annotations
 
-import importlib.util
+import sys
 
 from torch import nn
 
@@ -18,12 +18,8 @@ REPLACES = "Hugging Face SegformerAttention"
 
 
 def apply(model: nn.Module) -> int:
-    if importlib.util.find_spec("transformers") is None:
-        return 0
-    import sys
-
     segformer = sys.modules.get("transformers.models.segformer.modeling_segformer")
-    if segformer is None:  # never imported: the model cannot contain one
+    if segformer is None:  # never imported (or transformers not installed): the model cannot contain one
         return 0
     layers = [m for m in model.modules() if isinstance(m, segformer.SegformerAttention)]
     configs = {id(m.config): m.config for m in layers}
