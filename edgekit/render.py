@@ -61,6 +61,11 @@ def manifest_summary(m: dict, explain: bool = False) -> Group:
     head.add_row("files", ", ".join(f"{f['path']} ({_mb(f['bytes'])})" for f in m["files"]))
     if m.get("plugins"):
         head.add_row("plugins", ", ".join(f"{p['domain']}::{p['name']}" for p in m["plugins"]))
+    built_as = m.get("runtime", {}).get("plugins")
+    if isinstance(built_as, dict) and built_as.get("mode") not in (None, "none"):  # TensorRT: how the plugins built
+        target = built_as.get("kernel_target") or {}
+        detail = f"kernels for {target.get('arch')}, PTX {target.get('ptx_version')}" if target else built_as.get("reason")
+        head.add_row("plugins built as", f"{built_as['mode']} ({detail})")
     if "files_ok" in m:
         head.add_row("files check", "[green]sha256 ok[/green]" if m["files_ok"] else f"[red]{'; '.join(m['file_problems'])}[/red]")
     parts = [head]

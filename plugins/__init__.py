@@ -233,8 +233,21 @@ def custom_translation_table() -> dict:
 
 
 def register_tensorrt() -> None:
-    """Register every op with TensorRT's plugin registry (``tensorrt.plugin``). Needs TensorRT >= 10.7."""
+    """Register every op with TensorRT's plugin registry (``tensorrt.plugin``). Needs TensorRT >= 10.9
+    (ahead-of-time plugins; ``edgekit.targets.tensorrt_device.aot_plugin_problem`` says whether this one has
+    them) and Triton at engine build. Wrap the build in ``tensorrt_aot.building_for(target)`` to choose the
+    architecture and PTX version the kernels are compiled for (default: this GPU's, lowest PTX for it).
+
+    Raises RuntimeError, one line, on a TensorRT without ahead-of-time plugins (JetPack 6's 10.3): build the
+    nodes from their ONNX function bodies there (``inline_functions``), as ``edgekit export`` does.
+    """
     import importlib
 
+    import tensorrt
+
+    if not hasattr(tensorrt, "QuickPluginCreationRequest"):
+        raise RuntimeError(f"TensorRT {getattr(tensorrt, '__version__', '?')} has no ahead-of-time Python plugins "
+                           f"(TensorRT >= 10.9): build edgekit's nodes from their ONNX function bodies instead "
+                           f"(edgekit.plugins.inline_functions before parsing)")
     for op in OPS.values():
         importlib.import_module(op.tensorrt_module).register()

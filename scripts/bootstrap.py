@@ -69,8 +69,15 @@ def demo() -> int:
     return 0
 
 
+def fetch_test_data() -> None:
+    """TensorRT's bindings wheels (the real tensorrt.plugin source the plugin tests run), downloaded once into
+    ~/.cache/edgekit. A failure is reported, not fatal: those tests then skip, or fail where CI is set."""
+    subprocess.run([str(PY), str(ROOT / "tests" / "tensorrt_bindings.py")], cwd=ROOT, check=False)
+
+
 def test(pytest_args: list[str]) -> int:
     install("test")
+    fetch_test_data()
     return subprocess.run([str(PY), "-m", "pytest", "-q", *pytest_args], cwd=ROOT).returncode
 
 

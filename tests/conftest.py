@@ -22,3 +22,19 @@ def cli(tmp_path):
         return result.exit_code, result.stdout, result.stderr
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tensorrt_bindings():
+    """TensorRT's bindings wheels of each release in tests/tensorrt_bindings.py RELEASES (version -> Bindings):
+    the real ``tensorrt.plugin`` source and the compiled module's names, downloaded once and cached. Skips when
+    the package registry cannot be reached, except in CI (``CI`` or ``EDGEKIT_REQUIRE_TRT_BINDINGS`` set),
+    where it fails: those tests must run there."""
+    import subprocess
+
+    from tests import tensorrt_bindings as tb
+
+    try:
+        return tb.fetch_all()
+    except (tb.BindingsUnavailable, OSError, subprocess.TimeoutExpired) as e:
+        (pytest.fail if tb.required() else pytest.skip)(f"TensorRT bindings source unavailable: {e}")

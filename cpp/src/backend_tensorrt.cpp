@@ -49,6 +49,11 @@ struct Binding {
   std::size_t bytes = 0;
 };
 
+std::string fact(const Manifest& m, const std::string& key) {
+  auto it = m.runtime_facts.find(key);
+  return it == m.runtime_facts.end() ? "" : it->second;
+}
+
 class TensorRtBackend : public Backend {
  public:
   TensorRtBackend(const std::filesystem::path& engine_file, const Manifest& m) {
@@ -66,7 +71,14 @@ class TensorRtBackend : public Backend {
     std::ifstream f(engine_file, std::ios::binary);
     std::vector<char> blob((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     runtime_.reset(nvinfer1::createInferRuntime(logger()));
-    if (runtime_) engine_.reset(runtime_->deserializeCudaEngine(blob.data(), blob.size()));
+    if (runtime_) {
+      // A version-compatible engine carries the lean runtime as host code, which the runtime refuses to run
+      // unless allowed (trtexec --versionCompatible and Polygraphy allow it the same way).
+      if (fact(m, "version_compatible") == "true") runtime_->setEngineHostCodeAllowed(true);
+      const std::string dla = fact(m, "dla_core");  // a DLA engine runs on the core it was built for
+      if (!dla.empty() && dla != "null") runtime_->setDLACore(std::stoi(dla));
+      engine_.reset(runtime_->deserializeCudaEngine(blob.data(), blob.size()));
+    }
     if (!engine_) throw RuntimeFailure("TensorRT cannot deserialize " + engine_file.filename().string() + ": " + logger().last_error);
     context_.reset(engine_->createExecutionContext());
     if (!context_) throw RuntimeFailure("TensorRT cannot create an execution context: " + logger().last_error);

@@ -63,9 +63,23 @@ std::string fact(const Manifest& m, const std::string& key) {
   return it == m.runtime_facts.end() ? "" : it->second;
 }
 
+// The first n components of a and b, n = the fewer they name: a version without its build number (what
+// getInferLibVersion reports) compares equal to any build of that release.
+std::pair<std::vector<int>, std::vector<int>> common_prefix(std::vector<int> a, std::vector<int> b) {
+  const std::size_t n = std::min(a.size(), b.size());
+  a.resize(n);
+  b.resize(n);
+  return {a, b};
+}
+
+// Major versions a version-compatible engine crosses, from TensorRT's support matrix: built with 8 runs on
+// 10, built with 10 runs on 11; no other pair (as CROSS_MAJOR in edgekit/targets/tensorrt_compat.py).
+bool crosses_major(int built, int here) { return (built == 8 && here == 10) || (built == 10 && here == 11); }
+
 // The engine rules of edgekit/targets/tensorrt_compat.py that need no GPU query (the compute
 // capability is checked when the engine is opened): a plan file loads only in the TensorRT version
-// that built it, or a later one of the same major version when built version-compatible.
+// that built it; built version-compatible, in that version or a later one of the same major, or of the
+// next major where TensorRT supports it (10 -> 11).
 std::vector<std::string> trt_mismatches(const Manifest& m, const std::string& here) {
   if (fact(m, "artifact") == "onnx")
     return {"this bundle holds the TensorRT-flavoured ONNX (exported with --onnx-only), not an engine: build it on "
@@ -77,12 +91,17 @@ std::vector<std::string> trt_mismatches(const Manifest& m, const std::string& he
     problems.push_back("the engine was built on " + machine + " and this machine is " + host.machine +
                        ": TensorRT plan files are specific to the platform that built them; rebuild it here");
   const std::vector<int> built = version_tuple(m.runtime_version), installed = version_tuple(here);
+  const auto [b, h] = common_prefix(built, installed);
   if (fact(m, "version_compatible") == "true") {
-    if (built.empty() || installed.empty() || installed[0] != built[0] || installed < built)
+    const int built_major = built.empty() ? 0 : built[0];
+    const bool runs = !b.empty() && !(h < b) && (built[0] == installed[0] || crosses_major(built[0], installed[0]));
+    if (!runs)
       problems.push_back("the engine was built version-compatible with TensorRT " + m.runtime_version + " and TensorRT " +
                          here + " is installed; it runs on TensorRT " + m.runtime_version + " or a later " +
-                         std::to_string(built.empty() ? 0 : built[0]) + ".x: install one, or rebuild the engine here");
-  } else if (installed != built) {
+                         std::to_string(built_major) + ".x" + (crosses_major(built_major, 11) ? ", or TensorRT 11.x" : "") +
+                         (crosses_major(built_major, 10) ? ", or TensorRT 10.x" : "") +
+                         ": install one, or rebuild the engine here");
+  } else if (b.empty() || b != h) {
     problems.push_back("the engine was built with TensorRT " + m.runtime_version + " and TensorRT " + here +
                        " is installed; a plan file loads only in the version that built it: install TensorRT " +
                        m.runtime_version + ", rebuild the engine here, or export with --version-compatible");

@@ -47,7 +47,8 @@ from edgekit.errors import UsageError
 @click.option("--dla-core", type=int, default=None, help="TensorRT: run on this DLA core (Jetson), GPU fallback.")
 @click.option("--timing-cache", type=click.Path(path_type=Path), default=None,
               help="TensorRT timing cache file: read before the build, updated after it.")
-@click.option("--version-compatible", is_flag=True, help="TensorRT: engine runs on later TensorRT versions (same major).")
+@click.option("--version-compatible", is_flag=True,
+              help="TensorRT: engine runs on later TensorRT versions (later 10.x and 11.x for a 10.x build).")
 @click.option("--hardware-compatibility", type=click.Choice(["none", "ampere+", "same-cc"]), default=None,
               help="TensorRT: GPUs besides the build GPU that may run the engine.")
 @click.option("--coreml-output", type=click.Choice(["logits", "labels"]), default=None,

@@ -265,7 +265,8 @@ class OvEngine:
 
 class TrtEngine:
     """A serialized TensorRT engine run with execute_v2 on buffers from cuda-python's runtime API.
-    Per-layer times come from TensorRT's IProfiler (names are the ONNX nodes it fused)."""
+    Per-layer times come from TensorRT's IProfiler (names are the ONNX nodes it fused). ``options`` is the
+    bundle's runtime_options: ``version_compatible`` and ``dla_core`` say how the engine must be loaded."""
 
     def __init__(self, path: Path, options: dict, threads: int | None):
         import tensorrt as trt
@@ -280,7 +281,15 @@ class TrtEngine:
                                    "pip install cuda-python") from None
         self.trt, self.cudart = trt, cudart
         logger = trt.Logger(trt.Logger.ERROR)
-        self.engine = trt.Runtime(logger).deserialize_cuda_engine(Path(path).read_bytes())
+        self.runtime = trt.Runtime(logger)  # kept: a runtime must outlive its engines
+        if options.get("version_compatible"):  # the lean runtime inside is host code, refused unless allowed
+            self.runtime.engine_host_code_allowed = True
+        if options.get("dla_core") is not None:
+            self.runtime.DLA_core = int(options["dla_core"])
+        self.engine = self.runtime.deserialize_cuda_engine(Path(path).read_bytes())
+        if self.engine is None:
+            raise RuntimeError(f"TensorRT {trt.__version__} cannot load {Path(path).name}: built by another TensorRT "
+                               f"version or for another GPU (the bundle's manifest.json runtime says which)")
         self.context = self.engine.create_execution_context()
         self.names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.input_names = [n for n in self.names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]

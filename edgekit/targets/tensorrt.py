@@ -26,7 +26,8 @@ from edgekit.errors import EdgekitFailure, UsageError
 from edgekit.targets.base import BuildResult, Runner, TargetBackend
 from edgekit.targets.tensorrt_command import ENGINE_FILE, ONNX_FILE, command_line, trtexec_build_args, \
     trtexec_profile_args, write_onnx_only
-from edgekit.targets.tensorrt_device import missing_message, probe
+from edgekit.targets.tensorrt_device import MIN_TENSORRT, MIN_TENSORRT_AOT_PLUGINS, missing_message, probe
+from edgekit.targets.tensorrt_engine import runtime_options
 from edgekit.targets.tensorrt_options import TrtOptions
 from edgekit.targets.tensorrt_profiles import ShapeProfile, default_profiles, parse_shapes, validate_profiles
 
@@ -122,22 +123,25 @@ class TensorRtBackend(TargetBackend):
             files = write_onnx_only(out_dir, flavoured.SerializeToString(), opts, profiles, plugin_ops,
                                     len(report.plugins))
             runtime = {"name": "tensorrt", "version": "none (--onnx-only: no engine built)", "artifact": "onnx",
-                       "requires": ">=10.7"}
+                       "requires": f">={MIN_TENSORRT} (>={MIN_TENSORRT_AOT_PLUGINS} for the plugins ahead of time; "
+                                   f"older builds use their ONNX function bodies)"}
             run_options = {"artifact": "onnx"}
             notes.append("no engine built (--onnx-only): build it on the device with build/build_engine.py or "
                          "trtexec.sh; parity below is of the TensorRT-flavoured ONNX in ONNX Runtime, not of an engine")
         else:
             files, runtime = self._build_engine(flavoured, out_dir, opts, len(report.plugins))
-            run_options = {"artifact": "engine", "profile": 0}
+            run_options = runtime_options(opts.to_dict())
+            if runtime["plugins"]["mode"] == "function-bodies":
+                notes.append(runtime["plugins"]["reason"])
         (out_dir / REPORT_FILE).write_text(json.dumps({
             "structure": report.to_dict(), "build": opts.to_dict(),
             "trtexec": {"build": command_line(trtexec_build_args(opts, profiles)),
-                        "profile": command_line(trtexec_profile_args(profiles))}}, indent=2) + "\n")
+                        "profile": command_line(trtexec_profile_args(profiles, opts))}}, indent=2) + "\n")
         return BuildResult([*files, REPORT_FILE], runtime, precision, run_options, notes)
 
     def _build_engine(self, model: onnx.ModelProto, out_dir: Path, opts: TrtOptions,
                       plugin_nodes: int) -> tuple[list[str], dict]:
-        from edgekit.targets.tensorrt_engine import BuildError, build_engine
+        from edgekit.targets.tensorrt_engine import BuildError, build_engine, runtime_facts
 
         env = probe()
         if not env.can_build:
@@ -147,12 +151,7 @@ class TensorRtBackend(TargetBackend):
             built = build_engine(out_dir / ONNX_FILE, out_dir / ENGINE_FILE, opts.to_dict(), plugin_nodes)
         except BuildError as e:
             raise EdgekitFailure(str(e)) from None
-        runtime = {"name": "tensorrt", "version": built["version"], "artifact": "engine",
-                   "compute_capability": built["compute_capability"], "gpu": built["gpu"], "machine": built["machine"],
-                   "version_compatible": opts.version_compatible,
-                   "hardware_compatibility": opts.hardware_compatibility.value, "dla_core": opts.dla_core,
-                   "plugin_layers": len(built["plugin_layers"])}
-        return [ENGINE_FILE, "layers.json", ONNX_FILE], runtime
+        return [ENGINE_FILE, "layers.json", ONNX_FILE], runtime_facts(built, opts.to_dict())
 
     def cannot_run_here(self, built: BuildResult) -> str | None:
         """Why the built artifact cannot run on this machine (parity is then not measured on it)."""
@@ -175,7 +174,8 @@ class TensorRtBackend(TargetBackend):
                              "device with build/build_engine.py or trtexec.sh")
         from edgekit.targets.tensorrt_runner import TrtRunner
 
-        return TrtRunner(bundle_dir / files[0], int(options.get("profile", 0)))
+        return TrtRunner(bundle_dir / files[0], int(options.get("profile", 0)), bool(options.get("version_compatible")),
+                         options.get("dla_core"))
 
     def preflight(self, manifest: dict) -> list[str]:
         from edgekit.targets.tensorrt_compat import engine_mismatches

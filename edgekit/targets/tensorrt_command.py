@@ -6,8 +6,9 @@ Files written (paths relative to the bundle):
 - ``plugins/``: edgekit's plugin package as checked here (the sources whose sha256 the manifest
   records): registration, Triton kernels compiled ahead of time at engine build;
 - ``build/build_engine.py`` (+ ``build/tensorrt_device.py``, ``build/config.json``): builds
-  ``model.engine`` with the plugins registered (the attention nodes become AOT plugin layers) and
-  rewrites the manifest for the engine; needs TensorRT >= 10.7, Triton and PyTorch on the device;
+  ``model.engine`` and rewrites the manifest for the engine; with TensorRT >= 10.9 and Triton the plugins
+  are registered (the attention nodes become AOT plugin layers), with older TensorRT (JetPack 6's 10.3)
+  the nodes are built from their ONNX function bodies, and the manifest says which;
 - ``trtexec.sh``: the same build with plain ``trtexec`` (no Python: the attention nodes are built from
   their ONNX function bodies, TensorRT's own fusions apply), then a profiling run of the engine.
 """
@@ -53,11 +54,17 @@ def trtexec_build_args(options: TrtOptions, profiles: tuple[ShapeProfile, ...], 
     return args
 
 
-def trtexec_profile_args(profiles: tuple[ShapeProfile, ...], engine: str = ENGINE_FILE) -> list[str]:
+def trtexec_profile_args(profiles: tuple[ShapeProfile, ...], options: TrtOptions, engine: str = ENGINE_FILE
+                         ) -> list[str]:
     """Time the engine layer by layer; layers.json + profile.json map back to ONNX nodes
-    (``edgekit.targets.tensorrt_layers``)."""
+    (``edgekit.targets.tensorrt_layers``). A version-compatible engine needs ``--versionCompatible`` to load
+    (trtexec then allows the lean runtime it embeds as host code), a DLA engine its ``--useDLACore``."""
     args = ["trtexec", f"--loadEngine={engine}", "--dumpProfile", "--separateProfileRun",
             "--exportLayerInfo=layers.json", "--exportProfile=profile.json"]
+    if options.version_compatible:
+        args.append("--versionCompatible")
+    if options.dla_core is not None:
+        args.append(f"--useDLACore={options.dla_core}")
     dynamic = [p for p in profiles if not p.is_fixed]
     if dynamic:
         args.append("--shapes=" + ",".join(f"{p.name}:{_shape(p.opt)}" for p in dynamic))
@@ -75,7 +82,7 @@ def trtexec_script(options: TrtOptions, profiles: tuple[ShapeProfile, ...], plug
     return ("#!/bin/sh\n# Build the TensorRT engine of this bundle on the device, then profile it layer by layer.\n"
             + note + "set -e\ncd \"$(dirname \"$0\")\"\n"
             + command_line(trtexec_build_args(options, profiles)) + "\n"
-            + command_line(trtexec_profile_args(profiles)) + "\n")
+            + command_line(trtexec_profile_args(profiles, options)) + "\n")
 
 
 def write_onnx_only(out_dir: Path, model_bytes: bytes, options: TrtOptions, profiles: tuple[ShapeProfile, ...],

@@ -3,9 +3,21 @@
 Written against TensorRT's documented Python API (10.x and 11.x): ``Builder``, a strongly typed
 ``INetworkDefinition`` filled by ``OnnxParser``, an ``IBuilderConfig`` (workspace pool, optimization
 profiles, timing cache, DLA, version and hardware compatibility, detailed profiling verbosity) and
-``build_serialized_network``. edgekit's attention plugins are registered first
-(``edgekit.plugins.register_tensorrt``), so the parser builds their nodes as plugin layers whose
-ahead-of-time kernels go into the plan. The plan is written exactly as TensorRT returns it.
+``build_serialized_network``. The plan is written exactly as TensorRT returns it.
+
+edgekit's attention nodes are built one of two ways, said in the build facts (``plugins``):
+
+- ``aot``: where TensorRT has ahead-of-time Python plugins (>= 10.9) and Triton is installed, the plugins
+  are registered first (``edgekit.plugins.register_tensorrt``), the parser builds the nodes as plugin
+  layers, and their kernels are compiled to PTX for the engine's kernel target (``tensorrt_aot.
+  kernel_target``: sm_80 for ``ampere+``, else the build GPU; the lowest PTX version that needs) and go
+  into the plan;
+- ``function-bodies``: elsewhere (JetPack 6's TensorRT 10.3, 10.7, no Triton) the nodes are inlined into
+  their ONNX function bodies (standard ops) before parsing, and TensorRT fuses those itself.
+
+A version-compatible plan embeds the lean runtime as host code, which a runtime refuses to run unless
+told (``engine_host_code_allowed``): :func:`make_runtime` is the one place a runtime is made, for the
+check after the build and for :mod:`tensorrt_runner`.
 
 This file is also the build script of ``--onnx-only`` bundles (``build/build_engine.py``): run there,
 it loads the bundle's own copy of the plugins, builds ``model.engine`` beside ``model.onnx`` and
@@ -51,6 +63,18 @@ def write_plan(path: Path, plan) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def make_runtime(trt, logger, version_compatible: bool = False, dla_core: int | None = None):
+    """A ``trt.Runtime`` that can load the engine it is made for: host code allowed for a version-compatible
+    engine (it carries the lean runtime as host code; trtexec --versionCompatible and Polygraphy allow it
+    the same way), and the DLA core for a DLA engine. Keep it alive as long as its engines."""
+    runtime = trt.Runtime(logger)
+    if version_compatible:
+        runtime.engine_host_code_allowed = True
+    if dla_core is not None:
+        runtime.DLA_core = int(dla_core)
+    return runtime
+
+
 def _configure(trt, builder, network, config, build: dict) -> None:
     if build.get("workspace"):
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(build["workspace"]))
@@ -72,7 +96,8 @@ def _configure(trt, builder, network, config, build: dict) -> None:
     core = build.get("dla_core")
     if core is not None:
         if builder.num_DLA_cores <= core:
-            raise BuildError(f"DLA core {core} requested but this device has {builder.num_DLA_cores} DLA cores")
+            raise BuildError(f"DLA core {core} requested but this device has {builder.num_DLA_cores} DLA cores with "
+                             f"TensorRT {trt.__version__} (DLA: Jetson Orin, with TensorRT <= 10.7 or >= 11.4.1)")
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = int(core)
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)  # layers DLA cannot run go to the GPU
@@ -90,33 +115,87 @@ def _plugin_layers(trt, network) -> list[str]:
     return [network.get_layer(i).name for i in range(network.num_layers) if network.get_layer(i).type in kinds]
 
 
+def _environment():
+    """(tensorrt_device module, build GPU or None): edgekit's module, or the bundle's copy beside this script."""
+    try:
+        from edgekit.targets import tensorrt_device
+    except ImportError:  # the bundle's build script, without edgekit installed
+        import tensorrt_device
+    gpus, _ = tensorrt_device.probe_gpus()
+    return tensorrt_device, (gpus[0] if gpus else None)
+
+
+def _parse(parser, logger, onnx_path: Path, inline: bool) -> None:
+    if inline:  # function bodies: the parser sees standard ops only, whatever it does with local functions
+        import onnx
+
+        import edgekit.plugins
+
+        model = edgekit.plugins.inline_functions(onnx.load(str(onnx_path)))
+        ok = parser.parse(model.SerializeToString(), str(onnx_path))
+    else:
+        ok = parser.parse_from_file(str(onnx_path))
+    if not ok:
+        errors = [parser.get_error(i).desc() for i in range(parser.num_errors)]
+        why = "; ".join(errors[:3]) or "; ".join(logger.errors[-3:])
+        raise BuildError(f"TensorRT's ONNX parser rejected {Path(onnx_path).name}: {why}")
+
+
 def build_engine(onnx_path: Path, engine_path: Path, build: dict, plugin_nodes: int = 0) -> dict:
     """Parse ``onnx_path``, build with the settings in ``build`` (see TrtOptions.to_dict), write the plan
     to ``engine_path`` and the engine inspector's layer JSON beside it. Returns the build facts."""
+    import contextlib
+
     import tensorrt as trt
 
+    device, gpu = _environment()
+    if build.get("hardware_compatibility") == "ampere+" and gpu is not None and gpu.cc < (8, 0):
+        raise BuildError(f"--hardware-compatibility ampere+ needs a build GPU of compute capability >= 8.0, this one "
+                         f"({gpu.name}) is {gpu.compute_capability}: build without it")
+    plugins = {"mode": "none", "reason": "the model has no edgekit plugin nodes"}
+    scope = contextlib.nullcontext()
     if plugin_nodes:
-        import edgekit.plugins
+        problem, target = device.aot_plugin_problem(trt), None
+        if problem is None and gpu is None:
+            raise BuildError("no NVIDIA GPU to build the plugin kernels for")
+        if problem is None and gpu.cc < (8, 0):
+            problem = (f"edgekit's plugin kernels need compute capability >= 8.0 (Triton), this GPU ({gpu.name}) is "
+                       f"{gpu.compute_capability}")
+        if problem is None:
+            from edgekit.plugins import tensorrt_aot
 
-        edgekit.plugins.register_tensorrt()  # before parsing: the parser prefers a registered plugin
+            try:  # an architecture edgekit has no PTX version for (or Triton cannot compile for) gets the bodies
+                target = tensorrt_aot.kernel_target(build.get("hardware_compatibility", "none"), gpu.compute_capability)
+            except ValueError as e:
+                problem = str(e)
+        if target is not None:
+            import edgekit.plugins
+
+            edgekit.plugins.register_tensorrt()  # before parsing: the parser prefers a registered plugin
+            scope = tensorrt_aot.building_for(target)
+            plugins = {"mode": "aot", "reason": "ahead-of-time plugins: the kernels' PTX is inside the engine",
+                       "kernel_target": target.to_dict()}
+        else:
+            plugins = {"mode": "function-bodies",
+                       "reason": f"{plugin_nodes} edgekit node(s) built from their ONNX function bodies: {problem}"}
     logger = make_logger(trt)
     builder = trt.Builder(logger)
     network = builder.create_network(_network_flags(trt))
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = [parser.get_error(i).desc() for i in range(parser.num_errors)]
-        why = "; ".join(errors[:3]) or "; ".join(logger.errors[-3:])
-        raise BuildError(f"TensorRT's ONNX parser rejected {Path(onnx_path).name}: {why}")
-    plugins = _plugin_layers(trt, network)
-    if len(plugins) < plugin_nodes:
-        raise BuildError(f"only {len(plugins)} of {plugin_nodes} edgekit nodes were built as plugins; the others "
-                         f"fell back to their ONNX function bodies (is edgekit's plugin registration current?)")
+    _parse(parser, logger, onnx_path, inline=plugins["mode"] == "function-bodies")
+    plugin_layers = _plugin_layers(trt, network)
+    if plugins["mode"] == "aot" and len(plugin_layers) < plugin_nodes:
+        raise BuildError(f"only {len(plugin_layers)} of {plugin_nodes} edgekit nodes were built as plugins; the "
+                         f"others fell back to their ONNX function bodies (is edgekit's plugin registration current?)")
     config = builder.create_builder_config()
     _configure(trt, builder, network, config, build)
     cache_path = Path(build["timing_cache"]) if build.get("timing_cache") else None
     cache_bytes = cache_path.read_bytes() if cache_path and cache_path.is_file() else b""
-    config.set_timing_cache(config.create_timing_cache(cache_bytes), False)  # False: refuse a mismatched cache
-    plan = builder.build_serialized_network(network, config)
+    if not config.set_timing_cache(config.create_timing_cache(cache_bytes), False):  # False: refuse a mismatch
+        raise BuildError(f"TensorRT refused the timing cache {cache_path} (made by another TensorRT version or "
+                         f"GPU): delete it or pass another --timing-cache")
+    with scope:  # TensorRT calls the plugins' aot_impl from inside the build
+        plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise BuildError(f"TensorRT could not build the engine: {'; '.join(logger.errors[-3:]) or 'no error logged'}")
     sha256 = write_plan(Path(engine_path), plan)
@@ -125,18 +204,31 @@ def build_engine(onnx_path: Path, engine_path: Path, build: dict, plugin_nodes: 
         tmp = cache_path.with_name(cache_path.name + ".tmp")
         tmp.write_bytes(bytes(memoryview(config.get_timing_cache().serialize())))
         os.replace(tmp, cache_path)
-    engine = trt.Runtime(logger).deserialize_cuda_engine(plan)
+    runtime = make_runtime(trt, logger, bool(build.get("version_compatible")), build.get("dla_core"))
+    engine = runtime.deserialize_cuda_engine(plan)
+    if engine is None:
+        raise BuildError(f"TensorRT built the engine but cannot load it: "
+                         f"{'; '.join(logger.errors[-3:]) or 'no error logged'}")
     layers = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
     Path(engine_path).with_name("layers.json").write_text(layers)
-    try:
-        from edgekit.targets.tensorrt_device import probe_gpus
-    except ImportError:  # the bundle's build script, without edgekit installed
-        from tensorrt_device import probe_gpus
-    gpus, _ = probe_gpus()
-    gpu = gpus[0] if gpus else None
     return {"version": trt.__version__, "sha256": sha256, "compute_capability": gpu.compute_capability if gpu else None,
-            "gpu": gpu.name if gpu else None, "machine": platform.machine(), "plugin_layers": plugins,
-            "timing_cache": str(cache_path) if cache_path else None}
+            "gpu": gpu.name if gpu else None, "machine": platform.machine(), "plugin_layers": plugin_layers,
+            "plugins": plugins, "timing_cache": str(cache_path) if cache_path else None}
+
+
+def runtime_facts(built: dict, build: dict) -> dict:
+    """The manifest's ``runtime`` for an engine: what was built, and what a device needs to load it."""
+    return {"name": "tensorrt", "version": built["version"], "artifact": "engine",
+            "compute_capability": built["compute_capability"], "gpu": built["gpu"], "machine": built["machine"],
+            "version_compatible": bool(build.get("version_compatible")),
+            "hardware_compatibility": build.get("hardware_compatibility", "none"), "dla_core": build.get("dla_core"),
+            "plugin_layers": len(built["plugin_layers"]), "plugins": built["plugins"]}
+
+
+def runtime_options(build: dict) -> dict:
+    """The manifest's ``runtime_options`` for an engine: what a runner sets to open it."""
+    return {"artifact": "engine", "profile": 0, "version_compatible": bool(build.get("version_compatible")),
+            "dla_core": build.get("dla_core")}
 
 
 # ---------------------------------------------------------------- the --onnx-only bundle's build script
@@ -168,12 +260,8 @@ def finish_bundle(bundle: Path, built: dict, build: dict) -> dict:
                 "bytes": (bundle / name).stat().st_size} for name in ("model.engine", "layers.json")]
     kept = [f for f in manifest["files"] if f["path"] not in ("model.engine", "layers.json")]
     manifest["files"] = entries + kept
-    manifest["runtime"] = {"name": "tensorrt", "version": built["version"], "artifact": "engine",
-                           "compute_capability": built["compute_capability"], "gpu": built["gpu"],
-                           "machine": built["machine"], "version_compatible": bool(build.get("version_compatible")),
-                           "hardware_compatibility": build.get("hardware_compatibility", "none"),
-                           "dla_core": build.get("dla_core"), "plugin_layers": len(built["plugin_layers"])}
-    manifest["runtime_options"] = {"profile": 0}
+    manifest["runtime"] = runtime_facts(built, build)
+    manifest["runtime_options"] = runtime_options(build)
     parity = manifest.setdefault("parity", {})
     parity["engine"] = {"measured": False, "reason": "engine built on the device by build/build_engine.py; the "
                         "parity figures above are of the TensorRT-flavoured ONNX in ONNX Runtime"}
@@ -195,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import tensorrt  # noqa: F401
     except (ImportError, OSError) as e:
-        print(f"error: TensorRT >= 10.7 with its ONNX parser is needed to build the engine ({e.__class__.__name__}: "
+        print(f"error: TensorRT >= 10.3 with its ONNX parser is needed to build the engine ({e.__class__.__name__}: "
               f"{str(e).strip().splitlines()[0] if str(e).strip() else 'not importable'}): pip install tensorrt, "
               f"or run trtexec.sh", file=sys.stderr)
         return 1
@@ -220,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finish_bundle(bundle, built, build)
     print(f"built {bundle / 'model.engine'} with TensorRT {built['version']} for compute capability "
-          f"{built['compute_capability']} ({built['gpu']}); {len(built['plugin_layers'])} plugin layer(s)")
+          f"{built['compute_capability']} ({built['gpu']}); {len(built['plugin_layers'])} plugin layer(s); "
+          f"{built['plugins']['reason']}")
     return 0
 
 

@@ -3,11 +3,11 @@
 What makes it TensorRT-flavoured, beyond the per-target rewrites and swaps:
 
 - edgekit's attention ops stay single nodes in domain ``edgekit`` carrying ``plugin_namespace`` and
-  ``aot``: TensorRT's parser (>= 10.7) looks a node up in the plugin registry by op_type +
-  ``plugin_namespace`` (+ ``plugin_version``, default "1"), copies the attributes named like the
-  plugin's fields into it, and builds the ahead-of-time kernel into the engine. When no plugin is
-  registered (plain ``trtexec``), it imports the model-local function of the same name instead, which
-  is also what ONNX Runtime runs here;
+  ``aot``: TensorRT's parser looks a node that has ``plugin_namespace`` up in the plugin registry by
+  op_type + ``plugin_namespace`` (+ ``plugin_version``, default "1"), copies the attributes named like the
+  plugin's fields into it, and (``aot=1``, TensorRT >= 10.9) builds the ahead-of-time kernel into the
+  engine. When no plugin is registered (plain ``trtexec``), it imports the model-local function of the
+  same name instead, which is also what ONNX Runtime runs here;
 - precision is in the graph (strongly typed builds): fp16 tensors with fp32 islands around
   normalisations and reductions (the LayerNorm/variance overflow), explicit Q/DQ for int8;
 - only domains the parser implements: the default ONNX domain and ``edgekit``.

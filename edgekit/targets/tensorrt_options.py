@@ -19,7 +19,7 @@ class HardwareCompatibility(str, enum.Enum):
     """``IBuilderConfig.hardware_compatibility_level``: which GPUs besides the build GPU may run the engine."""
 
     NONE = "none"  # only GPUs of the build GPU's compute capability (TensorRT's default)
-    AMPERE_PLUS = "ampere+"  # any Ampere or later GPU (compute capability >= 8.0)
+    AMPERE_PLUS = "ampere+"  # any Ampere or later GPU (compute capability >= 8.0); plugin kernels as sm_80 PTX
     SAME_COMPUTE_CAPABILITY = "same-cc"  # other GPUs of the same compute capability (TensorRT >= 10.4)
 
     @classmethod
@@ -59,7 +59,8 @@ class TrtOptions:
     workspace: builder workspace limit in bytes (None: TensorRT's default, the device's memory).
     dla_core: run on this DLA core (Jetson), falling back to the GPU for layers DLA lacks.
     timing_cache: file of measured tactics, read before the build and updated after it.
-    version_compatible: the engine runs on later TensorRT versions of the same major (lean runtime embedded).
+    version_compatible: the engine runs on later TensorRT versions of the same major, and a 10.x build on 11.x
+        (lean runtime embedded, loaded as host code).
     hardware_compatibility: which GPUs besides the build GPU may run the engine.
     """
 

@@ -16,15 +16,20 @@ from edgekit.targets.base import Runner
 
 
 class TrtRunner(Runner):
-    def __init__(self, engine_path: Path, profile_index: int = 0):
+    """``version_compatible`` / ``dla_core``: how the engine was built (the bundle's runtime_options), so the
+    runtime allows the host code a version-compatible engine carries and picks the DLA core."""
+
+    def __init__(self, engine_path: Path, profile_index: int = 0, version_compatible: bool = False,
+                 dla_core: int | None = None):
         import tensorrt as trt
         from polygraphy.backend.trt import TrtRunner as PolygraphyTrtRunner
 
-        from edgekit.targets.tensorrt_engine import make_logger
+        from edgekit.targets.tensorrt_engine import make_logger, make_runtime
 
         self.trt, self.path = trt, Path(engine_path)
         self.logger = make_logger(trt)
-        self.engine = trt.Runtime(self.logger).deserialize_cuda_engine(self.path.read_bytes())
+        self.runtime = make_runtime(trt, self.logger, version_compatible, dla_core)  # outlives the engine
+        self.engine = self.runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self.engine is None:  # e.g. "version tag does not match": preflight should have said why first
             why = self.logger.errors[-1] if self.logger.errors else "no error logged"
             raise EdgekitFailure(f"TensorRT {trt.__version__} cannot load {self.path.name}: {why}")

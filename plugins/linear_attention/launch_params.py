@@ -3,7 +3,8 @@
 The interpreter/JIT launcher (``triton_kernel.py``) and the TensorRT AOT implementation (``trt_plugin.py``)
 both call these, so the engine launches exactly what the tests checked.
 
-Kernel layout: one program per (block of value channels, batch x head). TensorRT's AOT plugins launch a
+Kernel layout: one program per (batch x head, block of value channels). Batch x head is the grid's x axis:
+CUDA allows 2**31 - 1 blocks there but only 65535 along y and z. TensorRT's AOT plugins launch a
 single kernel, so each program does both passes itself: stream N to accumulate its (d, block_dv) slice of
 k^T v and the (d,) key sum in fp32, then stream N again to write its output channels. Programs of the same
 head share nothing, so the key sum is recomputed per channel block (O(N d), cheap next to O(N d^2)).
@@ -71,5 +72,5 @@ def kernel_config(seq_len: int, head_dim: int, dtype: str, block_dv: int | None 
 
 
 def grid(config: LinearAttentionConfig, batch, num_heads, head_dim, cdiv=ceil_div) -> tuple:
-    """(value-channel blocks, B * heads, 1). Works on ints and, with ``cdiv=tensorrt.plugin.cdiv``, ShapeExprs."""
-    return (cdiv(head_dim, config.block_dv), batch * num_heads, 1)
+    """(B * heads, value-channel blocks, 1). Works on ints and, with ``cdiv=tensorrt.plugin.cdiv``, ShapeExprs."""
+    return (batch * num_heads, cdiv(head_dim, config.block_dv), 1)

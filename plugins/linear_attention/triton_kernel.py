@@ -33,8 +33,8 @@ def linear_attention_kernel(
     BLOCK_DV: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
 ):
-    pid_v = tl.program_id(0)  # block of value channels
-    pid_bh = tl.program_id(1)  # batch * num_heads + head
+    pid_bh = tl.program_id(0)  # batch * num_heads + head (grid x: no 65535 limit)
+    pid_v = tl.program_id(1)  # block of value channels
     base = pid_bh.to(tl.int64) * seq_len * head_dim
     offs_d = tl.arange(0, BLOCK_D)
     offs_dv = pid_v * BLOCK_DV + tl.arange(0, BLOCK_DV)

@@ -5,9 +5,13 @@
 - ``@trtp.register``: inputs q, k, v; fields ``eps`` (float) and ``kernel`` (str), exactly the ONNX node's
   attribute names, so the ONNX parser fills them; output described as ``q.like()``;
 - ``@trtp.autotune``: all four I/O fp32 together or fp16 together, LINEAR (contiguous) layout;
-- ``@trtp.aot_impl``: the Triton kernel compiled to PTX for the build GPU, grid/block/shared memory and the
-  int32 extra args (N, d) as symbolic expressions of q's shape, so dynamic batch and resolution work and
-  the engine runs without Python. ``eps`` is baked in as a constexpr (extra args are int32 only).
+- ``@trtp.aot_impl``: the Triton kernel compiled to PTX for the engine's kernel target
+  (``tensorrt_aot.current_kernel_target()``: architecture and PTX version, never Triton's defaults),
+  grid/block/shared memory and the int32 extra args (N, d) as symbolic expressions of q's shape, so dynamic
+  batch and resolution work and the engine runs without Python. ``eps`` is baked in as a constexpr (extra
+  args are int32 only). It declares every registered field, used or not: TensorRT calls it with all of
+  them, ``aot_impl(*inputs, *every_field_value, outputs, tactic)`` (``_TemplateAOTPlugin.
+  get_launch_params``), whatever subset the signature names.
 
 The ONNX node carries ``plugin_namespace="edgekit"`` (how the parser finds the plugin) and ``aot=1`` (use
 this implementation). Everything but ``register()`` is importable and tested without TensorRT.
@@ -48,8 +52,8 @@ def kernel_constexprs(config: LinearAttentionConfig, eps: float) -> dict:
 
 
 @functools.lru_cache(maxsize=None)  # TensorRT asks once per type combination and tactic; compiling takes seconds
-def compile_kernel(dtype: str, seq_len: int, head_dim: int, eps: float, target=None):
-    """(config, CompiledKernel) for at most ``seq_len`` tokens; ``target`` defaults to this GPU."""
+def compile_kernel(dtype: str, seq_len: int, head_dim: int, eps: float, target: tensorrt_aot.KernelTarget):
+    """(config, CompiledKernel) for at most ``seq_len`` tokens, as PTX for ``target``."""
     from edgekit.plugins.linear_attention.triton_kernel import linear_attention_kernel
 
     config = kernel_config(seq_len, head_dim, dtype)
@@ -76,7 +80,8 @@ def _is_registered(trtp) -> bool:
 
 
 def register() -> None:
-    """Register the plugin with TensorRT (idempotent). Needs TensorRT >= 10.7 and Triton at engine build."""
+    """Register the plugin with TensorRT (idempotent). Needs TensorRT >= 10.9 (``tensorrt.plugin.aot_impl``)
+    and Triton at engine build; ``edgekit.targets.tensorrt_device.aot_plugin_problem`` says whether it can."""
     import tensorrt.plugin as trtp
 
     if _is_registered(trtp):
@@ -97,20 +102,22 @@ def register() -> None:
 
     @trtp.aot_impl(PLUGIN_ID)
     def linear_attention_aot_impl(
-        q: trtp.TensorDesc, k: trtp.TensorDesc, v: trtp.TensorDesc, eps: float,
+        q: trtp.TensorDesc, k: trtp.TensorDesc, v: trtp.TensorDesc, eps: float, kernel: str,
         outputs: Tuple[trtp.TensorDesc], tactic: int,
     ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymExprs]:
+        # kernel (the feature map) was checked by linear_attention_desc; TensorRT passes it all the same
         dtype = tensorrt_aot.triton_dtype(q.dtype)
         seq_len = tensorrt_aot.dim_upper_bound(q.shape, 2)
         head_dim = tensorrt_aot.dim_upper_bound(q.shape, 3)
-        config, kernel = compile_kernel(dtype, seq_len, head_dim, tensorrt_aot.plugin_field_value(eps, float))
+        config, compiled = compile_kernel(dtype, seq_len, head_dim, tensorrt_aot.plugin_field_value(eps, float),
+                                          tensorrt_aot.current_kernel_target())
 
         batch, num_heads, _, head_dim_expr = q.shape_expr
         grid_x, grid_y, _ = grid(config, batch, num_heads, head_dim_expr, cdiv=trtp.cdiv)
         launch = trtp.KernelLaunchParams()
         launch.grid_x = grid_x
         launch.grid_y = grid_y
-        launch.block_x = kernel.threads_per_block
-        launch.shared_mem = kernel.shared_mem
+        launch.block_x = compiled.threads_per_block
+        launch.shared_mem = compiled.shared_mem
         scalars = trtp.SymIntExprs.from_tuple([trtp.SymInt32(e) for e in extra_args(q.shape_expr)])
-        return kernel.name, kernel.ptx, launch, scalars
+        return compiled.name, compiled.ptx, launch, scalars

@@ -3,7 +3,9 @@
 The interpreter/JIT launcher (``triton_kernel.py``) and the TensorRT AOT implementation (``trt_plugin.py``)
 both call these, so the engine launches exactly what the tests checked.
 
-Kernel layout: one program per (query block, window x head). Each program streams the keys and values
+Kernel layout: one program per (window x head, query block). Window x head is the grid's x axis: CUDA
+allows 2**31 - 1 blocks there but only 65535 along y and z, and B_ * heads passes 65535 at Swin-T's stage 1
+(64 windows x 3 heads) from batch 342 on. Each program streams the keys and values
 of its window in ``block_n`` chunks with an online softmax, so any N works (Swin: N=49 -> one 64 chunk;
 SwinV2 N=144/256 -> several) and register use does not grow with N.
 """
@@ -65,5 +67,5 @@ def kernel_config(seq_len: int, head_dim: int, dtype: str) -> WindowAttentionCon
 
 
 def grid(config: WindowAttentionConfig, batch_windows, num_heads, seq_len, cdiv=ceil_div) -> tuple:
-    """(query blocks, B_ * heads, 1). Works on ints and, with ``cdiv=tensorrt.plugin.cdiv``, on ShapeExprs."""
-    return (cdiv(seq_len, config.block_m), batch_windows * num_heads, 1)
+    """(B_ * heads, query blocks, 1). Works on ints and, with ``cdiv=tensorrt.plugin.cdiv``, on ShapeExprs."""
+    return (batch_windows * num_heads, cdiv(seq_len, config.block_m), 1)

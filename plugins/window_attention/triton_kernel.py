@@ -34,8 +34,8 @@ def window_attention_kernel(
     BLOCK_D: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
 ):
-    pid_m = tl.program_id(0)
-    pid_bh = tl.program_id(1)  # window * num_heads + head, windows batch-major
+    pid_bh = tl.program_id(0)  # window * num_heads + head, windows batch-major (grid x: no 65535 limit)
+    pid_m = tl.program_id(1)
     head = pid_bh % num_heads
     window = (pid_bh // num_heads) % num_windows
     qkv_base = pid_bh.to(tl.int64) * seq_len * head_dim

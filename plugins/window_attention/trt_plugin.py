@@ -5,9 +5,13 @@
 - ``@trtp.register``: inputs q, k, v, bias; fields ``scale`` (float) and ``num_heads`` (int), exactly the
   ONNX node's attribute names, so the ONNX parser fills them; output described as ``q.like()``;
 - ``@trtp.autotune``: all five I/O fp32 together or fp16 together, LINEAR (contiguous) layout;
-- ``@trtp.aot_impl``: the Triton kernel compiled to PTX for the build GPU, grid/block/shared memory and the
-  int32 extra args (N, d, heads, nW) as symbolic expressions of the input shapes, so dynamic batch works
-  and the engine runs without Python. ``scale`` is baked in as a constexpr (extra args are int32 only).
+- ``@trtp.aot_impl``: the Triton kernel compiled to PTX for the engine's kernel target
+  (``tensorrt_aot.current_kernel_target()``: architecture and PTX version, never Triton's defaults),
+  grid/block/shared memory and the int32 extra args (N, d, heads, nW) as symbolic expressions of the input
+  shapes, so dynamic batch works and the engine runs without Python. ``scale`` is baked in as a constexpr
+  (extra args are int32 only). It declares every registered field, used or not: TensorRT calls it with
+  all of them, ``aot_impl(*inputs, *every_field_value, outputs, tactic)`` (``_TemplateAOTPlugin.
+  get_launch_params``), whatever subset the signature names.
 
 The ONNX node carries ``plugin_namespace="edgekit"`` (how the parser finds the plugin) and ``aot=1`` (use
 this implementation). Everything but ``register()`` is importable and tested without TensorRT.
@@ -48,8 +52,8 @@ def kernel_constexprs(config: WindowAttentionConfig, scale: float) -> dict:
 
 
 @functools.lru_cache(maxsize=None)  # TensorRT asks once per type combination and tactic; compiling takes seconds
-def compile_kernel(dtype: str, seq_len: int, head_dim: int, scale: float, target=None):
-    """(config, CompiledKernel) for windows of at most ``seq_len`` tokens; ``target`` defaults to this GPU."""
+def compile_kernel(dtype: str, seq_len: int, head_dim: int, scale: float, target: tensorrt_aot.KernelTarget):
+    """(config, CompiledKernel) for windows of at most ``seq_len`` tokens, as PTX for ``target``."""
     from edgekit.plugins.window_attention.triton_kernel import window_attention_kernel
 
     config = kernel_config(seq_len, head_dim, dtype)
@@ -76,7 +80,8 @@ def _is_registered(trtp) -> bool:
 
 
 def register() -> None:
-    """Register the plugin with TensorRT (idempotent). Needs TensorRT >= 10.7 and Triton at engine build."""
+    """Register the plugin with TensorRT (idempotent). Needs TensorRT >= 10.9 (``tensorrt.plugin.aot_impl``)
+    and Triton at engine build; ``edgekit.targets.tensorrt_device.aot_plugin_problem`` says whether it can."""
     import tensorrt.plugin as trtp
 
     if _is_registered(trtp):
@@ -98,15 +103,17 @@ def register() -> None:
     @trtp.aot_impl(PLUGIN_ID)
     def window_attention_aot_impl(
         q: trtp.TensorDesc, k: trtp.TensorDesc, v: trtp.TensorDesc, bias: trtp.TensorDesc, scale: float,
-        outputs: Tuple[trtp.TensorDesc], tactic: int,
+        num_heads: int, outputs: Tuple[trtp.TensorDesc], tactic: int,
     ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymExprs]:
+        # num_heads is not read: the launch takes the heads from q's shape; TensorRT passes it all the same
         dtype = tensorrt_aot.triton_dtype(q.dtype)
         seq_len = tensorrt_aot.dim_upper_bound(q.shape, 2)
         head_dim = tensorrt_aot.dim_upper_bound(q.shape, 3)
-        config, kernel = compile_kernel(dtype, seq_len, head_dim, tensorrt_aot.plugin_field_value(scale, float))
+        config, kernel = compile_kernel(dtype, seq_len, head_dim, tensorrt_aot.plugin_field_value(scale, float),
+                                        tensorrt_aot.current_kernel_target())
 
-        batch_windows, num_heads, seq_len_expr, _ = q.shape_expr
-        grid_x, grid_y, _ = grid(config, batch_windows, num_heads, seq_len_expr, cdiv=trtp.cdiv)
+        batch_windows, heads, seq_len_expr, _ = q.shape_expr
+        grid_x, grid_y, _ = grid(config, batch_windows, heads, seq_len_expr, cdiv=trtp.cdiv)
         launch = trtp.KernelLaunchParams()
         launch.grid_x = grid_x
         launch.grid_y = grid_y

@@ -166,15 +166,6 @@ def test_custom_translation_table_maps_both_custom_ops():
     assert set(table) == {torch.ops.edgekit.window_attention.default, torch.ops.edgekit.linear_attention.default}
 
 
-def test_register_tensorrt_registers_both(tensorrt_plugin_api):
-    plugins.register_tensorrt()
-    plugins.register_tensorrt()  # idempotent
-    for name in plugins.OPS:
-        definition = tensorrt_plugin_api.definition(f"edgekit::{name}")
-        assert definition.aot_impl_func is not None and definition.autotune_func is not None
-        assert definition.impl_func is None  # AOT only: engines carry the kernel, no Python at run time
-
-
 # ---------------------------------------------------------------- shared schema types
 
 
@@ -265,3 +256,53 @@ def test_strip_trailing_params_keeps_what_tensorrt_passes():
 def test_kernel_signature_is_in_tensorrt_launch_order():
     signature = tensorrt_aot.kernel_signature(("a", "b"), ("n",), ("out",), "fp16", ("BLOCK",))
     assert list(signature.items()) == [("a", "*fp16"), ("b", "*fp16"), ("n", "i32"), ("out", "*fp16"), ("BLOCK", "constexpr")]
+
+
+def test_kernel_target_follows_the_engines_hardware_compatibility():
+    """PTX for the lowest architecture the engine promises, at the lowest PTX version it can be named in."""
+    ampere_plus = tensorrt_aot.kernel_target("ampere+", "9.0")  # an H100 build that must run on an A100 too
+    assert (ampere_plus.sm, ampere_plus.ptx) == ("sm_80", "7.0")
+    orin = tensorrt_aot.kernel_target("none", "8.7")
+    assert (orin.sm, orin.ptx, orin.describe()) == ("sm_87", "7.4", "sm_87, PTX 7.4")
+    hopper = tensorrt_aot.kernel_target("same-cc", "9.0")  # Triton writes sm_90a for 9.0: PTX 8.0 at least
+    assert hopper.to_dict() == {"arch": "sm_90a", "ptx_version": "8.0", "reason": hopper.reason}
+    assert "same-cc" in hopper.reason and "ampere+" in ampere_plus.reason
+    with pytest.raises(ValueError, match="needs a build GPU of compute capability >= 8.0, this one is 7.5"):
+        tensorrt_aot.kernel_target("ampere+", "7.5")
+    with pytest.raises(ValueError, match=r"no PTX target for sm_75 \(they are compiled for sm_80, sm_86"):
+        tensorrt_aot.kernel_target("none", "7.5")
+    with pytest.raises(ValueError, match="no PTX target for sm_101"):  # Thor under CUDA 12: Triton 3.9 cannot
+        tensorrt_aot.kernel_target("none", "10.1")
+    with pytest.raises(ValueError, match="unknown hardware compatibility"):
+        tensorrt_aot.kernel_target("turing+", "9.0")
+
+
+def test_building_for_scopes_the_target_of_aot_impl_calls():
+    a, b = tensorrt_aot.KernelTarget(80, 70), tensorrt_aot.KernelTarget(87, 74)
+    with tensorrt_aot.building_for(a):
+        assert tensorrt_aot.current_kernel_target() == a
+        with tensorrt_aot.building_for(b):
+            assert tensorrt_aot.current_kernel_target() == b
+        assert tensorrt_aot.current_kernel_target() == a
+    assert tensorrt_aot._SCOPED_TARGET == []
+    with pytest.raises(RuntimeError), tensorrt_aot.building_for(a):  # left on an error too
+        raise RuntimeError("build failed")
+    assert tensorrt_aot._SCOPED_TARGET == []
+
+
+def test_ptx_header_reads_version_and_target():
+    assert tensorrt_aot.ptx_header(PTX) == ("8.0", "sm_80")
+    assert tensorrt_aot.ptx_header("//\n.version 9.0\n.target sm_110a\n") == ("9.0", "sm_110a")
+    with pytest.raises(ValueError, match=".version or .target"):
+        tensorrt_aot.ptx_header(".address_size 64\n")
+
+
+def test_register_tensorrt_on_a_tensorrt_without_aot_plugins_says_what_to_do(monkeypatch):
+    import sys
+
+    from tests.tensorrt_stand_in import compiled_module
+
+    monkeypatch.setitem(sys.modules, "tensorrt", compiled_module("10.3.0.30", quick_plugins=False))
+    with pytest.raises(RuntimeError, match=r"^TensorRT 10.3.0.30 has no ahead-of-time Python plugins \(TensorRT >= "
+                                           r"10.9\): build edgekit's nodes from their ONNX function bodies instead"):
+        plugins.register_tensorrt()

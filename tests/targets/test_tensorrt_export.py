@@ -96,7 +96,7 @@ def test_build_script_without_tensorrt_says_so(onnx_only_bundle):
     path, _ = onnx_only_bundle
     run = subprocess.run([sys.executable, str(path / "build" / "build_engine.py")], capture_output=True, text=True)
     assert run.returncode == 1
-    assert run.stderr.startswith("error: TensorRT >= 10.7") and "trtexec.sh" in run.stderr
+    assert run.stderr.startswith("error: TensorRT >= 10.3") and "trtexec.sh" in run.stderr
 
 
 def test_engine_written_as_tensorrt_returns_it_and_manifest_rewritten(onnx_only_bundle, tmp_path):
@@ -110,12 +110,17 @@ def test_engine_written_as_tensorrt_returns_it_and_manifest_rewritten(onnx_only_
     write_plan(bundle / "model.engine", memoryview(plan))
     assert (bundle / "model.engine").read_bytes() == plan  # nothing prepended, nothing appended
     (bundle / "layers.json").write_text(json.dumps({"Layers": []}))
+    plugins = {"mode": "aot", "reason": "ahead-of-time plugins",
+               "kernel_target": {"arch": "sm_87", "ptx_version": "7.4", "reason": "the build GPU"}}
     built = {"version": "10.13.0.35", "compute_capability": "8.7", "gpu": "Orin", "machine": "aarch64",
-             "plugin_layers": ["/WindowAttention", "/LinearAttention"]}
-    finish_bundle(bundle, built, {"version_compatible": False, "hardware_compatibility": "none", "dla_core": None})
+             "plugin_layers": ["/WindowAttention", "/LinearAttention"], "plugins": plugins}
+    finish_bundle(bundle, built, {"version_compatible": True, "hardware_compatibility": "none", "dla_core": None})
     m = read_manifest(bundle)  # still a valid manifest (schema checked)
     assert m["files"][0]["path"] == "model.engine" and verify_files(bundle, m) == []
     assert m["runtime"]["artifact"] == "engine" and m["runtime"]["compute_capability"] == "8.7"
+    assert m["runtime"]["plugins"] == plugins and m["runtime"]["version_compatible"] is True
+    # what a runner needs to open it: host code allowed (version-compatible), no DLA core
+    assert m["runtime_options"] == {"artifact": "engine", "profile": 0, "version_compatible": True, "dla_core": None}
     assert m["parity"]["engine"]["measured"] is False
     if not probe().can_build:  # here: the loader names what this machine lacks, in one message
         with pytest.raises(UsageError, match=r"cannot run here: .*TensorRT is not usable here.*no NVIDIA GPU here"):

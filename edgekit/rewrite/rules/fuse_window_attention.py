@@ -5,8 +5,9 @@ The core of a (shifted-)window block, in any of the forms of :mod:`edgekit.rewri
     q (B*nW, h, N, d), kT (.., d, N), v --> softmax(q kT * scale + bias) @ v      bias: (1|nW, h, N, N)
     =>  edgekit::WindowAttention(q, k, v, bias (nW, h, N, N), scale=s, num_heads=h)
 
-TensorRT's ONNX parser (10.7+) maps the node to the registered plugin (one fused kernel, fp32
-softmax inside fp16 engines); ONNX Runtime runs its model-local function body; OpenVINO inlines
+TensorRT's ONNX parser maps the node to the registered plugin (TensorRT >= 10.9: one fused
+ahead-of-time kernel, fp32 softmax inside fp16 engines; on older TensorRT the build inlines the
+node's function body instead); ONNX Runtime runs its model-local function body; OpenVINO inlines
 it. This rule catches exports the torch-level swap (``edgekit.rewrite.swaps.window_attention``)
 did not produce directly. Attention without a bias is left alone: it is not windowed attention,
 and TensorRT fuses plain attention itself.
