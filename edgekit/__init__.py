@@ -8,11 +8,9 @@ The Python API mirrors the CLI one to one::
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from edgekit import runtime  # noqa: E402
-from edgekit.api import evaluate, export, inspect, list_models, quantize, sensitivity  # noqa: E402
-from edgekit import profile  # noqa: E402  (a callable package: edgekit.profile(...) is edgekit.api.profile)
+from edgekit import runtime
+from edgekit.api import evaluate, export, inspect, list_models, profile, quantize, sensitivity
+from edgekit.version import __version__
 
 __all__ = ["__version__", "evaluate", "export", "inspect", "list_models", "profile", "quantize", "runtime",
            "sensitivity"]

@@ -75,7 +75,7 @@ def quantize(bundle: str | Path, out: str | Path | None = None, *, precision: st
     agreement with fp32 the int8 model may lose on the calibration set; the most sensitive blocks
     are kept in float until it holds.
     """
-    from edgekit.quantize import quantize_bundle
+    from edgekit.quant.bundle import quantize_bundle
 
     options = _quant_options(method, percentile, keep_fp, default_islands, max_drop, cache)
     return quantize_bundle(bundle, out, precision, calib=calib, calib_size=calib_size, options=options,
@@ -87,8 +87,8 @@ def sensitivity(bundle: str | Path, *, calib: str | Path | None = None, calib_si
                 default_islands: bool = True, threads: int | None = None, cache: bool = True,
                 reporter: Reporter | None = None):
     """Per block of the bundle's model: agreement with fp32 on the calibration set when only that block is int8,
-    most sensitive first (`edgekit quantize --sensitivity`). Returns :class:`edgekit.quantize.SensitivityReport`."""
-    from edgekit.quantize import sensitivity_of_bundle
+    most sensitive first (`edgekit quantize --sensitivity`). Returns :class:`edgekit.quant.bundle.SensitivityReport`."""
+    from edgekit.quant.bundle import sensitivity_of_bundle
 
     options = _quant_options(method, percentile, keep_fp, default_islands, None, cache)
     return sensitivity_of_bundle(bundle, calib=calib, calib_size=calib_size, options=options, threads=threads,
@@ -98,10 +98,10 @@ def sensitivity(bundle: str | Path, *, calib: str | Path | None = None, calib_si
 def evaluate(bundle: str | Path, data: str | Path, *, reference: str | Path | None = None, limit: int | None = None,
              threads: int | None = None, reporter: Reporter | None = None):
     """Top-1 or mIoU of a bundle on a labeled folder, and its agreement with the fp32 model
-    (see `edgekit evaluate --help`). Returns :class:`edgekit.evaluate.EvalReport`."""
-    from edgekit.evaluate import evaluate as _evaluate
+    (see `edgekit evaluate --help`). Returns :class:`edgekit.accuracy.EvalReport`."""
+    from edgekit.accuracy import evaluate_bundle
 
-    return _evaluate(bundle, data, reference, limit, threads, reporter)
+    return evaluate_bundle(bundle, data, reference, limit, threads, reporter)
 
 
 def inspect(bundle: str | Path) -> dict:
@@ -171,10 +171,11 @@ def profile(bundles: str | Path | list, *, remote: str | None = None, ssh_config
             baseline: str | Path | None = None, fail_over: str | float | None = None, out: str | Path | None = None,
             html: str | Path | None = None, markdown: str | Path | None = None, reporter: Reporter | None = None):
     """Profile bundles here or on a device over SSH (see `edgekit profile --help`); writes the JSON
-    (``out``), HTML and markdown reports asked for. Returns :class:`edgekit.profile.ProfileReport`,
+    (``out``), HTML and markdown reports asked for. Returns :class:`edgekit.profiling.ProfileReport`,
     whose ``regressed`` is True when a median regressed beyond ``fail_over`` against ``baseline``."""
-    from edgekit.profile import ProfileConfig, Remote, profile_bundles, save
-    from edgekit.profile.config import parse_duration, parse_percent, parse_sweep
+    from edgekit.profiling.config import ProfileConfig, Remote, parse_duration, parse_percent, parse_sweep
+    from edgekit.profiling.profiler import profile_bundles
+    from edgekit.profiling.report import save
 
     paths = [bundles] if isinstance(bundles, (str, Path)) else list(bundles)
     config = ProfileConfig(
@@ -186,7 +187,7 @@ def profile(bundles: str | Path | list, *, remote: str | None = None, ssh_config
         baseline=Path(baseline) if baseline else None,
         fail_over_pct=parse_percent(fail_over) if fail_over is not None else None)
     if device is not None:
-        from edgekit.profile.devices import get_device
+        from edgekit.profiling.devices import get_device
 
         get_device(device)  # an unknown name fails before anything runs
     report = profile_bundles(config, reporter)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from edgekit.errors import UsageError
@@ -68,6 +68,13 @@ class Tolerance:
             if prec == precision.value and fieldname in ("cosine", "max_abs_rel", "agreement"):
                 changes[fieldname] = value
         return replace(self, **changes) if changes else self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> Tolerance:
+        return Tolerance(cosine=float(d["cosine"]), max_abs_rel=d.get("max_abs_rel"), agreement=d.get("agreement"))
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -185,3 +192,41 @@ class ExportConfig:
     tolerance: Tolerance | None = None
     target_options: dict = field(default_factory=dict)
     source_options: SourceOptions = field(default_factory=SourceOptions)
+
+    def to_dict(self) -> dict:
+        """Every field as JSON: the manifest records it (``export_config``) so that `edgekit quantize` re-runs the
+        export exactly as it was configured."""
+        d = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, enum.Enum):
+                value = value.value
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, (Tolerance, SourceOptions)):
+                value = value.to_dict()
+            elif isinstance(value, dict):
+                value = {k: str(v) if isinstance(v, Path) else v for k, v in value.items()}
+            d[f.name] = value
+        return d
+
+    @staticmethod
+    def from_dict(d: dict) -> ExportConfig:
+        """The inverse of :meth:`to_dict`; a field the record lacks takes its default."""
+        default = ExportConfig(source=d["source"])
+
+        def get(name: str, parse=None):
+            value = d.get(name)
+            return getattr(default, name) if value is None else (parse(value) if parse else value)
+
+        return ExportConfig(source=d["source"], target=get("target", Target.parse),
+                            precision=get("precision", Precision.parse), out=get("out", Path),
+                            checkpoint=get("checkpoint", Path), input_shape=get("input_shape", tuple),
+                            dynamic_batch=bool(get("dynamic_batch")), calib=get("calib", Path),
+                            calib_size=get("calib_size", int), threads=get("threads", int), opset=get("opset", int),
+                            verify=bool(get("verify")), force=bool(get("force")), rewrite=bool(get("rewrite")),
+                            explain=bool(get("explain")), tolerance=get("tolerance", Tolerance.from_dict),
+                            target_options=dict(get("target_options") or {}),
+                            source_options=SourceOptions.from_dict(d.get("source_options")))

@@ -12,6 +12,7 @@ import json
 import platform
 from pathlib import Path
 
+from edgekit.config import ExportConfig
 from edgekit.errors import UsageError
 
 SCHEMA_VERSION = "1.1"  # 1.1: model.origin, preprocess.origin, model.source_options, labels as a list
@@ -35,6 +36,29 @@ def host_info() -> dict:
 
     return {"machine": platform.machine(), "system": platform.system(), "processor": platform.processor() or "",
             "cpu_count": os.cpu_count(), "python": platform.python_version()}
+
+
+# ExportConfig fields the manifest records in places of their own (target, precision, model.source,
+# model.checkpoint, model.source_options); ``export_config`` holds all the others
+_RECORDED_ELSEWHERE = ("source", "target", "precision", "checkpoint", "source_options")
+
+
+def export_config_record(config: ExportConfig) -> dict:
+    """The manifest's ``export_config``: each field of ``config`` the manifest does not record elsewhere."""
+    return {k: v for k, v in config.to_dict().items() if k not in _RECORDED_ELSEWHERE}
+
+
+def recorded_export_config(manifest: dict) -> ExportConfig | None:
+    """The configuration a bundle was exported with, read back from ``export_config`` and the fields recorded
+    elsewhere; None for a bundle written before ``export_config`` was recorded, or one without a model source."""
+    record = manifest.get("export_config")
+    model = manifest.get("model", {})
+    if record is None or not model.get("source"):
+        return None
+    return ExportConfig.from_dict({**record, "source": model["source"], "target": manifest["target"],
+                                   "precision": manifest["precision"],
+                                   "checkpoint": (model.get("checkpoint") or {}).get("path"),
+                                   "source_options": model.get("source_options")})
 
 
 def write_manifest(bundle_dir: Path, manifest: dict) -> Path:

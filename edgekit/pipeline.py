@@ -8,18 +8,21 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from edgekit import __version__
 from edgekit.bundle import check_destination, staged_bundle
 from edgekit.calib import load_calibration
 from edgekit.config import ExportConfig, Precision, Tolerance
 from edgekit.errors import ParityError, UsageError, stage
-from edgekit.manifest import file_entries, host_info, read_manifest, sha256_file, write_manifest
+from edgekit.manifest import (export_config_record, file_entries, host_info, read_manifest, sha256_file,
+                              write_manifest)
 from edgekit.onnx_export import export_onnx, prepare_for_deploy
 from edgekit.parity import ParityReport, run_parity, torch_reference
+from edgekit.plugins_bridge import attach_plugin_functions, uses_plugins
 from edgekit.progress import Reporter
+from edgekit.quant.int8 import quantize_onnx_for_target
 from edgekit.rewrite import RewriteReport, apply_rewrites, apply_swaps
 from edgekit.sources import load_source
 from edgekit.targets import get_backend
+from edgekit.version import __version__
 
 
 @dataclass
@@ -139,26 +142,14 @@ def _onnx_for_target(config: ExportConfig, model, spec, calib, rewrites: Rewrite
         with rep.step(f"rewrite for {config.target.value}"), stage("rewrite"):
             proto = apply_rewrites(proto, config.target, rewrites, config.precision)
     with stage("export"):
-        proto = _attach_plugins(proto)
+        proto = attach_plugin_functions(proto)
 
     if config.precision is Precision.INT8:
-        from edgekit.quantize import quantize_onnx_for_target
-
         with stage("quantize"):  # reports its own steps
             proto, quant_info = quantize_onnx_for_target(proto, config, spec, calib, rep, quant)
     else:
         quant_info = None
     return exported, proto, quant_info
-
-
-def _attach_plugins(proto: onnx.ModelProto) -> onnx.ModelProto:
-    from edgekit.plugins_bridge import uses_plugins
-
-    if not uses_plugins(proto):
-        return proto
-    from edgekit.plugins import attach_functions
-
-    return attach_functions(proto)
 
 
 def _io_spec(proto: onnx.ModelProto, values) -> list[dict]:
@@ -174,8 +165,6 @@ def _io_spec(proto: onnx.ModelProto, values) -> list[dict]:
 def _manifest(config: ExportConfig, spec, exported, rewrites: RewriteReport, built, parity: dict,
               proto: onnx.ModelProto, staging: Path, quant_info: dict | None, model) -> dict:
     from edgekit.flops import count_flops
-
-    from edgekit.plugins_bridge import uses_plugins
 
     plugins = uses_plugins(proto) if proto is not None else []
     plugin_hashes = {}
@@ -206,6 +195,7 @@ def _manifest(config: ExportConfig, spec, exported, rewrites: RewriteReport, bui
                    "dynamic_batch": config.dynamic_batch,
                    "requested_input_shape": list(config.input_shape) if config.input_shape else None}
                   if exported is not None else built.export,
+        "export_config": export_config_record(config),  # read back by `edgekit quantize` to export it again
         "rewrites": rewrites.to_dict(),
         "plugins": [{"name": p, "domain": "edgekit", "version": 1, "sha256": plugin_hashes.get(p, "")} for p in plugins],
         "quantization": quant_info,

@@ -17,3 +17,12 @@ def inline_plugin_functions(model: onnx.ModelProto) -> onnx.ModelProto:
     from edgekit.plugins import inline_functions
 
     return inline_functions(model)
+
+
+def attach_plugin_functions(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with the ONNX function body of each edgekit op it uses (unchanged when it uses none)."""
+    if not uses_plugins(model):
+        return model
+    from edgekit.plugins import attach_functions
+
+    return attach_functions(model)

@@ -124,11 +124,12 @@ def _entry(name: str) -> _Entry:
 
 
 def _load_all() -> None:
+    """Import every family module beside this one (each registers its variants as it is imported); the package
+    itself is not imported here, as it imports this module."""
     import importlib
+    import os
     import pkgutil
 
-    import edgekit.models as pkg
-
-    for info in pkgutil.iter_modules(pkg.__path__):
+    for info in pkgutil.iter_modules([os.path.dirname(__file__)]):
         if not info.name.startswith("_"):
-            importlib.import_module(f"{pkg.__name__}.{info.name}")
+            importlib.import_module(f"{__package__}.{info.name}")

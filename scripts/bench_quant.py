@@ -135,7 +135,7 @@ def bench_model(name: str, targets: list[str], threads: int, warmup: int, iters:
                 work: Path, log, max_drop: float | None = None) -> list[dict]:
     import edgekit
     from edgekit.calib import load_calibration
-    from edgekit.evaluate import evaluate_fn, read_labeled_folder
+    from edgekit.accuracy import evaluate_fn, read_labeled_folder
     from edgekit.onnx_export import prepare_for_deploy
     from edgekit.parity import torch_reference
     from edgekit.sources import load_source

@@ -7,7 +7,7 @@ Without bundles it exports the zoo's efficientvit_b0 (fp32) for ONNX Runtime and
 temporary folder. For each bundle, in rounds that measure everything back to back (so load from
 other processes drifts onto all of them alike), it takes the median latency from:
 
-  * edgekit profile (the profiler under test: edgekit.profile, no per-layer pass);
+  * edgekit profile (the profiler under test: edgekit.profiling, no per-layer pass);
   * an independent timing loop written here against the runtime's own Python API (its own session,
     its own inputs, time.perf_counter_ns around each call), sharing no code with the profiler;
   * OpenVINO's benchmark_app (OpenVINO bundles; sync API, one stream, same threads and precision).

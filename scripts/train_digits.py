@@ -442,7 +442,7 @@ def describe_accuracy(model: nn.Module, recipe: Recipe, size: int | None = None)
         images, masks = render_segmentation(va_x, va_y, 100, seed=3)
         out = F.interpolate(model(_upscale(normalize(images), size)), size=masks.shape[-2:], mode="bilinear",
                             align_corners=False)
-        from edgekit.evaluate import mean_iou
+        from edgekit.accuracy import mean_iou
 
         return f"mIoU {mean_iou(out.argmax(1).numpy(), masks, recipe.num_classes):.3f} on {len(masks)} validation mosaics"
 

@@ -84,3 +84,13 @@ def test_cli_flag_and_misuse(cli, tmp_path):
     assert json.loads(out)["files"][0]["path"] == ORT_FILE
     code, _, err = cli("export", SOURCE, "--target", "openvino", "--mobile", "--out", tmp_path / "o")
     assert code == 2 and "--mobile applies to --target onnx, not openvino" in err
+
+
+def test_quantize_keeps_the_mobile_format(bundles, tmp_path):
+    """`edgekit quantize` exports again with every recorded target option: the fp16 bundle is a mobile one too."""
+    mobile, _ = bundles
+    half = edgekit.quantize(mobile.path, tmp_path / "fp16", precision="fp16")
+    m = half.manifest
+    assert m["precision"] == "fp16" and m["export_config"]["target_options"] == {"mobile": True}
+    assert [f["path"] for f in m["files"]] == [ORT_FILE, OPS_CONFIG, RUNTIME_OPT_FILE, RUNTIME_OPT_CONFIG]
+    assert m["runtime_options"]["format"] == "ort" and m["parity"]["passed"]

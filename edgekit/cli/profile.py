@@ -57,7 +57,7 @@ def profile(bundles, remote, ssh_config, remote_python, device, list_devices, wa
     from edgekit.errors import UsageError
 
     if list_devices:
-        from edgekit.profile.devices import list_devices as _list
+        from edgekit.profiling.devices import list_devices as _list
 
         rows = _list()
         if as_json:
@@ -82,14 +82,14 @@ def profile(bundles, remote, ssh_config, remote_python, device, list_devices, wa
     if as_json:
         click.echo(json.dumps(report.data, indent=2))
     elif not quiet:
-        from edgekit.profile.terminal import summary
+        from edgekit.profiling.terminal import summary
 
         console().print(summary(report.data))
         for path, what in ((out, "json"), (html, "html"), (markdown, "markdown")):
             if path:
                 click.echo(f"{what}: {path}")
     if report.regressed:
-        from edgekit.profile.regression import RegressionError, verdict
+        from edgekit.profiling.regression import RegressionError, verdict
 
         raise RegressionError(f"median regressed beyond {report.regression['threshold_pct']:g}%: "
                               f"{verdict(report.regression)}", report)

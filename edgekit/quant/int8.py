@@ -2,6 +2,9 @@
 
     fp32 ONNX --calibrate--> ranges --candidates x islands--> scored on the target's runtime
               --best--> [sensitivity -> keep blocks in float until the budget holds] --> QDQ ONNX + report
+
+The export pipeline calls :func:`quantize_onnx_for_target` for ``--precision int8``; it returns the QDQ model
+and what the manifest records under ``quantization``.
 """
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import onnx
 
 from edgekit.calib import CalibrationSet
-from edgekit.config import Precision, Target, Task
+from edgekit.config import ExportConfig, Precision, Target, Task, Tolerance
 from edgekit.errors import EdgekitFailure
 from edgekit.progress import Reporter
 from edgekit.quant.calibrate import calibrate
@@ -34,6 +37,37 @@ def budget_for(options: QuantOptions, agreement: float, cosine: float) -> Budget
     if options.max_drop is not None:
         agreement = max(agreement, 1.0 - options.max_drop / 100.0)
     return Budget(agreement, cosine)
+
+
+def quantize_onnx_for_target(proto: onnx.ModelProto, config: ExportConfig, spec, calib: CalibrationSet,
+                             reporter: Reporter, options: QuantOptions | None = None) -> tuple[onnx.ModelProto, dict]:
+    """fp32 ONNX -> (the target's int8 QDQ ONNX, manifest ``quantization`` entry)."""
+    options = options or QuantOptions()
+    tol = config.tolerance or Tolerance.default(Precision.INT8).overridden(spec.tolerance, Precision.INT8)
+    budget = budget_for(options, tol.agreement if tol.agreement is not None else 0.0, tol.cosine)
+    batch = 1 if config.dynamic_batch else spec.input_shape[0]
+    step = budget_resolution(spec.task, len(calib))
+    if options.max_drop and step is not None and step > options.max_drop:
+        reporter.note(f"--max-drop {options.max_drop:g} is finer than the calibration set can measure: with "
+                      f"{len(calib)} images one changed top-1 is {step:.2f} points of agreement, so no change at all "
+                      f"is allowed; {-(-100 // options.max_drop):.0f}+ images (--calib / --calib-size) give the budget "
+                      f"its meaning")
+    result = quantize_int8(proto, config.target, spec.task, calib, options, budget, config.threads, batch, reporter)
+    if step is not None:
+        result.info["budget"]["agreement_step_points"] = round(step, 4)  # what one changed top-1 costs
+    speed = result.info["speed"]
+    if speed["speedup"] < 1.0:
+        reporter.note(f"int8 runs slower than fp32 on this machine ({speed['speedup']:.2f}x: {speed['fp32_ms']:.2f} -> "
+                      f"{speed['int8_ms']:.2f} ms); small inputs and depthwise/elementwise-heavy models gain little "
+                      f"from int8 GEMMs while paying for quantize/dequantize: consider fp16/bf16, or profile with "
+                      f"`edgekit profile`")
+    return result.model, result.info
+
+
+def budget_resolution(task: Task, images: int) -> float | None:
+    """Points of agreement one changed prediction costs on the calibration set: 100 / images for top-1
+    (classification); None for segmentation, whose agreement is per pixel."""
+    return 100.0 / images if task is Task.CLASSIFICATION and images else None
 
 
 def quantize_int8(proto: onnx.ModelProto, target: Target, task: Task, calib: CalibrationSet, options: QuantOptions,

@@ -15,9 +15,7 @@ import onnx_ir as ir
 from torch import nn
 
 from edgekit.config import Precision, Target
-
-# Domains the rules may introduce, with the opset version their nodes are written for.
-_DOMAIN_VERSIONS = {"com.microsoft": 1, "edgekit": 1}
+from edgekit.rewrite.ir_passes import infer_shapes, to_proto
 
 
 @dataclass
@@ -77,31 +75,3 @@ def run_rules(model: ir.Model, rules: Sequence, report: RewriteReport, skip: dic
             report.not_applied[rule.name] = why_not
         if count:
             infer_shapes(model)
-
-
-def infer_shapes(model: ir.Model) -> None:
-    """Re-infer shapes in place (nodes the ONNX schemas do not know keep what the rules set)."""
-    from onnx_ir.passes.common import ShapeInferencePass
-
-    _import_used_domains(model)
-    try:
-        ShapeInferencePass()(model)
-    except Exception:  # inference is an aid to later checks, never a reason to fail the export
-        pass
-
-
-def to_proto(model: ir.Model) -> onnx.ModelProto:
-    """Drop what the rules left unused, import every domain in use, serialize."""
-    from onnx_ir.passes.common import RemoveUnusedFunctionsPass, RemoveUnusedNodesPass, RemoveUnusedOpsetsPass
-
-    RemoveUnusedNodesPass()(model)
-    RemoveUnusedFunctionsPass()(model)
-    RemoveUnusedOpsetsPass()(model)
-    _import_used_domains(model)
-    return ir.serde.serialize_model(model)
-
-
-def _import_used_domains(model: ir.Model) -> None:
-    for node in model.graph.all_nodes():
-        if node.domain not in model.opset_imports and node.domain in _DOMAIN_VERSIONS:
-            model.opset_imports[node.domain] = _DOMAIN_VERSIONS[node.domain]

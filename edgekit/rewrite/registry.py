@@ -42,7 +42,7 @@ class Rule:
 
     def apply(self, model: onnx.ModelProto) -> tuple[onnx.ModelProto, int, str]:
         """Run on a ModelProto -> (rewritten copy, count, why not). The pipeline uses ``rewrite`` directly."""
-        from edgekit.rewrite.pipeline import to_proto
+        from edgekit.rewrite.ir_passes import to_proto
 
         ir_model = ir.serde.deserialize_model(model)
         count, why_not = self.rewrite(ir_model)

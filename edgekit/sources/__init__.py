@@ -37,7 +37,7 @@ def load_source(source: str, checkpoint: Path | None = None, input_shape: tuple[
         raise UsageError("--pretrained applies to timm:<name> sources; hf:<repo> and model directories hold their "
                          "own weights, other sources take --checkpoint")
     if source.startswith("hf:"):
-        from edgekit.sources.hub import hf_model
+        from edgekit.sources.directory import hf_model
 
         loaded = hf_model(source[len("hf:"):], input_shape, options)
     elif source.startswith("timm:"):

@@ -10,16 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from edgekit.config import SourceOptions
 from edgekit.errors import UsageError
 from edgekit.sources.spec import SourceModel
-
-SAFE_WEIGHTS = "model.safetensors"
-SAFE_INDEX = "model.safetensors.index.json"
-PICKLE_WEIGHTS = "pytorch_model.bin"
-PICKLE_INDEX = "pytorch_model.bin.index.json"
+from edgekit.sources.weights import weight_files
 
 
 def directory_kind(directory: Path) -> str:
@@ -47,36 +41,6 @@ def directory_kind(directory: Path) -> str:
                      f"cannot tell which library wrote it")
 
 
-def weight_files(directory: Path) -> list[Path]:
-    """The weight files of a directory, safetensors preferred; a usage error when there are none."""
-    for index in (SAFE_INDEX, PICKLE_INDEX):
-        if (directory / index).is_file():
-            try:
-                shards = sorted(set(json.loads((directory / index).read_text())["weight_map"].values()))
-            except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-                raise UsageError(f"{directory / index} is not a valid weight index (no weight_map)") from None
-            missing = [s for s in shards if not (directory / s).is_file()]
-            if missing:
-                raise UsageError(f"{directory / index} names {len(missing)} missing shard(s), first: {missing[0]}")
-            return [directory / s for s in shards]
-    for name in (SAFE_WEIGHTS, PICKLE_WEIGHTS):
-        if (directory / name).is_file():
-            return [directory / name]
-    raise UsageError(f"model directory {directory} has no weights ({SAFE_WEIGHTS}, {PICKLE_WEIGHTS} or a sharded "
-                     f"index); save the model with save_pretrained / save_for_hf, which write them")
-
-
-def read_weights(directory: Path) -> tuple[dict[str, torch.Tensor], Path]:
-    """(state dict, the first weight file) of a directory, read without unpickling anything."""
-    from edgekit.checkpoint import read_state_dict
-
-    files = weight_files(directory)
-    state: dict[str, torch.Tensor] = {}
-    for f in files:
-        state.update(read_state_dict(f))
-    return state, files[0]
-
-
 def directory_model(directory: Path, input_shape: tuple[int, ...] | None, options: SourceOptions, source: str | None = None,
                     weights_origin: str | None = None) -> SourceModel:
     """Load a model directory (or a hub snapshot, which is one)."""
@@ -92,3 +56,13 @@ def directory_model(directory: Path, input_shape: tuple[int, ...] | None, option
     from edgekit.sources.hf import transformers_directory
 
     return transformers_directory(directory, input_shape, options, source, weights_origin)
+
+
+def hf_model(repo: str, input_shape, options):
+    """``hf:<repo id>``: the repo's snapshot read as a model directory (transformers or timm)."""
+    from edgekit.sources.hub import snapshot
+
+    if options.pretrained:
+        raise UsageError("--pretrained applies to timm:<name> sources; hf:<repo> always loads the repo's weights")
+    path, origin = snapshot(repo)
+    return directory_model(path, input_shape, options, source=f"hf:{repo}", weights_origin=origin)

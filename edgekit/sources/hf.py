@@ -160,7 +160,7 @@ def transformers_directory(directory: Path, input_shape: tuple[int, ...] | None,
 def _check_pickles(directory: Path) -> None:
     """A pytorch_model.bin is read once with weights_only=True first, so a pickle with code in it is refused
     with edgekit's own message whatever transformers version does the loading."""
-    from edgekit.sources.directory import weight_files
+    from edgekit.sources.weights import weight_files
 
     from edgekit.checkpoint import read_state_dict
 

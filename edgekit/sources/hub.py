@@ -3,7 +3,8 @@
 A repo is resolved to a snapshot directory in the Hugging Face cache with ``huggingface_hub``: downloaded
 when online, read from the cache when ``HF_HUB_OFFLINE=1`` or the hub cannot be reached. The cache is
 ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub`` (read when the source is
-resolved, so a test or a script can point it elsewhere). The snapshot is then read as a model directory.
+resolved, so a test or a script can point it elsewhere). The snapshot is then read as a model directory
+(:func:`edgekit.sources.directory.hf_model`).
 """
 from __future__ import annotations
 
@@ -67,16 +68,6 @@ def snapshot(repo_id: str) -> tuple[Path, str]:
                          f"({e.__class__.__name__}); download it where there is a network (hf download {repo_id}) "
                          f"into that cache, or point HF_HOME at a cache that has it") from None
     return path, f"hub {repo_id}@{path.name[:12]}"
-
-
-def hf_model(repo: str, input_shape, options):
-    """``hf:<repo id>``: the repo's snapshot read as a model directory (transformers or timm)."""
-    from edgekit.sources.directory import directory_model
-
-    if options.pretrained:
-        raise UsageError("--pretrained applies to timm:<name> sources; hf:<repo> always loads the repo's weights")
-    path, origin = snapshot(repo)
-    return directory_model(path, input_shape, options, source=f"hf:{repo}", weights_origin=origin)
 
 
 def timm_snapshot(timm, arch: str, tag: str) -> tuple[Path, str]:

@@ -136,7 +136,7 @@ def timm_directory(directory: Path, input_shape: tuple[int, ...] | None, options
     """A directory written by timm's ``save_for_hf`` (or a timm hub repo): ``config.json`` with ``architecture``,
     ``num_classes``, ``pretrained_cfg``, optional ``label_names`` and ``model_args``, and the weights."""
     from edgekit.checkpoint import load_into
-    from edgekit.sources.directory import read_weights
+    from edgekit.sources.weights import read_weights
 
     timm = _timm()
     config = json.loads((directory / "config.json").read_text())

@@ -41,7 +41,7 @@ class OnnxRuntimeRunner(Runner):
     def profile(self, feeds, iters: int = 10, warmup: int = 2) -> dict:
         import tempfile
 
-        from edgekit.profile.device_runner import ort_layers
+        from edgekit.profiling.device_runner import ort_layers
 
         feeds = feeds if isinstance(feeds, list) else [feeds]
         with tempfile.TemporaryDirectory() as tmp:

@@ -57,7 +57,7 @@ class OpenVinoRunner(Runner):
         return [np.array(self.request.get_output_tensor(i).data) for i in range(len(self.output_names))]
 
     def profile(self, feeds, iters: int = 10, warmup: int = 2) -> dict:
-        from edgekit.profile.device_runner import ov_layers
+        from edgekit.profiling.device_runner import ov_layers
 
         profiled = OpenVinoRunner(self.xml, self.device, self.hint, self.threads, perf_counters=True)
         return ov_layers(profiled.compiled, profiled.request, feeds if isinstance(feeds, list) else [feeds], iters, warmup)

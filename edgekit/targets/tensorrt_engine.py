@@ -238,9 +238,11 @@ def _load_bundle_plugins(bundle: Path) -> None:
     import importlib.util
     import types
 
+    # by name, not an import statement: inside edgekit the package is always imported already, so this runs only
+    # as the bundle's build script, where edgekit may or may not be installed
     if "edgekit" not in sys.modules:
         try:
-            import edgekit  # noqa: F401
+            importlib.import_module("edgekit")
         except ImportError:
             sys.modules["edgekit"] = types.ModuleType("edgekit")
             sys.modules["edgekit"].__path__ = []

@@ -41,7 +41,7 @@ def parse_layer_info(data: str | dict) -> list[dict]:
 
 def names_in_layer_name(name: str) -> list[str]:
     """'a + b' -> [a, b]; '{ForeignNode[a...b]}' -> [a, b] (only the ends of a Myelin region are named)."""
-    from edgekit.profile.device_runner import trt_layer_names
+    from edgekit.profiling.device_runner import trt_layer_names
 
     return trt_layer_names(name)
 
@@ -77,7 +77,7 @@ class NodeIndex:
     @staticmethod
     def module(node_name: str) -> str:
         """'/stages.1/blocks.0/attn/MatMul' -> 'stages.1.blocks.0.attn' (TorchScript exporter names); '' if none."""
-        from edgekit.profile.layers import module_segments
+        from edgekit.profiling.layers import module_segments
 
         segments = module_segments(node_name) or []
         out: list[str] = []

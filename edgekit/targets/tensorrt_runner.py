@@ -2,7 +2,7 @@
 
 Thin on purpose: TensorRT's ``Runtime.deserialize_cuda_engine`` and ``IProfiler``, with Polygraphy's
 ``TrtRunner`` doing buffers, shapes and copies. The per-layer records follow the profiler's record
-format (edgekit/profile) with each layer's ONNX nodes from the engine inspector, so the report maps
+format (edgekit/profiling) with each layer's ONNX nodes from the engine inspector, so the report maps
 them back to PyTorch modules.
 """
 from __future__ import annotations
@@ -74,7 +74,7 @@ class TrtRunner(Runner):
         return parse_layer_info(inspector.get_engine_information(self.trt.LayerInformationFormat.JSON))
 
     def profile(self, feeds: list[dict], iters: int = 10, warmup: int = 2) -> dict:
-        """Per-layer records in edgekit.profile's format (what ``edgekit profile`` aggregates)."""
+        """Per-layer records in edgekit.profiling's format (what ``edgekit profile`` aggregates)."""
         times = self.layer_times(feeds[0], iters, warmup)
         nodes = {layer["name"]: layer["onnx_nodes"] for layer in self.layer_info()}
         records = [{"name": n, "op_type": "TensorRT layer", "kernel": "", "time_ms": t, "calls": 1,

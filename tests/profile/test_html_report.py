@@ -61,8 +61,8 @@ def test_html_renders_in_headless_chromium(report_html, tmp_path):
 
 def test_reports_without_layers_or_flops(report_html, bundles):
     """--no-layers and bundles without a FLOP count still give complete pages and tables."""
-    from edgekit.profile.html import render_html
-    from edgekit.profile.markdown import render_markdown
+    from edgekit.profiling.html import render_html
+    from edgekit.profiling.markdown import render_markdown
 
     data = edgekit.profile(bundles["onnx"], **dict(FAST, layer_iters=0)).data
     for run in data["results"][0]["runs"]:

@@ -9,7 +9,7 @@ import pytest
 
 import edgekit
 from edgekit.errors import UsageError
-from edgekit.profile.report import SCHEMA, SCHEMA_VERSION, load_report, schema
+from edgekit.profiling.report import SCHEMA, SCHEMA_VERSION, load_report, schema
 from tests.profile.conftest import FAST
 
 
@@ -52,7 +52,7 @@ def test_every_target_here_is_profiled_per_layer(bundles, target):
 def test_pinned_inputs_are_the_calibration_photographs(bundles):
     from edgekit.calib import load_calibration
     from edgekit.preprocess import Preprocess
-    from edgekit.profile.profiler import pinned_inputs
+    from edgekit.profiling.profiler import pinned_inputs
 
     manifest = json.loads((bundles["onnx"] / "manifest.json").read_text())
     images, info = pinned_inputs(manifest, None)

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from edgekit.errors import UsageError
-from edgekit.profile import device_runner as dr
-from edgekit.profile.config import ProfileConfig, Remote, parse_duration, parse_percent, parse_sweep
-from edgekit.profile.devices import NAMED, describe_cpu, flops_per_cycle, get_device
-from edgekit.profile.layers import GraphIndex, aggregate, annotate, module_segments, summarize
-from edgekit.profile.regression import compare, verdict
-from edgekit.profile.roofline import roofline
+from edgekit.profiling import device_runner as dr
+from edgekit.profiling.config import ProfileConfig, Remote, parse_duration, parse_percent, parse_sweep
+from edgekit.profiling.devices import NAMED, describe_cpu, flops_per_cycle, get_device
+from edgekit.profiling.layers import GraphIndex, aggregate, annotate, module_segments, summarize
+from edgekit.profiling.regression import compare, verdict
+from edgekit.profiling.roofline import roofline
 
 
 def test_latency_stats_match_numpy():

@@ -127,3 +127,27 @@ def test_evaluate_bad_data(cli, fp32_bundles, seg_bundle, tmp_path):
     assert code == 2 and "label 40 but the model has 11 classes" in _one_line(err)
     code, _, err = cli("evaluate", fp32_bundles["cls"], "--data", tmp_path, "--limit", "0")
     assert code == 2 and "--limit must be positive" in _one_line(err)
+
+
+def test_quantize_reads_the_recorded_export_configuration(fp32_bundles, tmp_path):
+    """What `edgekit quantize` exports again: the bundle's export_config with its own run's settings; a bundle
+    written before export_config existed is re-created from the fields it has (only OpenVINO's device option)."""
+    from pathlib import Path
+
+    from edgekit.config import Precision, Target
+    from edgekit.quant.bundle import recorded_config
+
+    bundle = fp32_bundles["cls"]
+    m = json.loads((bundle / "manifest.json").read_text())
+    assert m["export_config"]["target_options"] == {} and m["export_config"]["opset"] == 17
+    assert not {"source", "target", "precision", "checkpoint", "source_options"} & set(m["export_config"])
+    m["export_config"].update(opset=18, target_options={"mobile": True}, input_shape=[1, 3, 32, 32], threads=7)
+    config = recorded_config(bundle, m, tmp_path / "q", Precision.INT8, threads=2)
+    assert (config.source, config.target, config.precision, config.out) == (CLS, Target.ONNX, Precision.INT8,
+                                                                           tmp_path / "q")
+    assert (config.opset, config.target_options, config.input_shape) == (18, {"mobile": True}, (1, 3, 32, 32))
+    assert (config.threads, config.calib, config.verify, config.force, config.rewrite) == (2, None, True, False, True)
+    del m["export_config"]
+    legacy = recorded_config(bundle, m, Path("q"), Precision.FP16)
+    assert (legacy.source, legacy.opset, legacy.target_options, legacy.rewrite) == (CLS, 17, {}, True)
+    assert legacy.input_shape is None and legacy.precision is Precision.FP16

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from edgekit.config import Task
-from edgekit.evaluate import IGNORE_LABEL, confusion, evaluate_fn, mean_iou, read_labeled_folder
+from edgekit.accuracy import IGNORE_LABEL, confusion, evaluate_fn, mean_iou, read_labeled_folder
 from edgekit.preprocess import Preprocess
 
 

@@ -195,7 +195,7 @@ def test_tensorrt_qdq_placement(cls_setup):
 def test_tensorrt_export_hands_over_qdq(digits):
     """The export hook gives the TensorRT target the QDQ graph (its engine is built on a GPU)."""
     from edgekit.config import ExportConfig, Precision
-    from edgekit.quantize import quantize_onnx_for_target
+    from edgekit.quant.int8 import quantize_onnx_for_target
 
     src = load_source(CLS)
     proto = export_onnx(prepare_for_deploy(src.model), src.spec.input_shape).model

@@ -15,7 +15,7 @@ import onnx_ir as ir
 import onnxruntime as ort
 import torch
 
-from edgekit.rewrite.pipeline import infer_shapes, to_proto
+from edgekit.rewrite.ir_passes import infer_shapes, to_proto
 
 
 def parse(text: str) -> onnx.ModelProto:

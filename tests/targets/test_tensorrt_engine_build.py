@@ -166,7 +166,7 @@ def test_backend_opens_the_engine_as_the_manifest_records_it(monkeypatch, tmp_pa
 
 
 def test_device_runner_allows_host_code_for_version_compatible_engines(trt, tmp_path, monkeypatch):
-    from edgekit.profile import device_runner
+    from edgekit.profiling import device_runner
 
     cudart = types.ModuleType("cuda.bindings.runtime")
     bindings = types.ModuleType("cuda.bindings")

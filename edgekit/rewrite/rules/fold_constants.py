@@ -24,7 +24,7 @@ _MAX_ROUNDS = 8  # each round unlocks the next level of shape arithmetic; timm S
 def rewrite(model: ir.Model) -> tuple[int, str]:
     import onnxscript.optimizer as optimizer
 
-    from edgekit.rewrite.pipeline import infer_shapes
+    from edgekit.rewrite.ir_passes import infer_shapes
 
     before = _count(model)
     previous = before

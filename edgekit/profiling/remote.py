@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import EdgekitFailure, UsageError
-from edgekit.profile.config import Remote
+from edgekit.profiling.config import Remote
 
 RUNNER = Path(__file__).with_name("device_runner.py")
 

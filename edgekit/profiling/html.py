@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekit.profile import plots
+from edgekit.profiling import plots
 
 TEMPLATE = Path(__file__).with_name("report.html.j2")
 

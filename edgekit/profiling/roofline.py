@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.profile.devices import DeviceSpec
+from edgekit.profiling.devices import DeviceSpec
 
 
 def _numel(shape: list, batch: int) -> int:

@@ -13,18 +13,18 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import UsageError
-from edgekit.profile import device_runner
-from edgekit.profile.config import ProfileConfig
-from edgekit.profile.devices import get_device
-from edgekit.profile.layers import GraphIndex, summarize
-from edgekit.profile.report import build_report, load_report, run_key
-from edgekit.profile.roofline import bundle_cost, roofline
+from edgekit.profiling import device_runner
+from edgekit.profiling.config import ProfileConfig
+from edgekit.profiling.devices import get_device
+from edgekit.profiling.layers import GraphIndex, summarize
+from edgekit.profiling.report import build_report, load_report, run_key
+from edgekit.profiling.roofline import bundle_cost, roofline
 from edgekit.progress import Reporter
 
 
 @dataclass
 class ProfileReport:
-    """The report (``data`` follows edgekit/profile/profile.schema.json) and its regression verdict."""
+    """The report (``data`` follows edgekit/profiling/profile.schema.json) and its regression verdict."""
 
     data: dict
 
@@ -119,7 +119,7 @@ def profile_bundles(config: ProfileConfig, reporter: Reporter | None = None) -> 
         where = f" on {config.remote}" if config.remote else ""
         with rep.step(f"profile {label}{where}", total=_units(config)):
             if config.remote:
-                from edgekit.profile.remote import profile_remote
+                from edgekit.profiling.remote import profile_remote
 
                 measured = profile_remote(config.remote, path, manifest, images, config.settings(), _Progress(rep))
             else:
@@ -130,7 +130,7 @@ def profile_bundles(config: ProfileConfig, reporter: Reporter | None = None) -> 
     device = get_device(config.device, environment["cpu"] if environment else None)
     data = build_report(config, environment, device, results)
     if baseline is not None:
-        from edgekit.profile.regression import compare
+        from edgekit.profiling.regression import compare
 
         data["regression"] = compare(data, baseline, config.fail_over_pct, str(config.baseline))
     return ProfileReport(data)

@@ -1,4 +1,4 @@
-"""Accuracy of a bundle on a labeled folder, and its agreement with the fp32 model.
+"""Accuracy of a bundle on a labeled folder, and its agreement with the fp32 model (`edgekit evaluate`).
 
 Folder layouts (see docs/quantization.md):
 
@@ -14,9 +14,6 @@ source), the fp32 bundle an int8 bundle was quantized from (recorded in its mani
 PyTorch model the bundle was exported from (its manifest's source and checkpoint).
 """
 from __future__ import annotations
-
-import sys
-import types
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -203,7 +200,7 @@ def _with_reference(data: LabeledSet, preprocess, reference: Infer | None, n: in
             yield start + k, x, ref
 
 
-def evaluate(bundle: str | Path, data: str | Path, reference: str | Path | None = None, limit: int | None = None,
+def evaluate_bundle(bundle: str | Path, data: str | Path, reference: str | Path | None = None, limit: int | None = None,
              threads: int | None = None, reporter: Reporter | None = None) -> EvalReport:
     """Top-1 (classification) or mIoU (segmentation) of ``bundle`` on the labeled folder ``data``,
     and its agreement with the fp32 reference (see the module docstring for which)."""
@@ -270,17 +267,3 @@ def _reference(manifest: dict, reference: str | Path | None, threads: int | None
         if reference is not None:
             raise
         return None, ""  # the recorded source cannot be loaded here: report accuracy without agreement
-
-
-class _CallableModule(types.ModuleType):
-    """``edgekit.evaluate`` is both this module and the API call ``edgekit.evaluate(...)``: importing this module
-    binds it onto ``edgekit`` over the function of the same name, so the module forwards calls to
-    :func:`edgekit.api.evaluate` (as ``edgekit.profile`` does)."""
-
-    def __call__(self, *args, **kwargs):
-        from edgekit.api import evaluate as _evaluate
-
-        return _evaluate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -1,4 +1,4 @@
-"""The profile report as JSON: a versioned schema (edgekit/profile/profile.schema.json), written
+"""The profile report as JSON: a versioned schema (edgekit/profiling/profile.schema.json), written
 atomically, and read back (for --baseline) with a plain refusal of what this edgekit cannot read.
 
 Schema versions: a minor bump adds fields (old readers ignore them); a major bump renames or
@@ -26,7 +26,7 @@ def run_key(model: str, target: str, precision: str, batch: int, threads: int | 
 
 
 def build_report(config, environment: dict | None, device, results: list[dict]) -> dict:
-    from edgekit import __version__
+    from edgekit.version import __version__
 
     return {
         "schema": SCHEMA,
@@ -83,3 +83,21 @@ def load_report(path: str | Path) -> dict:
 
 def schema() -> dict:
     return json.loads(SCHEMA_FILE.read_text())
+
+
+def save(report, out: str | Path | None = None, html: str | Path | None = None,
+         markdown: str | Path | None = None) -> list[Path]:
+    """Write ``report`` (a :class:`~edgekit.profiling.profiler.ProfileReport`) as JSON, HTML and/or markdown
+    (each atomically); returns the paths written."""
+    written = []
+    if out:
+        written.append(atomic_write_text(out, to_json(report.data)))
+    if markdown:
+        from edgekit.profiling.markdown import render_markdown
+
+        written.append(atomic_write_text(markdown, render_markdown(report.data)))
+    if html:
+        from edgekit.profiling.html import render_html
+
+        written.append(atomic_write_text(html, render_html(report.data)))
+    return written

@@ -129,7 +129,7 @@ def get_device(name: str | None, cpu: dict | None = None) -> DeviceSpec:
     """The named descriptor; None or 'host' describes ``cpu`` (default: this machine's CPU)."""
     if name in (None, "host"):
         if cpu is None:
-            from edgekit.profile.device_runner import cpu_info
+            from edgekit.profiling.device_runner import cpu_info
 
             cpu = cpu_info()
         return describe_cpu(cpu)
