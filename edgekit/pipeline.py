@@ -59,8 +59,7 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
     with rep.step(f"load {config.source}"), stage("load"):
         src = load_source(config.source, config.checkpoint, config.input_shape, config.source_options)
         spec = src.spec
-        if hasattr(backend, "check_model"):  # target options checked against the model before the slow steps
-            backend.check_model(spec, config.dynamic_batch)
+        backend.check_model(spec, config.dynamic_batch)  # target options against the model, before the slow steps
     # read the parity images before the slow steps, so a bad --calib fails fast
     with rep.step("read parity images"), stage("parity"):
         calib = load_calibration(config.calib, spec.preprocess, config.calib_size)
@@ -77,16 +76,15 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
 
             model = apply_swaps(copy.deepcopy(model), config.target, rewrites, config.precision)
     # a target that converts the torch model itself (CoreML) declares needs_torch and gets no ONNX
-    needs_torch = getattr(backend, "needs_torch", False)
-    exported, proto, quant_info = (None, None, None) if needs_torch else _onnx_for_target(config, model, spec, calib,
-                                                                                         rewrites, rep, quant)
+    exported, proto, quant_info = ((None, None, None) if backend.needs_torch else
+                                   _onnx_for_target(config, backend, model, spec, calib, rewrites, rep, quant))
 
     with staged_bundle(config.out, config.force) as staging:
         with rep.step(f"build {config.target.value} {config.precision.value}"), stage("build"):
-            if needs_torch:
-                built = backend.build_torch(model, spec, staging, config.precision, dict(config.target_options))
+            if backend.needs_torch:
+                built = backend.build_torch(model, spec, staging, config.precision)
             else:
-                built = backend.build(proto, staging, config.precision, dict(config.target_options))
+                built = backend.build(proto, spec, staging, config.precision)
         for note in built.notes:
             rep.note(note)
         tolerance = config.tolerance or Tolerance.default(config.precision).overridden(spec.tolerance, config.precision)
@@ -94,9 +92,8 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
         # says why, and may offer a stand-in that can (the TensorRT-flavoured ONNX in ONNX Runtime): its figures
         # are recorded as what they are. Otherwise the figures are always measured; --no-verify only turns off the gate.
         with stage("parity"):
-            why_not = backend.cannot_run_here(built) if hasattr(backend, "cannot_run_here") else None
-            stand_in = backend.open_stand_in(staging, built, config.threads) if why_not and hasattr(
-                backend, "open_stand_in") else None
+            why_not = backend.cannot_run_here(built)
+            stand_in = backend.open_stand_in(staging, built, config.threads) if why_not else None
         if why_not and stand_in is None:
             report = None
             parity = {"measured": False, "reason": f"{why_not}; parity was not measured",
@@ -131,7 +128,8 @@ def measure_parity(backend, bundle_dir: Path, built, reference, inputs: list[np.
         runner.close()
 
 
-def _onnx_for_target(config: ExportConfig, model, spec, calib, rewrites: RewriteReport, rep: Reporter, quant=None):
+def _onnx_for_target(config: ExportConfig, backend, model, spec, calib, rewrites: RewriteReport, rep: Reporter,
+                     quant=None):
     """Export, rewrite, attach plugin functions, quantize (int8) -> (ExportResult, ModelProto, quant info)."""
     with rep.step(f"export ONNX (opset {config.opset})"), stage("export"):
         exported = export_onnx(model, spec.input_shape, config.opset, config.dynamic_batch)
@@ -146,7 +144,7 @@ def _onnx_for_target(config: ExportConfig, model, spec, calib, rewrites: Rewrite
 
     if config.precision is Precision.INT8:
         with stage("quantize"):  # reports its own steps
-            proto, quant_info = quantize_onnx_for_target(proto, config, spec, calib, rep, quant)
+            proto, quant_info = quantize_onnx_for_target(proto, backend.int8, config, spec, calib, rep, quant)
     else:
         quant_info = None
     return exported, proto, quant_info

@@ -69,6 +69,7 @@ def main() -> None:
     from edgekit.quant.options import QuantOptions
     from edgekit.quant.qdq import FLOAT_OUTPUT_OPS, QdqRecipe, quantize_qdq
     from edgekit.sources import load_source
+    from edgekit.targets import get_backend
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="scripts.train_digits:efficientvit_b0_digits_256")
@@ -86,7 +87,8 @@ def main() -> None:
         shape = parse_shape(args.input_shape) if args.input_shape else None
         calib = load_calibration(args.calib, load_source(args.model, None, shape).spec.preprocess, size=args.calib_size)
         ranges, _ = calibrate(fp32, calib.inputs, calib.sha256, QuantOptions())
-        islands = {i.node for i in find_islands(fp32, Target.ONNX, Precision.INT8, (), True)}
+        rules = get_backend(Target.ONNX).int8.island_rules
+        islands = {i.node for i in find_islands(fp32, rules, Precision.INT8, (), True)}
         full = quantize_qdq(fp32, ranges, islands, QdqRecipe(activation="u8", float_output_ops=FLOAT_OUTPUT_OPS))
         rewritten = quantize_qdq(fp32, ranges, islands,
                                  QdqRecipe(activation="u8", float_output_ops=FLOAT_OUTPUT_OPS, int8_hardswish=True))

@@ -9,7 +9,21 @@ import click
 from edgekit.cli._core import choice, console, main, reporter, run
 from edgekit.cli.quantize import quant_options
 from edgekit.config import Precision, Target
-from edgekit.errors import UsageError
+from edgekit.targets import options_from_flags, target_flags
+
+
+def target_flag_options(fn):
+    """Each target's own flags, as its options declare them (:mod:`edgekit.targets.options`), in registry order;
+    the command receives them as keyword arguments named by their target_options keys."""
+    for _, flag in reversed(target_flags()):
+        if flag.is_flag:
+            kind = {"is_flag": True}
+        elif flag.choices:
+            kind = {"type": click.Choice(list(flag.choices)), "default": None}
+        else:
+            kind = {"type": click.Path(path_type=Path) if flag.type is Path else flag.type, "default": None}
+        fn = click.option(flag.name, flag.key, help=flag.help, **kind)(fn)
+    return fn
 
 
 @main.command()
@@ -39,22 +53,7 @@ from edgekit.errors import UsageError
 @quant_options
 @click.option("--threads", type=int, default=None, help="Runtime threads for the parity run.")
 @click.option("--opset", type=int, default=17, show_default=True)
-@click.option("--device", default="CPU", show_default=True, help="OpenVINO device.")
-@click.option("--shapes", default=None, help="TensorRT profile min:opt:max, e.g. 1x3x224x224:4x3x224x224:8x3x224x224.")
-@click.option("--onnx-only", is_flag=True,
-              help="TensorRT: write the TensorRT-flavoured ONNX, plugins and trtexec command; build no engine.")
-@click.option("--workspace", default=None, help="TensorRT builder workspace limit, e.g. 2G or 512M.")
-@click.option("--dla-core", type=int, default=None, help="TensorRT: run on this DLA core (Jetson), GPU fallback.")
-@click.option("--timing-cache", type=click.Path(path_type=Path), default=None,
-              help="TensorRT timing cache file: read before the build, updated after it.")
-@click.option("--version-compatible", is_flag=True,
-              help="TensorRT: engine runs on later TensorRT versions (later 10.x and 11.x for a 10.x build).")
-@click.option("--hardware-compatibility", type=click.Choice(["none", "ampere+", "same-cc"]), default=None,
-              help="TensorRT: GPUs besides the build GPU that may run the engine.")
-@click.option("--coreml-output", type=click.Choice(["logits", "labels"]), default=None,
-              help="CoreML segmentation output: logits, or the label map (argmax in the model).")
-@click.option("--mobile", is_flag=True,
-              help="ONNX Runtime: write the .ort format and the operator list for a minimal mobile build.")
+@target_flag_options
 @click.option("--no-verify", is_flag=True, help="Write the bundle even if the parity gate fails (figures are still recorded).")
 @click.option("--no-rewrite", is_flag=True, help="Skip edgekit's graph rewrites and module swaps (naive export).")
 @click.option("--explain", is_flag=True, help="List every rewrite rule with its count, and why one did not apply.")
@@ -62,20 +61,15 @@ from edgekit.errors import UsageError
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 @run
-def export(model, target, precision, out, checkpoint, pretrained, num_classes, labels, mean, std, resize, input_shape, dynamic_batch, calib, calib_size, method, percentile,
-           keep_fp, max_drop, threads, opset,
-           device, shapes, onnx_only, workspace, dla_core, timing_cache, version_compatible, hardware_compatibility,
-           coreml_output, mobile, no_verify, no_rewrite, explain, force, quiet, as_json):
+def export(model, target, precision, out, checkpoint, pretrained, num_classes, labels, mean, std, resize, input_shape,
+           dynamic_batch, calib, calib_size, method, percentile, keep_fp, max_drop, threads, opset, no_verify,
+           no_rewrite, explain, force, quiet, as_json, **flag_values):
     """Export MODEL to a bundle: a zoo name, timm:<name>[.<tag>], hf:<repo id>, a model directory
     (transformers save_pretrained or timm save_for_hf), package.module:factory, or a .pt2 file."""
     import edgekit
     from edgekit.errors import ParityError
 
-    target_options = _target_options(target, device=device, shapes=shapes, onnx_only=onnx_only, workspace=workspace,
-                                     dla_core=dla_core, timing_cache=timing_cache,
-                                     version_compatible=version_compatible,
-                                     hardware_compatibility=hardware_compatibility, coreml_output=coreml_output,
-                                     mobile=mobile)
+    target_options = options_from_flags(Target.parse(target), flag_values)  # each target's flags, checked
     name = Path(model).name if Path(model).is_dir() else model
     out = out or Path("bundles") / f"{name.replace(':', '_').replace('/', '_')}-{target}-{precision}"
     progress = reporter(quiet, as_json)
@@ -97,31 +91,14 @@ def export(model, target, precision, out, checkpoint, pretrained, num_classes, l
         click.echo(json.dumps(bundle.manifest, indent=2))
         return
     if not quiet:
-        from edgekit import render
+        from edgekit.cli import render
 
         console().print(render.manifest_summary(bundle.manifest, explain=explain))
     click.echo(f"bundle: {bundle.path}")
 
 
-_TARGET_ONLY = {"trt": ("shapes", "onnx_only", "workspace", "dla_core", "timing_cache", "version_compatible",
-                        "hardware_compatibility"), "coreml": ("coreml_output",), "onnx": ("mobile",)}
-
-
-def _target_options(target: str, **given) -> dict:
-    """The options the chosen target reads; one that belongs to another target is a mistake, said as one."""
-    options = {"device": given.pop("device")}
-    for name, value in given.items():
-        if value in (None, False):
-            continue
-        owner = next(t for t, names in _TARGET_ONLY.items() if name in names)
-        if owner != str(target):
-            raise UsageError(f"--{name.replace('_', '-')} applies to --target {owner}, not {target}")
-        options[name] = str(value) if isinstance(value, Path) else value
-    return options
-
-
 def _parity_table(parity: dict):
-    from edgekit import render
+    from edgekit.cli import render
 
     return render.parity_table(parity)
 
@@ -133,7 +110,7 @@ def _parity_table(parity: dict):
 def inspect(bundle, as_json):
     """Show what a bundle is and how well it matches PyTorch."""
     import edgekit
-    from edgekit import render
+    from edgekit.cli import render
 
     info = edgekit.inspect(bundle)
     if as_json:
@@ -154,7 +131,7 @@ def inspect(bundle, as_json):
 def models_cmd(task, family, as_json):
     """List the zoo: name, task, params, GMACs at the default resolution, default input size."""
     import edgekit
-    from edgekit import render
+    from edgekit.cli import render
 
     rows = edgekit.list_models(task, family=family)
     if as_json:

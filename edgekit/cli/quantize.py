@@ -54,7 +54,7 @@ def quantize(bundle, precision, calib, calib_size, method, percentile, keep_fp, 
              sensitivity, out, threads, no_verify, no_cache, force, quiet, as_json):
     """Quantize the model of an existing fp32 BUNDLE (int8 with calibration, or fp16 / bf16) into a new bundle."""
     import edgekit
-    from edgekit import render
+    from edgekit.cli import render
 
     progress = reporter(quiet, as_json)
     common = dict(calib=calib, calib_size=calib_size, method=method, percentile=percentile, keep_fp=keep_fp,
@@ -96,7 +96,7 @@ def quantize(bundle, precision, calib, calib_size, method, percentile, keep_fp, 
 def evaluate(bundle, data, reference, limit, threads, quiet, as_json):
     """Top-1 (classification) or mIoU (segmentation) of BUNDLE on a labeled folder, and agreement with fp32."""
     import edgekit
-    from edgekit import render
+    from edgekit.cli import render
 
     progress = reporter(quiet, as_json)
     try:

@@ -124,11 +124,13 @@ def sensitivity_of_bundle(bundle: str | Path, *, calib: str | Path | None = None
     from edgekit.plugins_bridge import attach_plugin_functions
     from edgekit.rewrite import RewriteReport, apply_rewrites, apply_swaps
     from edgekit.sources import load_source
+    from edgekit.targets import get_backend
 
     rep = reporter or Reporter()
     options = options or QuantOptions()
     bundle = Path(bundle)
     config = recorded_config(bundle, read_manifest(bundle), bundle, Precision.INT8)
+    plan = get_backend(config.target, config.target_options).int8
     with rep.step(f"load {config.source}"):
         src = load_source(config.source, config.checkpoint, config.input_shape, config.source_options)
         spec = src.spec
@@ -142,13 +144,14 @@ def sensitivity_of_bundle(bundle: str | Path, *, calib: str | Path | None = None
         if config.rewrite:
             proto = apply_rewrites(proto, config.target, rewrites, Precision.INT8)
         proto = attach_plugin_functions(proto)
-    islands = find_islands(proto, config.target, Precision.INT8, options.keep_fp, options.default_islands)
+    islands = find_islands(proto, plan.island_rules, Precision.INT8, options.keep_fp, options.default_islands)
     names = {i.node for i in islands}
     with rep.step(f"calibrate ({options.method_key()})", total=len(data)):
         ranges, _ = calibrate(proto, data.inputs, data.sha256, options, threads, rep.advance)
-    scorer = Scorer(config.target, proto, data.inputs, spec.task, threads, 1 if config.dynamic_batch else spec.input_shape[0])
+    batch = 1 if config.dynamic_batch else spec.input_shape[0]
+    scorer = Scorer(plan.scoring, proto, data.inputs, spec.task, threads, batch)
     # the recipe the target would use first (edgekit's own for ONNX Runtime and TensorRT, NNCF's for OpenVINO)
-    candidate = candidates_for(config.target, proto, data.inputs, ranges, options)[0]
+    candidate = candidates_for(plan, proto, data.inputs, ranges, options)[0]
     baseline = scorer.score(candidate.make(names))
     n = len(blocks(proto, names))
     with rep.step(f"sensitivity of {n} blocks", total=n):

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field, replace
 import onnx
 
 from edgekit.calib import CalibrationSet
-from edgekit.config import ExportConfig, Precision, Target, Task, Tolerance
+from edgekit.config import ExportConfig, Precision, Task, Tolerance
 from edgekit.errors import EdgekitFailure
 from edgekit.progress import Reporter
 from edgekit.quant.calibrate import calibrate
 from edgekit.quant.islands import Island, find_islands, summarize
 from edgekit.quant.options import QuantOptions
+from edgekit.quant.plan import Int8Plan
 from edgekit.quant.recipes import Candidate, candidates_for
 from edgekit.quant.scoring import Budget, Score, Scorer, time_interleaved
 from edgekit.quant.sensitivity import BlockScore, BudgetResult, meet_budget, sensitivity
@@ -39,9 +40,10 @@ def budget_for(options: QuantOptions, agreement: float, cosine: float) -> Budget
     return Budget(agreement, cosine)
 
 
-def quantize_onnx_for_target(proto: onnx.ModelProto, config: ExportConfig, spec, calib: CalibrationSet,
-                             reporter: Reporter, options: QuantOptions | None = None) -> tuple[onnx.ModelProto, dict]:
-    """fp32 ONNX -> (the target's int8 QDQ ONNX, manifest ``quantization`` entry)."""
+def quantize_onnx_for_target(proto: onnx.ModelProto, plan: Int8Plan, config: ExportConfig, spec,
+                             calib: CalibrationSet, reporter: Reporter,
+                             options: QuantOptions | None = None) -> tuple[onnx.ModelProto, dict]:
+    """fp32 ONNX -> (the int8 QDQ ONNX of the target whose ``plan`` it is, manifest ``quantization`` entry)."""
     options = options or QuantOptions()
     tol = config.tolerance or Tolerance.default(Precision.INT8).overridden(spec.tolerance, Precision.INT8)
     budget = budget_for(options, tol.agreement if tol.agreement is not None else 0.0, tol.cosine)
@@ -52,7 +54,7 @@ def quantize_onnx_for_target(proto: onnx.ModelProto, config: ExportConfig, spec,
                       f"{len(calib)} images one changed top-1 is {step:.2f} points of agreement, so no change at all "
                       f"is allowed; {-(-100 // options.max_drop):.0f}+ images (--calib / --calib-size) give the budget "
                       f"its meaning")
-    result = quantize_int8(proto, config.target, spec.task, calib, options, budget, config.threads, batch, reporter)
+    result = quantize_int8(proto, plan, spec.task, calib, options, budget, config.threads, batch, reporter)
     if step is not None:
         result.info["budget"]["agreement_step_points"] = round(step, 4)  # what one changed top-1 costs
     speed = result.info["speed"]
@@ -70,18 +72,18 @@ def budget_resolution(task: Task, images: int) -> float | None:
     return 100.0 / images if task is Task.CLASSIFICATION and images else None
 
 
-def quantize_int8(proto: onnx.ModelProto, target: Target, task: Task, calib: CalibrationSet, options: QuantOptions,
+def quantize_int8(proto: onnx.ModelProto, plan: Int8Plan, task: Task, calib: CalibrationSet, options: QuantOptions,
                   budget: Budget, threads: int | None = None, batch: int = 1,
                   reporter: Reporter | None = None) -> Int8Result:
     rep = reporter or Reporter()
-    islands = find_islands(proto, target, Precision.INT8, options.keep_fp, options.default_islands)
+    islands = find_islands(proto, plan.island_rules, Precision.INT8, options.keep_fp, options.default_islands)
     island_names = {i.node for i in islands}
     inputs = calib.inputs
     with rep.step(f"calibrate ({options.method_key()}) on {len(calib)} images", total=len(calib)):
         ranges, cache = calibrate(proto, inputs, calib.sha256, options, threads, rep.advance)
-    scorer = Scorer(target, proto, inputs, task, threads, batch)
-    candidates = candidates_for(target, proto, inputs, ranges, options)
-    with rep.step(f"score {len(candidates)} recipe(s) on {_runtime(target)}", total=len(candidates) + 1):
+    scorer = Scorer(plan.scoring, proto, inputs, task, threads, batch)
+    candidates = candidates_for(plan, proto, inputs, ranges, options)
+    with rep.step(f"score {len(candidates)} recipe(s) on {plan.scored_on}", total=len(candidates) + 1):
         scored, runners, failed = [], {}, []
         for c in candidates:
             try:
@@ -130,7 +132,7 @@ def quantize_int8(proto: onnx.ModelProto, target: Target, task: Task, calib: Cal
     with rep.step("time fp32 and int8"):
         speed = time_interleaved({"fp32": scorer.runner(proto, threads=1), "int8": scorer.runner(model, threads=1)},
                                  scorer.inputs[0])
-    info = _info(target, options, calib, cache, islands, chosen, candidates, budget, result, speed)
+    info = _info(plan.scored_on, options, calib, cache, islands, chosen, candidates, budget, result, speed)
     if fallback:
         info["budget"]["fallback"] = fallback
     return Int8Result(model, info, islands, ranked)
@@ -156,11 +158,7 @@ def _choose(scored: list[tuple[Candidate, Score]], budget: Budget) -> tuple[Cand
     return max(scored, key=lambda cs: (cs[1].agreement, cs[1].cosine_min))
 
 
-def _runtime(target: Target) -> str:
-    return {Target.OPENVINO: "OpenVINO", Target.TRT: "ONNX Runtime (TensorRT's QDQ graph)"}.get(target, "ONNX Runtime")
-
-
-def _info(target: Target, options: QuantOptions, calib: CalibrationSet, cache: dict, islands: list[Island],
+def _info(scored_on: str, options: QuantOptions, calib: CalibrationSet, cache: dict, islands: list[Island],
           chosen: Candidate, candidates: list[Candidate], budget: Budget, result: BudgetResult, speed: dict) -> dict:
     s = result.score
     fp32_ms, int8_ms = speed["fp32"]["median_ms"], speed["int8"]["median_ms"]
@@ -186,10 +184,10 @@ def _info(target: Target, options: QuantOptions, calib: CalibrationSet, cache: d
                    "kept_blocks": list(result.kept), "steps": list(result.steps)},
         "kept": {"agreement": round(s.agreement, 6), "cosine_min": round(s.cosine_min, 6),
                  "cosine_mean": round(s.cosine_mean, 6),
-                 "measured_on": f"{len(calib)} calibration images vs fp32 on {_runtime(target)}"},
+                 "measured_on": f"{len(calib)} calibration images vs fp32 on {scored_on}"},
         "speed": {"fp32_ms": round(fp32_ms, 3), "int8_ms": round(int8_ms, 3), "speedup": round(speedup, 3),
                   "fp32_min_ms": round(speed["fp32"]["min_ms"], 3), "int8_min_ms": round(speed["int8"]["min_ms"], 3),
-                  "runtime": _runtime(target), "threads": 1,
+                  "runtime": scored_on, "threads": 1,
                   "how": "median (and min) CPU ms of 24 single-thread runs each, fp32 and int8 alternating, "
                          "first calibration image"},
         **({"reference_bundle": options.reference_bundle} if options.reference_bundle else {}),

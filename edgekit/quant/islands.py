@@ -9,9 +9,9 @@ INT8 (every target): LayerNorm, Softmax, attention matmuls (activation x activat
 linear-attention normalizer and division, the first layer (stem / patch embed) and the last
 (classifier / segmentation head), and fused attention kernels (edgekit's plugin ops, ONNX
 Runtime's contrib Attention written by the ONNX Runtime rewrites).
-ONNX Runtime INT8 also: a linear / cubic Resize that reads an int8 layer's output, with that layer (its
-QDQ propagation would interpolate in uint8, a slow path: int8 SegFormer-B0 at 384 ran 0.90x fp32's speed
-with it, 1.00x without, scripts/bench_quant.py).
+A target's int8 plan may add rules (``Int8Plan.island_rules``). ONNX Runtime adds ``resize``: a linear / cubic
+Resize that reads an int8 layer's output, with that layer (its QDQ propagation would interpolate in uint8, a
+slow path: int8 SegFormer-B0 at 384 ran 0.90x fp32's speed with it, 1.00x without, scripts/bench_quant.py).
 FP16 / BF16: LayerNorm, Softmax and the linear-attention normalizer and division (their sums and
 variances overflow fp16's 65504 or lose its 11-bit mantissa); the matmuls run in fp16 fine.
 """
@@ -22,7 +22,7 @@ from fnmatch import fnmatchcase
 
 import onnx
 
-from edgekit.config import Precision, Target
+from edgekit.config import Precision
 from edgekit.errors import UsageError
 from edgekit.quant.graph import GraphView, attribute
 
@@ -66,19 +66,21 @@ class Island:
         return {"node": self.node, "op_type": self.op_type, "reason": self.reason}
 
 
-def default_rules(target: Target, precision: Precision) -> tuple[str, ...]:
-    """The island rules applied by default for ``target`` at ``precision`` (see the module docstring)."""
+def default_rules(precision: Precision, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The island rules applied by default at ``precision``, with a target's ``extra`` int8 rules (see the
+    module docstring)."""
     if precision is not Precision.INT8:
         return _FLOAT16_RULES
-    return _INT8_RULES + (("resize",) if target is Target.ONNX else ())
+    return _INT8_RULES + tuple(extra)
 
 
-def find_islands(proto: onnx.ModelProto, target: Target, precision: Precision = Precision.INT8,
+def find_islands(proto: onnx.ModelProto, extra_rules: tuple[str, ...] = (), precision: Precision = Precision.INT8,
                  keep_fp: tuple[str, ...] = (), default: bool = True) -> list[Island]:
-    """Island nodes in graph order, the first matching rule giving the reason."""
+    """Island nodes in graph order, the first matching rule giving the reason; ``extra_rules``: the target's own
+    int8 rules (``Int8Plan.island_rules``)."""
     g = GraphView(proto)
     reason: dict[str, str] = {}
-    rules = default_rules(target, precision) if default else ("plugin",)
+    rules = default_rules(precision, extra_rules) if default else ("plugin",)
     for rule in rules:
         for name in _RULES[rule](g):
             reason.setdefault(name, rule)
@@ -87,9 +89,9 @@ def find_islands(proto: onnx.ModelProto, target: Target, precision: Precision = 
     return [Island(n.name, n.op_type, reason[n.name]) for n in g.nodes if n.name in reason]
 
 
-def float16_islands(proto: onnx.ModelProto, target: Target) -> list[str]:
+def float16_islands(proto: onnx.ModelProto) -> list[str]:
     """Names of the nodes a float16 conversion must leave in float32."""
-    return [i.node for i in find_islands(proto, target, Precision.FP16)]
+    return [i.node for i in find_islands(proto, (), Precision.FP16)]
 
 
 def match_patterns(proto: onnx.ModelProto, patterns: tuple[str, ...]) -> list[str]:

@@ -6,8 +6,8 @@ and an island of an op that has int8 kernels reads the float tensor rather than 
 quantize-dequantize copy, so no runtime can fuse it into an int8 kernel (see
 :func:`_float_inputs_for_islands`).
 
-Activation type per target (FACTS 5): on x86 CPUs ONNX Runtime's fast int8 kernels are U8S8
-(uint8 activations, int8 weights); its S8S8 default runs slower than fp32 on this AMD CPU.
+Activation type per target: on x86 CPUs ONNX Runtime's fast int8 kernels are U8S8 (uint8 activations,
+int8 weights); its S8S8 default ran slower than fp32 on an AMD EPYC (Zen 4).
 TensorRT wants S8S8 with symmetric activations (zero point 0).
 """
 from __future__ import annotations

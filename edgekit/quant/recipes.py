@@ -1,10 +1,10 @@
 """Per-target INT8 recipes: candidate ways to quantize, each a function of the nodes kept in float.
 
-A target offers candidates; edgekit scores each on the target's runtime (agreement and cosine with
-fp32 on the calibration set, and latency) and keeps the fastest that meets the budget, else the
-most accurate. Nothing is assumed: FACTS measured NNCF's default preset wrecking linear attention
-and its transformer preset hurting Swin, and ONNX Runtime's default S8S8 running slower than fp32
-on this AMD CPU while U8S8 ran 2x faster.
+A target's int8 plan names the function below that offers its candidates; edgekit scores each on the
+target's runtime (agreement and cosine with fp32 on the calibration set, and latency) and keeps the
+fastest that meets the budget, else the most accurate. Nothing is assumed: measured on an AMD EPYC
+(Zen 4), NNCF's default preset wrecked linear attention and its transformer preset hurt Swin, and ONNX
+Runtime's default S8S8 ran slower than fp32 while U8S8 ran 2x faster.
 
 - ONNX Runtime: edgekit's QDQ with the chosen ranges, uint8 activations (U8S8) and int8 (S8S8). In
   edgekit's QDQ an int8 MatMul / Gemm writes float where a float op reads it (no Q/DQ pair there), and a
@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from edgekit.config import Target
 from edgekit.errors import EdgekitFailure
 from edgekit.quant.options import Method, QuantOptions
 from edgekit.quant.qdq import FLOAT_OUTPUT_OPS, QdqRecipe, quantize_qdq
@@ -40,32 +39,61 @@ class Candidate:
     float_nodes: dict[str, str] = field(default_factory=dict)  # node -> op type the recipe itself leaves float
 
 
-def edgekit_candidates(target: Target, proto: onnx.ModelProto, ranges: dict, options: QuantOptions) -> list[Candidate]:
-    """edgekit's own QDQ recipes for ``target``."""
+def qdq_recipes(proto: onnx.ModelProto, ranges: dict, options: QuantOptions, *, int8_hardswish: bool,
+                s8: bool = False, dense: bool = False) -> list[Candidate]:
+    """edgekit's own QDQ recipes from the calibrated ``ranges``: uint8 activations (U8S8); with ``s8`` int8
+    activations too (S8S8); with ``dense`` U8S8 with the depthwise convolutions left in float, when there are
+    any. ``int8_hardswish``: a Hardswish between uint8 layers is written as int8 ops
+    (:mod:`edgekit.quant.hardswish`)."""
     method = {"activation_ranges": options.method_key()}
-    if target is Target.TRT:
-        from edgekit.quant.tensorrt import TRT_RECIPE, trt_qdq_from_ranges
-
-        return [Candidate("edgekit-trt-s8s8", {**method, **TRT_RECIPE.to_dict(), "placement": "TensorRT fusions"},
-                          lambda keep: trt_qdq_from_ranges(proto, ranges, keep))]
     # int8 MatMul / Gemm write float where a float op reads them: faster and one rounding fewer on both
     # runtimes (trained full-width Swin-T at 256, OpenVINO 1T: 50.1 -> 46.8 ms, cosine min 0.99990 -> 0.99998)
-    # ONNX Runtime has no int8 Hardswish: between uint8 layers it is written as int8 ops it has (quant/hardswish.py;
-    # OpenVINO fuses Hardswish into the convolution as it is)
-    ort = target is Target.ONNX
-    u8 = QdqRecipe(activation="u8", float_output_ops=FLOAT_OUTPUT_OPS, int8_hardswish=ort)
+    u8 = QdqRecipe(activation="u8", float_output_ops=FLOAT_OUTPUT_OPS, int8_hardswish=int8_hardswish)
     out = [Candidate("edgekit-u8s8", {**method, **u8.to_dict()}, lambda keep: quantize_qdq(proto, ranges, keep, u8))]
-    if ort:
-        s8 = QdqRecipe(activation="s8", float_output_ops=FLOAT_OUTPUT_OPS)  # (no int8 Add / Mul kernels)
-        out.append(Candidate("edgekit-s8s8", {**method, **s8.to_dict()},
-                             lambda keep: quantize_qdq(proto, ranges, keep, s8)))
+    if s8:
+        s8_recipe = QdqRecipe(activation="s8", float_output_ops=FLOAT_OUTPUT_OPS)
+        out.append(Candidate("edgekit-s8s8", {**method, **s8_recipe.to_dict()},
+                             lambda keep: quantize_qdq(proto, ranges, keep, s8_recipe)))
+    if dense:
         from edgekit.quant.islands import depthwise_convs
 
         dw = depthwise_convs(proto)
-        if dw:  # ORT's int8 depthwise path plus its Q/DQ measured slower than fp32 on EfficientViT: try without
+        if dw:
             out.append(Candidate("edgekit-u8s8-dense", {**method, **u8.to_dict(), "depthwise_convs": "float"},
                                  lambda keep: quantize_qdq(proto, ranges, keep | set(dw), u8), float_nodes=dw))
     return out
+
+
+def onnxruntime_recipes(proto: onnx.ModelProto, inputs: list[np.ndarray], ranges: dict,
+                        options: QuantOptions) -> list[Candidate]:
+    """ONNX Runtime: U8S8 and S8S8 (its default; no int8 Add / Mul kernels, so they stay float), and U8S8
+    without int8 depthwise convolutions (its int8 depthwise path plus its Q/DQ measured slower than fp32 on
+    EfficientViT). It has no int8 Hardswish: between uint8 layers that is written as int8 ops it has."""
+    return qdq_recipes(proto, ranges, options, int8_hardswish=True, s8=True, dense=True)
+
+
+def openvino_recipes(proto: onnx.ModelProto, inputs: list[np.ndarray], ranges: dict,
+                     options: QuantOptions) -> list[Candidate]:
+    """OpenVINO: NNCF's recipes first, then edgekit's U8S8 (OpenVINO fuses a Hardswish into the convolution as
+    it is)."""
+    return nncf_candidates(proto, inputs, options) + qdq_recipes(proto, ranges, options, int8_hardswish=False)
+
+
+def tensorrt_recipes(proto: onnx.ModelProto, inputs: list[np.ndarray], ranges: dict,
+                     options: QuantOptions) -> list[Candidate]:
+    """TensorRT: symmetric int8 placed for its fusions (:mod:`edgekit.quant.tensorrt`)."""
+    from edgekit.quant.tensorrt import TRT_RECIPE, trt_qdq_from_ranges
+
+    method = {"activation_ranges": options.method_key()}
+    return [Candidate("edgekit-trt-s8s8", {**method, **TRT_RECIPE.to_dict(), "placement": "TensorRT fusions"},
+                      lambda keep: trt_qdq_from_ranges(proto, ranges, keep))]
+
+
+def generic_recipes(proto: onnx.ModelProto, inputs: list[np.ndarray], ranges: dict,
+                    options: QuantOptions) -> list[Candidate]:
+    """edgekit's U8S8 alone: for a target whose int8 is not a QDQ graph (CoreML quantizes weights with
+    coremltools), this ranks blocks for `edgekit quantize --sensitivity`."""
+    return qdq_recipes(proto, ranges, options, int8_hardswish=False)
 
 
 def nncf_candidates(proto: onnx.ModelProto, inputs: list[np.ndarray], options: QuantOptions) -> list[Candidate]:
@@ -185,9 +213,7 @@ def _fold_initializer_casts(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def candidates_for(target: Target, proto: onnx.ModelProto, inputs: list[np.ndarray], ranges: dict,
+def candidates_for(plan, proto: onnx.ModelProto, inputs: list[np.ndarray], ranges: dict,
                    options: QuantOptions) -> list[Candidate]:
-    out = edgekit_candidates(target, proto, ranges, options)
-    if target is Target.OPENVINO:
-        out = nncf_candidates(proto, inputs, options) + out
-    return out
+    """The candidates ``plan`` (:class:`edgekit.quant.plan.Int8Plan`) offers for ``proto``, preferred first."""
+    return plan.recipes(proto, inputs, ranges, options)

@@ -2,7 +2,8 @@
 
 The score is what the parity gate measures (agreement and worst-image cosine with fp32) plus the
 latency on this machine, so recipes are chosen and budgets checked on the runtime that will run
-the bundle, not assumed. TensorRT's QDQ graph is scored in ONNX Runtime (no TensorRT here).
+the bundle, not assumed (the target's int8 plan says which: TensorRT's QDQ graph is scored in ONNX Runtime,
+as no TensorRT runs here).
 """
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from edgekit.config import Target, Task
+from edgekit.config import Task
 from edgekit.errors import EdgekitFailure
 from edgekit.parity import batches
+from edgekit.quant.plan import Scoring
 
 Infer = Callable[[np.ndarray], np.ndarray]
 
@@ -48,9 +50,9 @@ class Budget:
         return {"agreement_min": self.agreement, "cosine_min": self.cosine}
 
 
-def compile_for(target: Target, proto: onnx.ModelProto, threads: int | None) -> Infer:
-    """A callable running ``proto`` (fp32 or QDQ) on the target's runtime on this machine."""
-    if target is Target.OPENVINO:
+def compile_for(scoring: Scoring, proto: onnx.ModelProto, threads: int | None) -> Infer:
+    """A callable running ``proto`` (fp32 or QDQ) on the ``scoring`` runtime on this machine."""
+    if scoring is Scoring.OPENVINO:
         return _openvino(proto, threads)
     return _onnxruntime(proto, threads)
 
@@ -85,7 +87,7 @@ def _openvino(proto: onnx.ModelProto, threads: int | None) -> Infer:
             model = ov.convert_model(str(path))
         except Exception as e:  # OpConversionFailure and friends
             raise EdgekitFailure(f"OpenVINO cannot convert the quantized model: {str(e).splitlines()[0][:300]}") from None
-    # f32 for whatever is not int8: never the CPU's silent bf16 default (FACTS pitfall 1)
+    # f32 for whatever is not int8: OpenVINO on a CPU with AVX512-BF16 otherwise silently runs bf16
     config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
@@ -102,16 +104,15 @@ def _openvino(proto: onnx.ModelProto, threads: int | None) -> Infer:
 class Scorer:
     """fp32 outputs computed once; candidates scored against them on the calibration inputs."""
 
-    def __init__(self, target: Target, fp32: onnx.ModelProto, inputs: list[np.ndarray], task: Task,
+    def __init__(self, scoring: Scoring, fp32: onnx.ModelProto, inputs: list[np.ndarray], task: Task,
                  threads: int | None = None, batch: int = 1):
-        self.target, self.task, self.threads = target, task, threads
+        self.scoring, self.task, self.threads = scoring, task, threads
         self.inputs = batches(inputs, batch)
-        self.fp32 = compile_for(target if target is not Target.TRT else Target.ONNX, fp32, threads)
+        self.fp32 = compile_for(scoring, fp32, threads)
         self.reference = [self.fp32(x) for x in self.inputs]
 
     def runner(self, proto: onnx.ModelProto, threads: int | None = None) -> Infer:
-        return compile_for(self.target if self.target is not Target.TRT else Target.ONNX, proto,
-                           threads or self.threads)
+        return compile_for(self.scoring, proto, threads or self.threads)
 
     def score(self, proto: onnx.ModelProto) -> Score:
         run = self.runner(proto)

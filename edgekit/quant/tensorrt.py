@@ -24,7 +24,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgekit.calib import CalibrationSet
-from edgekit.config import Precision, Target
+from edgekit.config import Precision
 from edgekit.quant.qdq import WEIGHTED_OP_TYPES, QdqRecipe, quantize_qdq
 
 _SHAPE_OPS = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten"}
@@ -47,7 +47,7 @@ def tensorrt_qdq(proto: onnx.ModelProto, calib: CalibrationSet, *, method: str =
     options = QuantOptions(method=Method.parse(method), percentile=percentile, keep_fp=tuple(keep_fp),
                            default_islands=default_islands, cache=cache)
     ranges, _ = calibrate(proto, calib.inputs, calib.sha256, options, threads)
-    keep = {i.node for i in find_islands(proto, Target.TRT, Precision.INT8, options.keep_fp, default_islands)}
+    keep = {i.node for i in find_islands(proto, (), Precision.INT8, options.keep_fp, default_islands)}
     return trt_qdq_from_ranges(proto, ranges, keep)
 
 

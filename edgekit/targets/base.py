@@ -1,7 +1,8 @@
-"""One interface for every target: build an artifact from ONNX, open a runner, infer, time.
+"""One interface for every target: build an artifact from ONNX (or the torch model), open a runner, infer, time.
 
 A target module holds only what is unique to its SDK and imports that SDK lazily, so
 ``edgekit --help`` works without it. Shared work (export, rewrites, parity, bundle) lives elsewhere.
+This module imports neither numpy nor ONNX: the CLI loads it through the target registry.
 """
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
-import onnx
+from typing import TYPE_CHECKING
 
 from edgekit.config import Precision, Target
+
+if TYPE_CHECKING:
+    import numpy as np
+    import onnx
+
+    from edgekit.quant.plan import Int8Plan
 
 
 @dataclass
@@ -23,6 +28,10 @@ class BuildResult:
     precision: Precision
     options: dict = field(default_factory=dict)  # what the runner must set to reproduce (threads, precision hints)
     notes: list[str] = field(default_factory=list)
+    # a build from the torch model (``needs_torch``) describes its own I/O and conversion, as there is no ONNX
+    inputs: list[dict] | None = None
+    outputs: list[dict] | None = None
+    export: dict | None = None
 
 
 class Runner(ABC):
@@ -57,9 +66,22 @@ class Runner(ABC):
 
 
 class TargetBackend(ABC):
+    """What the export pipeline and the runtime ask of every target; each capability has a default here.
+
+    A target declares ``target``, ``precisions``, ``sdk`` and ``Options`` (its parsed target options, see
+    :mod:`edgekit.targets.options`), builds from ONNX (``build``) or, with ``needs_torch``, from the prepared
+    torch model (``build_torch``), and opens what it built (``open``).
+    """
+
     target: Target
     precisions: tuple[Precision, ...]
     sdk: str  # the Python package that must import
+    Options: type
+    needs_torch: bool = False  # converts the prepared torch model itself (CoreML): the pipeline exports no ONNX
+    int8: Int8Plan | None = None  # how edgekit.quant makes its int8 QDQ ONNX (islands, recipes, where they are scored)
+
+    def __init__(self, options=None):
+        self.options = options if options is not None else self.Options()
 
     def missing(self) -> str | None:
         """Why this target cannot build here (one line with the fix), or None."""
@@ -69,8 +91,28 @@ class TargetBackend(ABC):
             return f"target {self.target.value} needs the {self.sdk} package: pip install {self.sdk}"
         return None
 
-    @abstractmethod
-    def build(self, model: onnx.ModelProto, out_dir: Path, precision: Precision, options: dict) -> BuildResult: ...
+    def check_model(self, spec, dynamic_batch: bool) -> None:
+        """Fail fast, before the slow steps, when the target's options do not fit the model (``spec``:
+        :class:`edgekit.sources.ModelSpec`); most targets have nothing to check."""
+        return None
+
+    def build(self, model: onnx.ModelProto, spec, out_dir: Path, precision: Precision) -> BuildResult:
+        """The artifact for ``precision`` from the exported (rewritten, quantized) ONNX, written into ``out_dir``."""
+        raise NotImplementedError(f"target {self.target.value} builds from the torch model (build_torch)")
+
+    def build_torch(self, model, spec, out_dir: Path, precision: Precision) -> BuildResult:
+        """With ``needs_torch``: the artifact from the prepared (deploy-mode, swapped) torch model."""
+        raise NotImplementedError(f"target {self.target.value} builds from ONNX (build)")
+
+    def cannot_run_here(self, built: BuildResult) -> str | None:
+        """Why ``built`` cannot run on this machine (parity is then measured on the stand-in, or not at all)."""
+        return None
+
+    def open_stand_in(self, bundle_dir: Path, built: BuildResult,
+                      threads: int | None = None) -> tuple[Runner, str] | None:
+        """When ``built`` cannot run here: (a runner of something that can, what it is) for the parity run; None
+        when there is nothing to stand in."""
+        return None
 
     @abstractmethod
     def open(self, bundle_dir: Path, files: list[str], options: dict, threads: int | None = None) -> Runner: ...

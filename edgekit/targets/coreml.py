@@ -9,60 +9,20 @@ from coremltools' optimization API, through ``edgekit.quant.coreml_quantize``.
 """
 from __future__ import annotations
 
-import enum
 import json
 import logging
 import platform
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 from edgekit.config import Precision, Target, Task
 from edgekit.errors import EdgekitFailure, UsageError
 from edgekit.targets.base import BuildResult, Runner, TargetBackend
+from edgekit.targets.coreml_options import CoreMlOptions, CoreMlOutput
 
 PACKAGE = "model.mlpackage"
 REPORT_FILE = "coreml.json"
-DEPLOYMENT_TARGETS = ("iOS16", "iOS17", "iOS18", "macOS13", "macOS14", "macOS15")
-
-
-class CoreMlOutput(str, enum.Enum):
-    LOGITS = "logits"  # raw scores: (1, classes) or (1, classes, h, w)
-    LABELS = "labels"  # segmentation only: int32 label map (1, h, w), argmax inside the model
-
-
-@dataclass(frozen=True)
-class CoreMlOptions:
-    output: CoreMlOutput = CoreMlOutput.LOGITS
-    deployment_target: str = "iOS16"  # ML Program with int8 weight compression needs iOS16 / macOS13
-    compute_units: str = "ALL"  # what the macOS runner asks CoreML for: ALL, CPU_ONLY, CPU_AND_GPU, CPU_AND_NE
-
-    @staticmethod
-    def parse(options: dict | None) -> CoreMlOptions:
-        o = dict(options or {})
-        try:
-            output = CoreMlOutput(str(o.get("coreml_output") or "logits").lower())
-        except ValueError:
-            raise UsageError(f"--coreml-output {o.get('coreml_output')!r}: choose labels or logits") from None
-        target = str(o.get("deployment_target") or "iOS16")
-        match = next((t for t in DEPLOYMENT_TARGETS if t.lower() == target.lower()), None)
-        if match is None:
-            raise UsageError(f"CoreML deployment target {target!r}: choose one of {', '.join(DEPLOYMENT_TARGETS)}")
-        units = str(o.get("compute_units") or "ALL").upper()
-        if units not in ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE"):
-            raise UsageError(f"CoreML compute units {units!r}: choose ALL, CPU_ONLY, CPU_AND_GPU or CPU_AND_NE")
-        return CoreMlOptions(output, match, units)
-
-
-@dataclass
-class CoreMlBuildResult(BuildResult):
-    """A build from the torch model: it describes its own I/O and conversion (there is no ONNX)."""
-
-    inputs: list[dict] = field(default_factory=list)
-    outputs: list[dict] = field(default_factory=list)
-    export: dict = field(default_factory=dict)
 
 
 def coremltools():
@@ -99,9 +59,16 @@ class CoreMlBackend(TargetBackend):
     precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
     sdk = "coremltools"
     needs_torch = True  # converted from the prepared torch model, not from ONNX
+    Options = CoreMlOptions
 
-    def __init__(self, options: dict | None = None):
-        self.options = CoreMlOptions.parse(options)
+    @property
+    def int8(self):
+        """int8 CoreML is int8 weights from coremltools (build_torch); this plan ranks blocks for
+        `edgekit quantize --sensitivity` with edgekit's QDQ in ONNX Runtime."""
+        from edgekit.quant.plan import Int8Plan, Scoring
+        from edgekit.quant.recipes import generic_recipes
+
+        return Int8Plan(Scoring.ONNXRUNTIME, "ONNX Runtime", generic_recipes)
 
     def missing(self) -> str | None:
         import importlib.util
@@ -123,10 +90,7 @@ class CoreMlBackend(TargetBackend):
         if self.options.output is CoreMlOutput.LABELS and spec.task is not Task.SEGMENTATION:
             raise UsageError("--coreml-output labels is for segmentation models; this one classifies")
 
-    def build(self, model: onnx.ModelProto, out_dir: Path, precision: Precision, options: dict) -> BuildResult:
-        raise EdgekitFailure("the CoreML target converts the torch model (build_torch), not ONNX")
-
-    def build_torch(self, model, spec, out_dir: Path, precision: Precision, options: dict) -> CoreMlBuildResult:
+    def build_torch(self, model, spec, out_dir: Path, precision: Precision) -> BuildResult:
         """Convert ``model`` (deploy-mode, swapped for CoreML) for ``spec``'s input into ``out_dir``."""
         import copy
 
@@ -166,7 +130,7 @@ class CoreMlBackend(TargetBackend):
                    "deployment_target": self.options.deployment_target, "compute_precision": compute}
         run_options = {"compute_units": self.options.compute_units, "input": IMAGE_INPUT, "output": output,
                        "mean": list(pre.mean), "std": list(pre.std)}
-        return CoreMlBuildResult(
+        return BuildResult(
             [*files, REPORT_FILE], runtime, precision, run_options, notes,
             inputs=[{"name": IMAGE_INPUT, "shape": [n, 3, h, w], "dtype": "uint8", "layout": "NCHW",
                      "kind": f"image ({pre.channel_order}, 8-bit; scaled by 1/255 and normalised inside the model)"}],

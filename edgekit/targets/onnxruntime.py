@@ -9,6 +9,7 @@ import onnx
 from edgekit.config import Precision, Target
 from edgekit.errors import EdgekitFailure
 from edgekit.targets.base import BuildResult, Runner, TargetBackend, check_ops
+from edgekit.targets.onnxruntime_options import OnnxRuntimeOptions
 
 MODEL_FILE = "model.onnx"
 
@@ -53,13 +54,22 @@ class OnnxRuntimeBackend(TargetBackend):
     target = Target.ONNX
     precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
     sdk = "onnxruntime"
+    Options = OnnxRuntimeOptions
+
+    @property
+    def int8(self):
+        """Scored in ONNX Runtime; its recipes; a Resize after an int8 layer kept in float (see quant.islands)."""
+        from edgekit.quant.plan import Int8Plan, Scoring
+        from edgekit.quant.recipes import onnxruntime_recipes
+
+        return Int8Plan(Scoring.ONNXRUNTIME, "ONNX Runtime", onnxruntime_recipes, island_rules=("resize",))
 
     def runtime_version(self) -> str:
         import onnxruntime
 
         return onnxruntime.__version__
 
-    def build(self, model: onnx.ModelProto, out_dir: Path, precision: Precision, options: dict) -> BuildResult:
+    def build(self, model: onnx.ModelProto, spec, out_dir: Path, precision: Precision) -> BuildResult:
         check_ops(model, {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}, "ONNX Runtime")
         notes = []
         if precision is Precision.FP16:
@@ -69,7 +79,7 @@ class OnnxRuntimeBackend(TargetBackend):
             raise EdgekitFailure(f"ONNX Runtime target does not support precision {precision.value}")
         onnx.save_model(model, str(out_dir / MODEL_FILE))
         _check_loads(out_dir / MODEL_FILE)
-        if options.get("mobile"):  # .ort format + reduced-operator config (--mobile)
+        if self.options.mobile:  # .ort format + reduced-operator config (--mobile)
             from edgekit.targets.onnxruntime_mobile import build_mobile
 
             return build_mobile(out_dir / MODEL_FILE, precision, self.runtime_version(), notes)
@@ -87,7 +97,7 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     from edgekit.targets.float16 import to_float16
 
     return to_float16(model, keep_io_types=True, disable_shape_infer=False,
-                      node_block_list=float16_islands(model, Target.ONNX))
+                      node_block_list=float16_islands(model))
 
 
 def _check_loads(path: Path) -> None:

@@ -15,6 +15,7 @@ import onnx
 from edgekit.config import Precision, Target
 from edgekit.errors import EdgekitFailure
 from edgekit.targets.base import BuildResult, Runner, TargetBackend, check_ops
+from edgekit.targets.openvino_options import OpenVinoOptions
 
 XML_FILE = "model.xml"
 BIN_FILE = "model.bin"
@@ -67,18 +68,27 @@ class OpenVinoBackend(TargetBackend):
     target = Target.OPENVINO
     precisions = (Precision.FP32, Precision.FP16, Precision.BF16, Precision.INT8)
     sdk = "openvino"
+    Options = OpenVinoOptions
+
+    @property
+    def int8(self):
+        """Scored in OpenVINO itself; NNCF's recipes and edgekit's."""
+        from edgekit.quant.plan import Int8Plan, Scoring
+        from edgekit.quant.recipes import openvino_recipes
+
+        return Int8Plan(Scoring.OPENVINO, "OpenVINO", openvino_recipes)
 
     def runtime_version(self) -> str:
         import openvino as ov
 
         return ov.get_version().split("-")[0]
 
-    def build(self, model: onnx.ModelProto, out_dir: Path, precision: Precision, options: dict) -> BuildResult:
+    def build(self, model: onnx.ModelProto, spec, out_dir: Path, precision: Precision) -> BuildResult:
         import openvino as ov
 
         from edgekit.plugins_bridge import inline_plugin_functions
 
-        device = options.get("device", "CPU")
+        device = self.options.device
         compress, hint = _HINTS[precision]
         notes = []
         if hint != "f32" and not device_supports(device, hint):

@@ -74,37 +74,40 @@ class TensorRtBackend(TargetBackend):
     target = Target.TRT
     precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
     sdk = "tensorrt"
-
-    def __init__(self, options: dict | None = None):
-        self.options = TrtOptions.parse(options)
-        self._size_divisor = 1
-        self._example: tuple[int, ...] | None = None
+    Options = TrtOptions
 
     def runtime_version(self) -> str:
         return probe().tensorrt or ""
+
+    @property
+    def int8(self):
+        """Q/DQ placed for TensorRT's fusions, scored in ONNX Runtime (no TensorRT runs here)."""
+        from edgekit.quant.plan import Int8Plan, Scoring
+        from edgekit.quant.recipes import tensorrt_recipes
+
+        return Int8Plan(Scoring.ONNXRUNTIME, "ONNX Runtime (TensorRT's QDQ graph)", tensorrt_recipes)
 
     def missing(self) -> str | None:
         return None if self.options.onnx_only else missing_message(probe())
 
     def check_model(self, spec, dynamic_batch: bool) -> None:
         """Fail fast, before the export: --shapes against what the export will allow and the model's divisor."""
-        self._size_divisor, self._example = spec.size_divisor, tuple(spec.input_shape)
         dims = list(spec.input_shape)
         if dynamic_batch:
             dims[0] = "batch"
         from edgekit.onnx_export import INPUT_NAME
 
-        self._profiles({INPUT_NAME: dims})
+        self._profiles({INPUT_NAME: dims}, spec)
 
-    def _profiles(self, inputs: dict[str, list]) -> tuple[ShapeProfile, ...]:
+    def _profiles(self, inputs: dict[str, list], spec) -> tuple[ShapeProfile, ...]:
+        """--shapes checked against the inputs and the model's size divisor, or the profile of its example shape."""
         if self.options.shapes:
             profiles = parse_shapes(self.options.shapes, list(inputs))
-            validate_profiles(profiles, inputs, self._size_divisor)
+            validate_profiles(profiles, inputs, spec.size_divisor)
             return profiles
-        example = self._example or tuple(d if isinstance(d, int) else 1 for d in next(iter(inputs.values())))
-        return default_profiles(inputs, example)
+        return default_profiles(inputs, tuple(spec.input_shape))
 
-    def build(self, model: onnx.ModelProto, out_dir: Path, precision: Precision, options: dict) -> BuildResult:
+    def build(self, model: onnx.ModelProto, spec, out_dir: Path, precision: Precision) -> BuildResult:
         from edgekit.plugins_bridge import uses_plugins
         from edgekit.targets.tensorrt_onnx import check_structure, trt_flavour
 
@@ -113,7 +116,7 @@ class TensorRtBackend(TargetBackend):
         report.raise_if_problems()
         notes += report.warnings
         inputs = onnx_input_dims(flavoured)
-        profiles = self._profiles(inputs)
+        profiles = self._profiles(inputs, spec)
         if not self.options.shapes and any(not isinstance(d, int) for dims in inputs.values() for d in dims):
             notes.append(f"dynamic dimensions without --shapes: the profile is fixed at "
                          f"{', '.join(f'{p.name} {p.opt}' for p in profiles)}; pass --shapes min:opt:max for a range")

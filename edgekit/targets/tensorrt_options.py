@@ -10,8 +10,10 @@ import enum
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from edgekit.errors import UsageError
+from edgekit.targets.options import Flag
 from edgekit.targets.tensorrt_profiles import ShapeProfile
 
 
@@ -73,9 +75,24 @@ class TrtOptions:
     hardware_compatibility: HardwareCompatibility = HardwareCompatibility.NONE
     profiles: tuple[ShapeProfile, ...] = field(default=(), compare=False)  # filled at build from `shapes`
 
+    KEYS: ClassVar[tuple[str, ...]] = ("shapes", "onnx_only", "workspace", "dla_core", "timing_cache",
+                                       "version_compatible", "hardware_compatibility")
+    FLAGS: ClassVar[tuple[Flag, ...]] = (
+        Flag("shapes", "TensorRT profile min:opt:max, e.g. 1x3x224x224:4x3x224x224:8x3x224x224."),
+        Flag("onnx_only", "TensorRT: write the TensorRT-flavoured ONNX, plugins and trtexec command; build no engine.",
+             is_flag=True),
+        Flag("workspace", "TensorRT builder workspace limit, e.g. 2G or 512M."),
+        Flag("dla_core", "TensorRT: run on this DLA core (Jetson), GPU fallback.", type=int),
+        Flag("timing_cache", "TensorRT timing cache file: read before the build, updated after it.", type=Path),
+        Flag("version_compatible", "TensorRT: engine runs on later TensorRT versions (later 10.x and 11.x for a 10.x "
+             "build).", is_flag=True),
+        Flag("hardware_compatibility", "TensorRT: GPUs besides the build GPU that may run the engine.",
+             choices=("none", "ampere+", "same-cc")),
+    )
+
     @staticmethod
     def parse(options: dict | None) -> TrtOptions:
-        """From ``target_options`` (CLI strings or API values); unknown keys belong to other targets."""
+        """From ``target_options`` (CLI strings or API values); the registry has refused keys of other targets."""
         o = dict(options or {})
         dla = o.get("dla_core")
         if dla is not None:

@@ -14,7 +14,8 @@ from edgekit.quant.hardswish import int8_hardswish
 from edgekit.quant.islands import find_islands
 from edgekit.quant.options import Method, QuantOptions
 from edgekit.quant.qdq import FLOAT_OUTPUT_OPS, QdqRecipe, quantize_qdq
-from edgekit.quant.recipes import edgekit_candidates
+from edgekit.quant.recipes import onnxruntime_recipes, qdq_recipes
+from tests.helpers import int8_plan
 
 
 def _session(model: onnx.ModelProto, optimized: str | None = None) -> ort.InferenceSession:
@@ -134,8 +135,8 @@ def test_leaves_graphs_without_the_pattern_untouched():
 def test_onnxruntime_uint8_recipes_use_it_and_openvino_does_not():
     model = _block()
     ranges = _ranges(model, np.random.default_rng(1).standard_normal((1, 3, 16, 16)).astype(np.float32))
-    ort_recipes = edgekit_candidates(Target.ONNX, model, ranges, QuantOptions())
-    ov_recipes = edgekit_candidates(Target.OPENVINO, model, ranges, QuantOptions())
+    ort_recipes = onnxruntime_recipes(model, [], ranges, QuantOptions())
+    ov_recipes = qdq_recipes(model, ranges, QuantOptions(), int8_hardswish=False)  # OpenVINO's (besides NNCF's)
     assert [c.name for c in ort_recipes if "hardswish" in c.describe] == ["edgekit-u8s8"]  # not S8S8 (module doc)
     assert not any("hardswish" in c.describe for c in ov_recipes)
     assert "HardSwish" in [n.op_type for n in ov_recipes[0].make(set()).graph.node]  # OpenVINO fuses it as it is
@@ -150,7 +151,7 @@ def test_zoo_efficientvit_hardswish_runs_as_int8_ops(tmp_path):
     model = export_onnx(prepare_for_deploy(create_model("efficientvit_b0", img_size=(64, 64), num_classes=10)),
                         (1, 3, 64, 64)).model
     x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
-    islands = {i.node for i in find_islands(model, Target.ONNX, Precision.INT8)}
+    islands = {i.node for i in find_islands(model, int8_plan(Target.ONNX).island_rules, Precision.INT8)}
     recipe = QdqRecipe(float_output_ops=FLOAT_OUTPUT_OPS, int8_hardswish=True)
     q = quantize_qdq(model, _ranges(model, x), islands, recipe)
     total = sum(n.op_type == "HardSwish" for n in model.graph.node)

@@ -13,10 +13,11 @@ from edgekit.quant.calibrate import calibrate
 from edgekit.quant.islands import find_islands
 from edgekit.quant.options import Method, QuantOptions
 from edgekit.quant.qdq import float_nodes, quantize_qdq
-from edgekit.quant.recipes import edgekit_candidates
+from edgekit.quant.recipes import onnxruntime_recipes
 from edgekit.quant.scoring import Budget, Scorer
 from edgekit.quant.sensitivity import blocks, meet_budget, sensitivity
 from edgekit.sources import load_source
+from tests.helpers import int8_plan
 from tests.quant.conftest import CLS, SEG
 
 
@@ -26,7 +27,7 @@ def cls_setup(digits):
     src = load_source(CLS)
     proto = export_onnx(prepare_for_deploy(src.model), src.spec.input_shape).model
     calib = load_calibration(digits / "cls" / "calib", src.spec.preprocess, size=24)
-    return proto, calib, Scorer(Target.ONNX, proto, calib.inputs, Task.CLASSIFICATION, threads=2)
+    return proto, calib, Scorer(int8_plan(Target.ONNX).scoring, proto, calib.inputs, Task.CLASSIFICATION, threads=2)
 
 
 @pytest.mark.parametrize("method", list(Method))
@@ -34,9 +35,9 @@ def test_each_method_keeps_the_trained_model(cls_setup, method):
     proto, calib, scorer = cls_setup
     options = QuantOptions(method=method)
     ranges, _ = calibrate(proto, calib.inputs, calib.sha256, options)
-    islands = {i.node for i in find_islands(proto, Target.ONNX)}
+    islands = {i.node for i in find_islands(proto, int8_plan(Target.ONNX).island_rules)}
     score = scorer.score(quantize_qdq(proto, ranges, islands))
-    # the int8 parity tolerance of DESIGN.md (cosine >= 0.99, agreement >= 97%) on 24 calibration images
+    # the default int8 parity tolerance (cosine >= 0.99, agreement >= 97%) on 24 calibration images
     assert score.cosine_min >= 0.99 and score.agreement >= 0.97, (method, score)
 
 
@@ -88,7 +89,7 @@ def test_sensitivity_ranking_and_budget_loop(cls_setup):
     proto, calib, scorer = cls_setup
     options = QuantOptions(method=Method.MINMAX, default_islands=False)
     ranges, _ = calibrate(proto, calib.inputs, calib.sha256, options)
-    candidate = edgekit_candidates(Target.ONNX, proto, ranges, options)[0]
+    candidate = onnxruntime_recipes(proto, [], ranges, options)[0]
     assert candidate.name == "edgekit-u8s8"
     grouped = blocks(proto, set())
     assert len(grouped) >= 4 and all(grouped.values())
@@ -179,7 +180,7 @@ def test_tensorrt_qdq_placement(cls_setup):
             consumers = [c for c in q.graph.node if n.output[0] in c.input]
             assert not any(c.op_type == "QuantizeLinear" for c in consumers), n.name  # no Q/DQ on outputs
     assert not any(len(i.dims) == 1 and i.data_type == onnx.TensorProto.INT32 for i in q.graph.initializer)  # fp biases
-    islands = {i.node for i in find_islands(proto, Target.TRT)}
+    islands = {i.node for i in find_islands(proto, int8_plan(Target.TRT).island_rules)}
     assert islands <= float_nodes(q)
     report = type("R", (), {"problems": [], "warnings": []})()
     stats = check_qdq(q, report, require=True)
@@ -203,7 +204,7 @@ def test_tensorrt_export_hands_over_qdq(digits):
     config = ExportConfig(source=CLS, target=Target.TRT, precision=Precision.INT8)
     from edgekit.progress import Reporter
 
-    q, info = quantize_onnx_for_target(proto, config, src.spec, calib, Reporter())
+    q, info = quantize_onnx_for_target(proto, int8_plan(Target.TRT), config, src.spec, calib, Reporter())
     assert info["recipe"] == "edgekit-trt-s8s8" and info["kept"]["agreement"] >= 0.97
     assert any(n.op_type == "QuantizeLinear" for n in q.graph.node)
 

@@ -12,6 +12,7 @@ from edgekit.onnx_export import export_onnx, prepare_for_deploy
 from edgekit.quant.graph import GraphView
 from edgekit.quant.islands import find_islands
 from edgekit.quant.qdq import float_nodes, quantize_qdq, quantized_nodes
+from tests.helpers import int8_plan
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def _by_reason(islands):
 
 
 def test_transformer_islands(hybrid):
-    r = _by_reason(find_islands(hybrid, Target.ONNX))
+    r = _by_reason(find_islands(hybrid, int8_plan(Target.ONNX).island_rules))
     assert sorted(i.op_type for i in r["layernorm"]) == ["LayerNormalization"] * 4  # norm1, norm2 x 2 blocks
     assert [i.op_type for i in r["softmax"]] == ["Softmax"] * 2
     assert [i.op_type for i in r["attention_matmul"]] == ["MatMul"] * 4  # q @ k^T and attn @ v, 2 blocks
@@ -59,7 +60,7 @@ def test_transformer_islands(hybrid):
 
 def test_linear_attention_islands(evit):
     g = GraphView(evit)
-    islands = find_islands(evit, Target.OPENVINO)
+    islands = find_islands(evit, int8_plan(Target.OPENVINO).island_rules)
     r = _by_reason(islands)
     divs = [n for n in g.nodes if n.op_type == "Div" and not g.is_const(n.input[1])]
     assert len(divs) == 4 and {n.name for n in divs} <= {i.node for i in r["linear_attention"]}
@@ -72,7 +73,7 @@ def test_linear_attention_islands(evit):
 
 
 def test_islands_stay_float_in_the_qdq_graph(hybrid):
-    islands = find_islands(hybrid, Target.ONNX)
+    islands = find_islands(hybrid, int8_plan(Target.ONNX).island_rules)
     names = {i.node for i in islands}
     g = GraphView(hybrid)
     ranges = {t: (-4.0, 4.0) for n in hybrid.graph.node for t in n.output} | {"input": (-3.0, 3.0)}
@@ -87,18 +88,18 @@ def test_islands_stay_float_in_the_qdq_graph(hybrid):
 
 
 def test_keep_fp_patterns(hybrid):
-    user = [i for i in find_islands(hybrid, Target.ONNX, keep_fp=("*/blocks.1/*",)) if i.reason == "user"]
+    user = [i for i in find_islands(hybrid, int8_plan(Target.ONNX).island_rules, keep_fp=("*/blocks.1/*",)) if i.reason == "user"]
     assert user and all("/blocks.1/" in i.node for i in user)
     # op: patterns, and islands off: only what the user asked for
-    only = find_islands(hybrid, Target.ONNX, keep_fp=("op:Conv",), default=False)
+    only = find_islands(hybrid, int8_plan(Target.ONNX).island_rules, keep_fp=("op:Conv",), default=False)
     assert {i.op_type for i in only} == {"Conv"} and all(i.reason == "user" for i in only)
     assert len(only) == sum(n.op_type == "Conv" for n in hybrid.graph.node)
     with pytest.raises(UsageError, match="--keep-fp '\\*/nope/\\*' matches no node"):
-        find_islands(hybrid, Target.ONNX, keep_fp=("*/nope/*",))
+        find_islands(hybrid, int8_plan(Target.ONNX).island_rules, keep_fp=("*/nope/*",))
 
 
 def test_fp16_islands_are_the_overflow_prone_ops(hybrid):
-    reasons = {i.reason for i in find_islands(hybrid, Target.ONNX, Precision.FP16)}
+    reasons = {i.reason for i in find_islands(hybrid, int8_plan(Target.ONNX).island_rules, Precision.FP16)}
     assert reasons == {"layernorm", "softmax"}  # matmuls, GELU, stem and head run in fp16 fine
 
 
@@ -110,7 +111,7 @@ def test_fused_attention_is_an_island(hybrid):
     attn = [n for n in fused.graph.node if n.op_type == "Attention"]
     if not attn:
         pytest.skip("the ONNX Runtime rewrites did not fuse this attention block")
-    r = _by_reason(find_islands(fused, Target.ONNX))
+    r = _by_reason(find_islands(fused, int8_plan(Target.ONNX).island_rules))
     assert {n.name for n in attn} == {i.node for i in r["plugin"]}
 
 
@@ -138,7 +139,7 @@ def test_matmul_outputs_stay_float_where_a_float_op_reads_them(hybrid, tmp_path)
 
     from edgekit.quant.qdq import FLOAT_OUTPUT_OPS, QdqRecipe
 
-    islands = {i.node for i in find_islands(hybrid, Target.ONNX)}
+    islands = {i.node for i in find_islands(hybrid, int8_plan(Target.ONNX).island_rules)}
     ranges = {t: (-4.0, 4.0) for n in hybrid.graph.node for t in n.output} | {"input": (-3.0, 3.0)}
     plain = quantize_qdq(hybrid, ranges, islands, QdqRecipe())
     floated = quantize_qdq(hybrid, ranges, islands, QdqRecipe(float_output_ops=FLOAT_OUTPUT_OPS))
@@ -197,10 +198,10 @@ def test_onnxruntime_keeps_a_linear_resize_and_its_producer_float():
     """ONNX Runtime would move the dequantize past a linear Resize and interpolate in uint8 (its slow path):
     for that target the Resize and the int8 layer feeding it are islands; nearest Resize and other targets not."""
     m = _resize_model()
-    ort_islands = {i.node: i.reason for i in find_islands(m, Target.ONNX, default=True)}
+    ort_islands = {i.node: i.reason for i in find_islands(m, int8_plan(Target.ONNX).island_rules, default=True)}
     assert ort_islands.get("conv_a") == "resize" and ort_islands.get("resize_linear") == "resize"
     assert "resize_nearest" not in ort_islands and ort_islands.get("conv_b") != "resize"
-    assert not [n for n, r in {i.node: i.reason for i in find_islands(m, Target.OPENVINO)}.items() if r == "resize"]
+    assert not [n for n, r in {i.node: i.reason for i in find_islands(m, int8_plan(Target.OPENVINO).island_rules)}.items() if r == "resize"]
     ranges = {t: (-4.0, 4.0) for n in m.graph.node for t in n.output} | {"input": (-3.0, 3.0)}
     q = quantize_qdq(m, ranges, set(ort_islands))
     producer = {o: n for n in q.graph.node for o in n.output}

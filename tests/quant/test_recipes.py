@@ -15,6 +15,7 @@ from edgekit.quant.int8 import quantize_int8
 from edgekit.quant.options import QuantOptions
 from edgekit.quant.recipes import Candidate, _fold_initializer_casts, _nncf
 from edgekit.quant.scoring import Budget
+from tests.helpers import int8_plan
 
 
 def _cast_weight_model() -> onnx.ModelProto:
@@ -99,23 +100,23 @@ def test_a_failing_recipe_is_skipped_and_recorded(monkeypatch):
     working = int8_mod.candidates_for
 
     def broken(make_error: bool):
-        def candidates(target, proto, inputs, ranges, options):
+        def candidates(plan, proto, inputs, ranges, options):
             def fail(keep):
                 raise EdgekitFailure("NNCF quantization failed: AttributeError: type")
             bad = Candidate("broken", {}, fail)
-            return [bad] + ([] if make_error else working(target, proto, inputs, ranges, options))
+            return [bad] + ([] if make_error else working(plan, proto, inputs, ranges, options))
         return candidates
 
     monkeypatch.setattr(int8_mod, "candidates_for", broken(False))
-    result = quantize_int8(model, Target.ONNX, Task.CLASSIFICATION, calib, QuantOptions(default_islands=False),
-                           Budget(0.0, 0.0), threads=1)
+    result = quantize_int8(model, int8_plan(Target.ONNX), Task.CLASSIFICATION, calib,
+                           QuantOptions(default_islands=False), Budget(0.0, 0.0), threads=1)
     by_name = {c["name"]: c for c in result.info["candidates"]}
     assert by_name["broken"]["error"].startswith("NNCF quantization failed") and not by_name["broken"]["chosen"]
     assert result.info["recipe"] != "broken" and any(c["chosen"] for c in by_name.values())
 
     monkeypatch.setattr(int8_mod, "candidates_for", broken(True))
     with pytest.raises(EdgekitFailure, match="no INT8 recipe could quantize this model: broken: NNCF"):
-        quantize_int8(model, Target.ONNX, Task.CLASSIFICATION, calib, QuantOptions(default_islands=False),
+        quantize_int8(model, int8_plan(Target.ONNX), Task.CLASSIFICATION, calib, QuantOptions(default_islands=False),
                       Budget(0.0, 0.0), threads=1)
 
 
@@ -145,24 +146,24 @@ def test_dense_only_recipe_leaves_depthwise_convs_float_and_says_so(monkeypatch)
     from edgekit.quant.calibrate import calibrate
     from edgekit.quant.islands import depthwise_convs
     from edgekit.quant.qdq import float_nodes
-    from edgekit.quant.recipes import edgekit_candidates
+    from edgekit.quant.recipes import onnxruntime_recipes
 
     model = _depthwise_model()
     assert depthwise_convs(model) == {"dw": "Conv"}
     inputs = [np.random.default_rng(i).standard_normal((1, 3, 16, 16)).astype(np.float32) for i in range(4)]
     options = QuantOptions(default_islands=False, cache=False)
     ranges, _ = calibrate(model, inputs, "0" * 64, options)
-    by_name = {c.name: c for c in edgekit_candidates(Target.ONNX, model, ranges, options)}
+    by_name = {c.name: c for c in onnxruntime_recipes(model, inputs, ranges, options)}
     assert set(by_name) == {"edgekit-u8s8", "edgekit-s8s8", "edgekit-u8s8-dense"}
     assert "dw" not in float_nodes(by_name["edgekit-u8s8"].make(set()))
     dense = by_name["edgekit-u8s8-dense"].make(set())
     assert "dw" in float_nodes(dense) and {"stem", "pw"}.isdisjoint(float_nodes(dense))
-    assert edgekit_candidates(Target.ONNX, _cast_weight_model(), {}, options)[-1].name == "edgekit-s8s8"  # no dw
+    assert onnxruntime_recipes(_cast_weight_model(), [], {}, options)[-1].name == "edgekit-s8s8"  # no dw
 
     # chosen, its float nodes are listed as islands with the reason
     monkeypatch.setattr(int8_mod, "candidates_for", lambda *a: [by_name["edgekit-u8s8-dense"]])
     calib = CalibrationSet(inputs=inputs, names=[f"x{i}" for i in range(4)], source="test", sha256="0" * 64)
-    result = quantize_int8(model, Target.ONNX, Task.CLASSIFICATION, calib, options, Budget(0.0, 0.0), threads=1)
+    result = quantize_int8(model, int8_plan(Target.ONNX), Task.CLASSIFICATION, calib, options, Budget(0.0, 0.0), threads=1)
     assert result.info["recipe"] == "edgekit-u8s8-dense"
     assert result.info["islands"]["recipe"]["nodes"] == ["dw"] and "depthwise" in result.info["islands"]["recipe"]["why"]
 
@@ -175,15 +176,15 @@ def test_a_recipe_that_cannot_meet_the_budget_falls_back_to_one_that_can(monkeyp
     calib = CalibrationSet(inputs=inputs, names=[f"x{i}" for i in range(4)], source="test", sha256="1" * 64)
     working = int8_mod.candidates_for
 
-    def candidates(target, proto, inputs, ranges, options):
-        real = working(target, proto, inputs, ranges, options)[0]
+    def candidates(plan, proto, inputs, ranges, options):
+        real = working(plan, proto, inputs, ranges, options)[0]
         floor = Candidate("floor", {}, lambda keep: real.make(set()))  # quantizes "mm" whatever is kept
         return [floor, real]  # equal first scores: the first is chosen, and its loop cannot help
 
     monkeypatch.setattr(int8_mod, "candidates_for", candidates)
     budget = Budget(1.0, 0.999999)  # only float meets it: one int8 MatMul gives cosine ~0.9999
-    result = quantize_int8(model, Target.ONNX, Task.CLASSIFICATION, calib, QuantOptions(default_islands=False),
-                           budget, threads=1)
+    result = quantize_int8(model, int8_plan(Target.ONNX), Task.CLASSIFICATION, calib,
+                           QuantOptions(default_islands=False), budget, threads=1)
     b = result.info["budget"]
     assert b["met"] and result.info["recipe"] == "edgekit-u8s8"
     assert b["fallback"]["from"] == "floor" and b["fallback"]["steps"][-1]["cosine_min"] < 0.999999
@@ -191,7 +192,7 @@ def test_a_recipe_that_cannot_meet_the_budget_falls_back_to_one_that_can(monkeyp
     assert [c["name"] for c in result.info["candidates"] if c["chosen"]] == ["edgekit-u8s8"]
     from rich.console import Console
 
-    from edgekit.render import quantization_table
+    from edgekit.cli.render import quantization_table
 
     console = Console(record=True, width=200)
     console.print(quantization_table(result.info))
