@@ -41,7 +41,8 @@ class Task(_Choice):
 
 @dataclass(frozen=True)
 class Tolerance:
-    """Parity thresholds of a built artifact against PyTorch fp32 (see DESIGN.md, Tolerances).
+    """Parity thresholds of a built artifact against PyTorch fp32 (defaults per precision in :meth:`default`;
+    a zoo model may override them, with its reason, in its config).
 
     cosine: minimum cosine similarity of the flattened outputs, per image.
     max_abs_rel: maximum abs error as a fraction of the reference output's range (max - min).

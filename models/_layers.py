@@ -1,9 +1,31 @@
 """Layers shared by several zoo families. Family-specific blocks live in the family's own file."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 import torch.nn.functional as F
+
+
+def to_pair(v: int | Sequence[int]) -> tuple[int, int]:
+    """An int or an (H, W) sequence as an (H, W) tuple of ints."""
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth per sample (identity in eval, so it never reaches an export)."""
+
+    def __init__(self, drop_prob: float = 0.0):
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.drop_prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
 
 
 def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:

@@ -28,17 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgekit.models._layers import fuse_conv_bn
+from edgekit.models._layers import fuse_conv_bn, to_pair
 from edgekit.models._registry import ModelCfg, register_model
 
 __all__ = ["EfficientVit", "EfficientVitSeg", "LiteMLA", "checkpoint_filter_fn"]
 
 ATTN_IMPLS = ("linear", "quadratic", "auto")
 MIN_EPS = 1e-6
-
-
-def _pair(v: int | Sequence[int]) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
 def _downsampled(size: tuple[int, int], times: int) -> tuple[int, int]:
@@ -366,7 +362,7 @@ class EfficientVit(nn.Module):
         super().__init__()
         self.num_classes = num_classes
         _build_trunk(self, in_chans, widths, depths, head_dim, expand_ratio, norm_layer, act_layer,
-                     _pair(img_size), attn_impl, eps)
+                     to_pair(img_size), attn_impl, eps)
         self.num_features = widths[-1]
         self.head = ClassifierHead(widths[-1], head_widths, num_classes, drop_rate, norm_layer, act_layer)
 
@@ -396,7 +392,7 @@ class EfficientVitSeg(nn.Module):
         super().__init__()
         self.num_classes = num_classes
         _build_trunk(self, in_chans, widths, depths, head_dim, expand_ratio, norm_layer, act_layer,
-                     _pair(img_size), attn_impl, eps)
+                     to_pair(img_size), attn_impl, eps)
         self.head_indices = (3, 2, 1)
         self.output_stride = 8
         self.head = SegHead(

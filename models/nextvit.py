@@ -34,16 +34,12 @@ import torch
 from torch import nn
 
 from edgekit.models._heads import FPNHead
-from edgekit.models._layers import fuse_conv_bn, make_divisible
+from edgekit.models._layers import DropPath, fuse_conv_bn, make_divisible, to_pair
 from edgekit.models._registry import ModelCfg, register_model
 
 __all__ = ["NextViT", "NextViTSeg", "EfficientAttention", "checkpoint_filter_fn"]
 
 NORM_EPS = 1e-5
-
-
-def _pair(x: int | Sequence[int]) -> tuple[int, int]:
-    return (int(x), int(x)) if isinstance(x, int) else (int(x[0]), int(x[1]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,21 +75,6 @@ def merge_pre_bn(layer: nn.Linear | nn.Conv2d, *bns: nn.BatchNorm1d | nn.BatchNo
         layer.bias = nn.Parameter(torch.zeros(w.shape[0], dtype=w.dtype, device=w.device))
     layer.bias.add_(extra_bias)
     w.mul_(scale.reshape((1, -1) + (1,) * (w.ndim - 2)))
-
-
-class DropPath(nn.Module):
-    """Stochastic depth per sample (identity in eval, so it never reaches an export)."""
-
-    def __init__(self, drop_prob: float = 0.0):
-        super().__init__()
-        self.drop_prob = drop_prob
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.drop_prob == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.drop_prob
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
 
 
 class ConvNormAct(nn.Module):
@@ -364,7 +345,7 @@ class NextViT(nn.Module):
                  drop_path_rate: float = 0.1, head_dim: int = 32, mix_block_ratio: float = 0.75,
                  features_only: bool = False):
         super().__init__()
-        self.img_size = _pair(img_size)
+        self.img_size = to_pair(img_size)
         if self.img_size[0] % 32 or self.img_size[1] % 32:
             raise ValueError(f"img_size {self.img_size} must be a multiple of 32")
         self.num_classes = num_classes
@@ -533,7 +514,7 @@ def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
 
 def _create_nextvit(variant: str, seg: bool = False, **kwargs) -> nn.Module:
     if "img_size" in kwargs:
-        kwargs["img_size"] = _pair(kwargs["img_size"])
+        kwargs["img_size"] = to_pair(kwargs["img_size"])
     model = NextViTSeg(**kwargs) if seg else NextViT(**kwargs)
     model.variant = variant
     return model

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from edgekit.models._layers import ConvNorm, make_divisible
+from edgekit.models._layers import ConvNorm, DropPath, make_divisible
 from edgekit.models._registry import ModelCfg, register_model
 
 __all__ = ["SeaFormer", "SeaFormerSeg", "checkpoint_filter_fn"]
@@ -67,21 +67,6 @@ _LIGHT_HEADS = {
 
 # --------------------------------------------------------------------------------------------------
 # helpers
-
-
-class DropPath(nn.Module):
-    """Stochastic depth per sample (identity in eval, so it never reaches an export)."""
-
-    def __init__(self, drop_prob: float = 0.0):
-        super().__init__()
-        self.drop_prob = drop_prob
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.drop_prob == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.drop_prob
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
 
 
 def _linear_interp_matrix(src_len: int, dst_len: int) -> torch.Tensor:

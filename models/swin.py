@@ -37,15 +37,12 @@ from torch import nn
 import torch.nn.functional as F
 
 from edgekit.models._heads import FPNHead
+from edgekit.models._layers import DropPath, to_pair
 from edgekit.models._registry import ModelCfg, register_model
 
 __all__ = ["SwinTransformer", "SwinTransformerSeg", "WindowAttention", "checkpoint_filter_fn"]
 
 _MASK_VALUE = -100.0  # as the reference; finite, so it survives fp16 (exp(-100) is 0 after softmax anyway)
-
-
-def _pair(x: int | Sequence[int]) -> tuple[int, int]:
-    return (int(x), int(x)) if isinstance(x, int) else (int(x[0]), int(x[1]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,21 +104,6 @@ def shift_window_mask(feat_size: tuple[int, int], window_size: tuple[int, int],
 def _shift_slices(window: int, shift: int) -> tuple[slice, slice, slice]:
     # same regions as the reference; with shift == 0 the last slice covers everything (one region)
     return slice(0, -window), slice(-window, -shift), slice(-shift, None)
-
-
-class DropPath(nn.Module):
-    """Stochastic depth per sample (identity in eval, so it never reaches an export)."""
-
-    def __init__(self, drop_prob: float = 0.0):
-        super().__init__()
-        self.drop_prob = drop_prob
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.drop_prob == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.drop_prob
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
 
 
 class Mlp(nn.Module):
@@ -365,12 +347,12 @@ class SwinTransformer(nn.Module):
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_path_rate: float = 0.1,
                  features_only: bool = False):
         super().__init__()
-        self.img_size = _pair(img_size)
+        self.img_size = to_pair(img_size)
         if self.img_size[0] % patch_size or self.img_size[1] % patch_size:
             raise ValueError(f"img_size {self.img_size} must be a multiple of the patch size {patch_size}")
         self.num_classes = num_classes
         self.features_only = features_only
-        window_size = _pair(window_size)
+        window_size = to_pair(window_size)
         dims = [int(embed_dim * 2 ** i) for i in range(len(depths))]
         self.num_features = dims[-1]
         self.feature_channels = tuple(dims)
@@ -501,7 +483,7 @@ def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
 
 def _create_swin(variant: str, seg: bool = False, **kwargs) -> nn.Module:
     if "img_size" in kwargs:
-        kwargs["img_size"] = _pair(kwargs["img_size"])
+        kwargs["img_size"] = to_pair(kwargs["img_size"])
     model = SwinTransformerSeg(**kwargs) if seg else SwinTransformer(**kwargs)
     model.variant = variant
     return model

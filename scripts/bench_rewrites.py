@@ -32,7 +32,7 @@ import numpy as np
 
 TIMM = ["timm:swin_tiny_patch4_window7_224", "timm:efficientvit_b0"]
 # GEMM peak by (precision, threads), measured on this CPU at the start of a run (scripts/_bench.gemm_peak);
-# FACTS.md's box measured fp32 96 / 193 and bf16 202 / 415 GFLOP/s. int8 rows are compared with the fp32 peak.
+# an AMD EPYC Zen 4 measured fp32 96 / 193 and bf16 202 / 415 GFLOP/s. int8 rows are compared with the fp32 peak.
 PEAK_GFLOPS: dict[tuple[str, int], float] = {}
 
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Zoo benchmark: params, GMACs, and median latency (PyTorch eager, ONNX Runtime, OpenVINO; fp32; 1 and
 2 threads) for every zoo model at its default resolution, and achieved GFLOP/s as a fraction of this
-CPU's fp32 peak on two cores (a 2048^3 GEMM in PyTorch, measured when the table is printed; FACTS.md's
-AMD box: 193 GFLOP/s). Prints a markdown table.
+CPU's fp32 peak on two cores (a 2048^3 GEMM in PyTorch, measured when the table is printed; an AMD EPYC
+Zen 4 measured 193 GFLOP/s). Prints a markdown table.
 
     python scripts/bench_zoo.py [--models a,b] [--iters 30]
     python scripts/bench_zoo.py --from-json bench.json   # the table from bench_export.py --json figures

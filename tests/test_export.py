@@ -26,7 +26,7 @@ def test_factory_source_each_target_and_precision(tmp_path, target, precision):
     assert m["target"] == target and m["precision"] == precision
     assert m["parity"]["measured"] and m["parity"]["passed"], m["parity"]
     assert m["parity"]["images"] == 6  # the six bundled photographs
-    # default tolerances of DESIGN.md: fp32 cosine >= 0.99999, fp16/bf16 >= 0.999
+    # the default tolerances (Tolerance.default): fp32 cosine >= 0.99999, fp16/bf16 >= 0.999
     assert m["parity"]["tolerance"]["cosine"] == (0.99999 if precision == "fp32" else 0.999)
     assert m["parity"]["cosine_min"] >= m["parity"]["tolerance"]["cosine"]
     expected = {"onnx": ["manifest.json", "model.onnx"], "openvino": ["manifest.json", "model.bin", "model.xml"]}

@@ -14,6 +14,7 @@ from torch import nn
 from edgekit.models import create_model, get_cfg, list_models, reparameterize_model
 from edgekit.models.efficientvit import EfficientVitSeg, LiteMLA, checkpoint_filter_fn
 from tests.models.randomize import randomize_bn
+from tests.helpers import cosine
 
 CLS = ["efficientvit_b0", "efficientvit_b1", "efficientvit_b2", "efficientvit_b3"]
 SEG = {"efficientvit_b0_seg": (19, "cityscapes"), "efficientvit_b1_seg": (19, "cityscapes"),
@@ -25,10 +26,6 @@ def _randomize(model: nn.Module, seed: int = 0) -> nn.Module:
     """Non-trivial BatchNorm statistics and affine params (a fresh BN is an identity)."""
     randomize_bn(model, torch.Generator().manual_seed(seed))
     return model.eval()
-
-
-def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    return torch.nn.functional.cosine_similarity(a.flatten().double(), b.flatten().double(), dim=0).item()
 
 
 def _seeded(name: str, **kwargs) -> nn.Module:
@@ -171,7 +168,7 @@ def test_linear_attention_fp16_computes_in_fp32():
     expected = attn._linear_attention(q, k, v)
     got = attn._linear_attention(q.half(), k.half(), v.half())
     assert got.dtype == torch.float16 and torch.isfinite(got).all()
-    assert _cosine(got.float(), expected) >= 0.999
+    assert cosine(got.float(), expected) >= 0.999
 
 
 def test_linear_attention_eps_guards_empty_kernel():
@@ -217,7 +214,7 @@ def test_deploy_equivalence(name, size):
         deployed = reparameterize_model(copy.deepcopy(model))
         got = deployed(x)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in deployed.modules())
-    assert _cosine(got, expected) >= 0.99999
+    assert cosine(got, expected) >= 0.99999
     assert (got - expected).abs().max().item() <= 1e-4 * expected.abs().max().item()
 
 

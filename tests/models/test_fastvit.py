@@ -14,6 +14,7 @@ from torch import nn
 from edgekit.models import create_model, get_cfg, reparameterize_model
 from edgekit.models.fastvit import Attention, AttentionBlock, RepMixer, checkpoint_filter_fn
 from tests.models.randomize import randomize_bn
+from tests.helpers import cosine
 
 NUM_CLASSES = 10  # a small head keeps the tests fast; the trunks are the full variants
 VARIANTS = ["fastvit_t8", "fastvit_sa12"]
@@ -28,10 +29,6 @@ def _randomize(model: nn.Module, seed: int = 0) -> nn.Module:
             if name.endswith("gamma"):
                 p.copy_(torch.rand(p.shape, generator=g) * 0.5 + 0.1)
     return model.eval()
-
-
-def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    return torch.nn.functional.cosine_similarity(a.flatten().double(), b.flatten().double(), dim=0).item()
 
 
 def _timm():
@@ -117,7 +114,7 @@ def test_deploy_equivalence(model):
         got = deployed(x)
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in deployed.modules())
     assert all(m.reparam_conv is not None and m.mixer is None for m in deployed.modules() if isinstance(m, RepMixer))
-    assert _cosine(got, expected) >= 0.99999
+    assert cosine(got, expected) >= 0.99999
     assert (got - expected).abs().max().item() <= 1e-4 * (expected.max() - expected.min()).item()
     with torch.no_grad():  # idempotent
         assert torch.equal(reparameterize_model(deployed)(x), got)
@@ -171,5 +168,5 @@ def test_onnx_parity(model):
     sess = ort.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"x": x.numpy()})[0]
     assert got.shape == expected.shape
-    assert _cosine(torch.from_numpy(got), torch.from_numpy(expected)) >= 0.99999
+    assert cosine(torch.from_numpy(got), torch.from_numpy(expected)) >= 0.99999
     assert np.abs(got - expected).max() <= 1e-3 * (expected.max() - expected.min())

@@ -12,12 +12,9 @@ from torch import nn
 
 from edgekit.models import reparameterize_model
 from edgekit.models.nextvit import checkpoint_filter_fn, nextvit_small, nextvit_small_seg
+from tests.helpers import cosine
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
-
-
-def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
-    return torch.nn.functional.cosine_similarity(a.flatten().double(), b.flatten().double(), dim=0).item()
 
 
 def _randomize_bn(model: nn.Module) -> None:
@@ -49,7 +46,7 @@ def _run_ort(model: onnx.ModelProto, x: torch.Tensor) -> torch.Tensor:
 
 def _assert_parity(got: torch.Tensor, expected: torch.Tensor) -> None:
     assert got.shape == expected.shape
-    assert _cos(got, expected) >= 0.99999
+    assert cosine(got, expected) >= 0.99999
     assert (got - expected).abs().max().item() <= 1e-3 * (expected.max() - expected.min()).item()
 
 
@@ -120,7 +117,7 @@ def test_deploy_merges_every_bn(factory, img_size):
         reparameterize_model(model)  # idempotent
         again = model(x)
     assert not any(isinstance(m, _BN) for m in model.modules())
-    assert _cos(deploy, train) >= 0.99999
+    assert cosine(deploy, train) >= 0.99999
     assert (deploy - train).abs().max().item() <= 1e-4 * train.abs().max().item()
     assert torch.equal(again, deploy)
 

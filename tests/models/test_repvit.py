@@ -12,6 +12,7 @@ from torch import nn
 from edgekit.models import create_model, get_cfg, reparameterize_model
 from edgekit.models.repvit import checkpoint_filter_fn
 from tests.models.randomize import randomize_bn
+from tests.helpers import cosine
 
 NUM_CLASSES = 10  # a small head keeps the tests fast; the trunk is the full M1.1
 
@@ -20,10 +21,6 @@ def _randomize(model: nn.Module, seed: int = 0) -> nn.Module:
     """Give every BatchNorm non-trivial statistics and affine params (fresh BN is an identity)."""
     randomize_bn(model, torch.Generator().manual_seed(seed))
     return model.eval()
-
-
-def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    return torch.nn.functional.cosine_similarity(a.flatten().double(), b.flatten().double(), dim=0).item()
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +71,7 @@ def test_deploy_equivalence(model):
     # no BatchNorm and no parallel branch left: one conv per ConvNorm / RepVggDw, one Linear head
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in deployed.modules())
     assert deployed.head.head_dist is None and isinstance(deployed.head.head.l, nn.Linear)
-    assert _cosine(got, expected) >= 0.99999
+    assert cosine(got, expected) >= 0.99999
     assert (got - expected).abs().max().item() <= 1e-4 * (expected.max() - expected.min()).item()
     # idempotent: a second pass changes nothing
     with torch.no_grad():
@@ -108,5 +105,5 @@ def test_onnx_parity(model):
     sess = ort.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"x": x.numpy()})[0]
     assert got.shape == expected.shape
-    assert _cosine(torch.from_numpy(got), torch.from_numpy(expected)) >= 0.99999
+    assert cosine(torch.from_numpy(got), torch.from_numpy(expected)) >= 0.99999
     assert np.abs(got - expected).max() <= 1e-3 * (expected.max() - expected.min())

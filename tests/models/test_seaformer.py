@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from edgekit.models import create_model, get_cfg, reparameterize_model
 from edgekit.models.seaformer import checkpoint_filter_fn
+from tests.helpers import cosine
 
 # SeaFormer-Small as configured in the original repository (seaformer_small.py / SeaFormer_S)
 SMB_CFGS = [
@@ -187,11 +188,6 @@ def reference_forward(sd, x, segmentation: bool):
 # tests
 
 
-def _cosine(a, b) -> float:
-    a, b = torch.as_tensor(a).flatten().double(), torch.as_tensor(b).flatten().double()
-    return F.cosine_similarity(a, b, dim=0).item()
-
-
 @pytest.mark.parametrize("name,size,container", [
     ("seaformer_small", (224, 224), "state_dict_ema"),  # axial lengths 7 and 4: the embeddings are resized
     ("seaformer_small_seg", (256, 320), "state_dict"),
@@ -238,7 +234,7 @@ def test_deploy_equivalence(name, size):
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     assert all(m.to_qkv is not None for m in model.modules() if type(m).__name__ == "SeaAttention")
     assert not any(n.endswith("pos_embed") for n, _ in model.named_parameters())  # baked into constants
-    assert _cosine(train_graph, deploy_graph) >= 0.99999
+    assert cosine(train_graph, deploy_graph) >= 0.99999
 
 
 @pytest.mark.parametrize("name,sizes", [
@@ -311,5 +307,5 @@ def test_onnx_matches_torch(name, size, deploy):
     sess = ort.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"input": x.numpy()})[0]
     assert got.shape == expected.shape
-    assert _cosine(got, expected) >= 0.99999
+    assert cosine(got, expected) >= 0.99999
     assert np.abs(got - expected).max() <= 1e-3 * (expected.max() - expected.min())

@@ -13,6 +13,7 @@ from torch import nn
 
 from edgekit.models import create_model, get_cfg, reparameterize_model
 from edgekit.models.segformer import SegFormer, checkpoint_filter_fn
+from tests.helpers import cosine
 
 transformers = pytest.importorskip("transformers")
 
@@ -47,10 +48,6 @@ def _hf_model(arch: str, segmentation: bool, num_labels: int):
     else:
         cls = transformers.SegformerForImageClassification
     return _randomize(cls(cfg))
-
-
-def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    return torch.nn.functional.cosine_similarity(a.flatten().double(), b.flatten().double(), dim=0).item()
 
 
 @pytest.mark.parametrize("name,arch,num_labels,size", [
@@ -131,7 +128,7 @@ def test_deploy_merges_decoder():
         deploy_graph = model(x)
     assert model.decode_head.linear_fuse is None
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-    assert _cosine(train_graph, deploy_graph) >= 0.99999
+    assert cosine(train_graph, deploy_graph) >= 0.99999
     assert (train_graph - deploy_graph).abs().max().item() <= 1e-4 * train_graph.abs().max().item()
 
 
@@ -207,5 +204,5 @@ def test_onnx_matches_torch(name, size, deploy):
     sess = ort.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"input": x.numpy()})[0]
     assert got.shape == expected.shape
-    assert _cosine(torch.from_numpy(got), torch.from_numpy(expected)) >= 0.99999
+    assert cosine(torch.from_numpy(got), torch.from_numpy(expected)) >= 0.99999
     assert np.abs(got - expected).max() <= 1e-3 * (expected.max() - expected.min())

@@ -13,10 +13,7 @@ from torch import nn
 from edgekit.models import reparameterize_model
 from edgekit.models.swin import (SwinTransformer, checkpoint_filter_fn, swin_tiny, swin_tiny_seg, window_partition,
                                  window_reverse)
-
-
-def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
-    return torch.nn.functional.cosine_similarity(a.flatten().double(), b.flatten().double(), dim=0).item()
+from tests.helpers import cosine
 
 
 def _randomize_bn(model: nn.Module) -> None:
@@ -56,7 +53,7 @@ def _ort_parity(model: onnx.ModelProto, x: torch.Tensor, expected: torch.Tensor)
     (got,) = sess.run(None, {"x": x.numpy()})
     got = torch.from_numpy(got)
     assert got.shape == expected.shape
-    assert _cos(got, expected) >= 0.99999
+    assert cosine(got, expected) >= 0.99999
     assert (got - expected).abs().max().item() <= 1e-3 * (expected.max() - expected.min()).item()
 
 
@@ -139,7 +136,7 @@ def test_deploy_freezes_bias_and_matches():
     attn = model.layers[1].blocks[1].attn
     # stage 1 sees a 12x16 grid, padded to 14x21: 2x3 shifted windows, 6 heads, one bias per window
     assert attn.deploy and attn.attn_bias.shape == (6, 6, 49, 49)
-    assert _cos(deploy, train) >= 0.99999 and (deploy - train).abs().max().item() <= 1e-5
+    assert cosine(deploy, train) >= 0.99999 and (deploy - train).abs().max().item() <= 1e-5
     assert not any("relative_position_bias_table" in k for k in model.state_dict())
     with pytest.raises(RuntimeError):  # stale-weight loading into a frozen model is an error, not silent
         model.load_state_dict(sd, strict=True)
@@ -154,7 +151,7 @@ def test_seg_deploy_equivalence():
         train = model(x)
         deploy = reparameterize_model(model)(x)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-    assert _cos(deploy, train) >= 0.99999
+    assert cosine(deploy, train) >= 0.99999
 
 
 def test_output_shapes():

@@ -16,6 +16,7 @@ from torch import nn
 
 from edgekit.models import _registry as reg
 from edgekit.models import reparameterize_model
+from tests.helpers import cosine
 from tests.models.randomize import randomize_norms
 
 MODELS = reg.list_models()
@@ -27,11 +28,6 @@ def _size(cfg) -> tuple[int, int]:
     d = cfg.size_divisor
     side = max(d, -(-256 // d) * d)
     return side, side
-
-
-def _cos(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def test_registry_has_the_families():
@@ -60,7 +56,7 @@ def test_model(name):
     reparameterize_model(model)
     with torch.no_grad():
         deploy = model(x)
-    assert _cos(train_graph.numpy(), deploy.numpy()) >= 0.99999  # DESIGN.md fp32 cosine
+    assert cosine(train_graph.numpy(), deploy.numpy()) >= 0.99999  # the default fp32 cosine (Tolerance.default)
 
     buf = io.BytesIO()
     torch.onnx.export(model, (x,), buf, dynamo=False, opset_version=17, input_names=["input"], output_names=["output"])
@@ -69,5 +65,5 @@ def test_model(name):
     sess = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
     out = sess.run(None, {"input": x.numpy()})[0]
     ref = deploy.numpy()
-    assert _cos(ref, out) >= 0.99999
-    assert np.abs(ref - out).max() <= 1e-3 * (ref.max() - ref.min())  # DESIGN.md fp32: max abs <= 1e-3 x range
+    assert cosine(ref, out) >= 0.99999
+    assert np.abs(ref - out).max() <= 1e-3 * (ref.max() - ref.min())  # the default fp32 tolerance: max abs <= 1e-3 x range

@@ -128,7 +128,7 @@ def run_openvino():
 
     def run(model, feeds: dict) -> np.ndarray:
         core = ov.Core()
-        # This CPU defaults to bf16 (AVX512-BF16): ask for f32 explicitly (FACTS pitfall 1).
+        # OpenVINO defaults to bf16 on a CPU with AVX512-BF16: ask for f32 explicitly.
         compiled = core.compile_model(
             core.read_model(model.SerializeToString(), b""), "CPU",
             {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 2},

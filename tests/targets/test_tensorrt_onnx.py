@@ -103,7 +103,7 @@ def test_fp16_flavour_keeps_io_fp32_and_normalisations_in_fp32_islands(tiny_onnx
     out = _run(f16, x, tmp_path).ravel()
     assert out.dtype == np.float32
     cos = float(out @ ref / (np.linalg.norm(out) * np.linalg.norm(ref)))
-    assert cos >= 0.999  # DESIGN.md fp16 tolerance
+    assert cos >= 0.999  # the default fp16 tolerance (Tolerance.default)
 
 
 def test_fp16_flavour_of_plugin_nodes_runs_in_onnxruntime(plugin_onnx, tmp_path):
@@ -115,4 +115,4 @@ def test_fp16_flavour_of_plugin_nodes_runs_in_onnxruntime(plugin_onnx, tmp_path)
         ref = torch_model(torch.from_numpy(x)).numpy().ravel()
     out = _run(f16, x, tmp_path).ravel()
     cos = float(out @ ref / (np.linalg.norm(out) * np.linalg.norm(ref)))
-    assert cos >= 0.999  # DESIGN.md fp16 tolerance
+    assert cos >= 0.999  # the default fp16 tolerance (Tolerance.default)

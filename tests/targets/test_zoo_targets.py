@@ -51,7 +51,7 @@ def test_tensorrt_flavoured_onnx(name, tmp_path):
     assert {p["name"] for p in m["plugins"]} == {p["plugin"].split("::")[1] for p in plugin_nodes}
     parity = m["parity"]
     assert parity["measured"] and "ONNX Runtime" in parity["measured_on"]
-    assert parity["passed"], parity  # DESIGN.md fp32 tolerance (or the model's documented override)
+    assert parity["passed"], parity  # the default fp32 tolerance (or the model's documented override)
 
 
 @pytest.mark.slow
