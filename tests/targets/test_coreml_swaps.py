@@ -59,11 +59,28 @@ def _small_volo():
                 stem_hidden_dim=16, num_classes=10).eval()
 
 
+def _small_mvitv2():
+    _timm()
+    from timm.models.mvitv2 import MultiScaleVit, MultiScaleVitCfg
+
+    torch.manual_seed(0)
+    # pooled keys (stride 4 then 2) make q and k sizes differ, so the scaled distances are exercised; the
+    # position tables start at zero in timm: random ones, or the terms would add nothing to check
+    model = MultiScaleVit(MultiScaleVitCfg(depths=(1, 2), embed_dim=16, num_heads=1), img_size=(64, 64),
+                          num_classes=10).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "rel_pos" in name:
+                p.normal_(0, 0.5)
+    return model
+
+
 @pytest.mark.parametrize("make,swap_name,size,swapped", [
     (_small_nest, "coreml_block_rank", 32, 4),  # 2 levels + 2 attention modules
     (_small_swin, "coreml_window_rank", 56, 4),  # 4 blocks
     (_small_twins, "coreml_twins_rank", 40, 2),  # the locally-grouped block of each stage (the other is global)
     (_small_volo, "coreml_fold", 64, 2),  # the two outlookers of the first stage
+    (_small_mvitv2, "coreml_mvitv2_rank", 64, 3),  # every block's attention
 ])
 def test_swap_is_exact_and_converts_within_rank_5(make, swap_name, size, swapped):
     import importlib
@@ -81,7 +98,8 @@ def test_swap_is_exact_and_converts_within_rank_5(make, swap_name, size, swapped
 
 
 @pytest.mark.parametrize("make,size,error", [(_small_nest, 32, "rank <= 5"), (_small_twins, 40, "rank <= 5"),
-                                             (_small_volo, 64, "stride >= kernel_size for col2im")])
+                                             (_small_volo, 64, "stride >= kernel_size for col2im"),
+                                             (_small_mvitv2, 64, "rank <= 5")])
 def test_without_the_swap_it_does_not_convert(make, size, error):
     with pytest.raises(EdgekitFailure, match=error):
         convert(Deployed(make(), (0.5,) * 3, (0.25,) * 3), (1, 3, size, size), "logits", "fp32", "iOS16")
