@@ -25,7 +25,8 @@ def test_groups_of_the_artifact_batch_run_together_and_split_back():
     model = _Counting().eval()
     groups = [np.random.default_rng(i).standard_normal((2, 3, 8, 8)).astype(np.float32) for i in range(5)]
     outs = run_reference(torch_reference(model), groups)
-    assert model.batches == [REFERENCE_CHUNK, 10 - REFERENCE_CHUNK]  # 4 groups of 2, then 1
+    # 4 groups of 2 (and the first group alone: the one-time batch check), then 1 group
+    assert model.batches == [REFERENCE_CHUNK, 2, 10 - REFERENCE_CHUNK]
     with torch.no_grad():
         singles = [model(torch.from_numpy(g)).numpy() for g in groups]
     assert [o.shape for o in outs] == [(2, 4)] * 5
@@ -43,3 +44,32 @@ def test_a_reference_without_batches_runs_each_input():
     inputs = [np.full((1, 3, 2, 2), i, np.float32) for i in range(3)]
     report = run_parity(ref, ref, inputs, Task.CLASSIFICATION, Tolerance.default(Precision.FP32))
     assert calls == [1, 1, 1, 1, 1, 1] and report.passed and report.images == 3
+
+
+class _MixesTheBatch(nn.Module):
+    """A model whose images interact: each output is centred on the batch mean (what a batch-1 artifact never
+    sees)."""
+
+    def forward(self, x):
+        y = x.mean((2, 3))
+        return y - y.mean(0, keepdim=True) + 1.0
+
+
+def test_a_model_whose_images_interact_runs_one_input_at_a_time():
+    ref = torch_reference(_MixesTheBatch())
+    inputs = [np.random.default_rng(i).standard_normal((1, 3, 4, 4)).astype(np.float32) for i in range(5)]
+    outs = run_reference(ref, inputs)
+    assert ref.batch_ok is False
+    for out, x in zip(outs, inputs):
+        np.testing.assert_array_equal(out, ref(x))  # what the model gives each image alone
+    assert run_reference(ref, inputs[:2])[1].tolist() == ref(inputs[1]).tolist()  # decided once
+
+
+def test_the_batch_check_runs_once():
+    torch.manual_seed(0)
+    model = _Counting().eval()
+    ref = torch_reference(model)
+    groups = [np.random.default_rng(i).standard_normal((1, 3, 8, 8)).astype(np.float32) for i in range(4)]
+    run_reference(ref, groups)
+    run_reference(ref, groups)
+    assert ref.batch_ok is True and model.batches == [4, 1, 4]  # the first call checked its first input alone

@@ -15,8 +15,9 @@ import onnx_ir as ir
 from torch import nn
 
 from edgekit.config import Precision, Target
-from edgekit.rewrite.swaps import (adaptive_pool, coreml_block_rank, coreml_hiera_rank, coreml_twins_rank,
-                                   coreml_window_rank, hf_segformer, linear_attention, window_attention)
+from edgekit.rewrite.swaps import (adaptive_pool, coreml_block_rank, coreml_fold, coreml_hiera_rank,
+                                   coreml_mvitv2_rank, coreml_twins_rank, coreml_window_rank, hf_segformer,
+                                   linear_attention, window_attention)
 from edgekit.rewrite.rules import (cast_grid_sample_grid, expand_window_bias, fold_attention_bias, fold_batchnorm,
                                    fold_constants, fuse_attention_ort, fuse_gelu, fuse_layer_norm, fuse_linear_attention,
                                    fuse_window_attention, fuse_window_permutation, square_transpose_rank5,
@@ -148,6 +149,10 @@ _SWAPS: dict[Target, tuple[Swap, ...]] = {
                                  "measured"),
         _swap(coreml_twins_rank, "timm Twins' rank-6 window grouping and QKV views do not convert (rank <= 5); "
                                  "measured"),
+        _swap(coreml_fold, "coremltools converts fold (col2im) only at a stride >= its kernel; timm VOLO's outlook "
+                           "attention folds 3x3 windows at stride 1-2: a one-hot transposed convolution instead"),
+        _swap(coreml_mvitv2_rank, "timm MViTv2's rank-6 relative-position view does not convert (rank <= 5); "
+                                  "measured"),
     ),
 }
 

@@ -153,11 +153,7 @@ CORPUS: tuple[Model, ...] = (
     _timm("xcit_nano_12_p16_224", "xcit", "cross-covariance (channel) attention + local patch interaction"),
     _tiny("xcit", "cross-covariance (channel) attention + local patch interaction"),
     _timm("mvitv2_tiny", "mvitv2", "pooling attention with decomposed relative positions"),
-    _tiny("mvitv2", "pooling attention with decomposed relative positions", factory="mvitv2",
-          known=[Known("coreml", "rank <= 5", "Core ML tensors are rank <= 5; MViTv2's decomposed relative "
-                                              "position term adds through a rank-6 view, and edgekit has no CoreML "
-                                              "rank swap for it yet (it has them for timm Swin, NesT and Twins, and "
-                                              "transformers Hiera)")]),
+    _tiny("mvitv2", "pooling attention with decomposed relative positions", factory="mvitv2"),
     _timm("hiera_tiny_224", "hiera", "mask-unit attention + query pooling"),
     _timm("focalnet_tiny_srf", "focalnet", "focal modulation (gated depthwise-conv context)"),
     _timm("swinv2_cr_tiny_ns_224", "swinv2", "shifted-window cosine attention with continuous position bias"),
