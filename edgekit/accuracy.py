@@ -24,6 +24,7 @@ import numpy as np
 from edgekit.calib import IMAGE_SUFFIXES, read_image
 from edgekit.config import Task
 from edgekit.errors import UsageError
+from edgekit.manifest import Manifest
 from edgekit.progress import Reporter
 
 IGNORE_LABEL = 255
@@ -151,29 +152,34 @@ def _resize_logits(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def evaluate_fn(infer: Infer, data: LabeledSet, preprocess, num_classes: int, reference: Infer | None = None,
                 limit: int | None = None, advance=None) -> tuple[float, float | None, float | None, int]:
-    """(metric, agreement with reference, reference metric, images) for ``infer`` on ``data``."""
+    """(metric, agreement with reference, reference metric, images) for ``infer`` on ``data``. Agreement is the
+    parity gate's (:func:`edgekit.parity.agreement`), per image; for segmentation at the label's resolution,
+    weighted by pixels."""
+    from edgekit.parity import agreement as agreement_of
+
     n = len(data) if limit is None else min(limit, len(data))
-    correct = ref_correct = agree = total_px = 0
+    correct = ref_correct = 0
+    agree = total_px = 0.0
     conf = np.zeros((num_classes, num_classes), np.int64)
     ref_conf = np.zeros_like(conf)
     for i, x, ref in _with_reference(data, preprocess, reference, n):
         out = infer(x)
         label = data.label(i)
         if data.task is Task.CLASSIFICATION:
-            pred = int(np.asarray(out).reshape(-1)[:num_classes].argmax())
-            correct += pred == label
+            logits = np.asarray(out).reshape(1, -1)[:, :num_classes]
+            correct += int(logits.argmax()) == label
             if ref is not None:
-                rpred = int(np.asarray(ref).reshape(-1)[:num_classes].argmax())
-                ref_correct += rpred == label
-                agree += rpred == pred
+                ref_logits = np.asarray(ref).reshape(1, -1)[:, :num_classes]
+                ref_correct += int(ref_logits.argmax()) == label
+                agree += agreement_of(ref_logits[0], logits[0], data.task)
         else:
-            pred = _resize_logits(out[:1], label.shape).argmax(0)
-            conf += confusion(pred, label, num_classes)
+            logits = _resize_logits(out[:1], label.shape)
+            conf += confusion(logits.argmax(0), label, num_classes)
             if ref is not None:
-                rpred = _resize_logits(ref[:1], label.shape).argmax(0)
-                ref_conf += confusion(rpred, label, num_classes)
-                agree += int((rpred == pred).sum())
-                total_px += pred.size
+                ref_logits = _resize_logits(ref[:1], label.shape)
+                ref_conf += confusion(ref_logits.argmax(0), label, num_classes)
+                agree += agreement_of(ref_logits, logits, data.task) * label.size
+                total_px += label.size
         if advance:
             advance()
     if data.task is Task.CLASSIFICATION:
@@ -214,7 +220,7 @@ def evaluate_bundle(bundle: str | Path, data: str | Path, reference: str | Path 
         task = runner.task
         labeled = read_labeled_folder(data, task)
         ref_fn, ref_name = _reference(runner.manifest, reference, threads)
-        num_classes = int(runner.manifest["model"]["num_classes"])
+        num_classes = int(runner.manifest.model.num_classes)
         n = len(labeled) if limit is None else min(limit, len(labeled))
         with rep.step(f"evaluate on {n} images", total=n):
             metric, agreement, ref_metric, n = evaluate_fn(_batched(runner), labeled, runner.preprocess, num_classes,
@@ -227,7 +233,7 @@ def evaluate_bundle(bundle: str | Path, data: str | Path, reference: str | Path 
 
 def _batched(runner) -> Infer:
     """Feed a (1, ...) input to a bundle built for batch N (repeat it, keep the first output)."""
-    batch = runner.manifest["inputs"][0]["shape"][0]
+    batch = runner.manifest.batch
 
     def run(x: np.ndarray) -> np.ndarray:
         if isinstance(batch, int) and batch > 1:
@@ -237,30 +243,30 @@ def _batched(runner) -> Infer:
     return run
 
 
-def _reference(manifest: dict, reference: str | Path | None, threads: int | None) -> tuple[Infer | None, str]:
+def _reference(manifest: Manifest, reference: str | Path | None, threads: int | None) -> tuple[Infer | None, str]:
     if reference is None:
-        recorded = (manifest.get("quantization") or {}).get("reference_bundle")
+        recorded = (manifest.quantization or {}).get("reference_bundle")
         if recorded and Path(recorded).is_dir():
             reference = recorded
     if reference is not None and (Path(reference) / "manifest.json").is_file():  # a bundle, not a model directory
         from edgekit import runtime
 
         ref = runtime.load(reference, threads=threads)
-        return _batched(ref), f"bundle {reference} ({ref.manifest['precision']})"
-    source = str(reference) if reference is not None else manifest.get("model", {}).get("source")
+        return _batched(ref), f"bundle {reference} ({ref.manifest.precision})"
+    source = str(reference) if reference is not None else manifest.model.source
     if not source:
         return None, ""
-    ckpt = (manifest.get("model", {}).get("checkpoint") or {}).get("path") if reference is None else None
+    ckpt = (manifest.model.checkpoint or {}).get("path") if reference is None else None
     try:
         from edgekit.config import SourceOptions
         from edgekit.onnx_export import prepare_for_deploy
         from edgekit.parity import torch_reference
         from edgekit.sources import load_source
 
-        shape = tuple(manifest["inputs"][0]["shape"])
+        shape = tuple(manifest.inputs[0].shape)
         shape = (1, *shape[1:]) if isinstance(shape[0], int) else None
         # the bundle's own model is re-created with the options it was exported with (--num-classes, ...)
-        options = SourceOptions.from_dict(manifest.get("model", {}).get("source_options")) if reference is None else None
+        options = SourceOptions.from_dict(manifest.model.source_options) if reference is None else None
         src = load_source(source, Path(ckpt) if ckpt else None, shape, options)
         return torch_reference(prepare_for_deploy(src.model)), f"PyTorch fp32 {source}"
     except UsageError:

@@ -3,7 +3,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekit.config import ExportConfig, Precision, SourceOptions, Target, Tolerance, parse_rgb, parse_shape, read_labels
+from edgekit.config import (
+    ExportConfig,
+    Precision,
+    SourceOptions,
+    Target,
+    Tolerance,
+    parse_rgb,
+    parse_shape,
+    read_labels,
+)
 from edgekit.progress import Reporter
 
 
@@ -110,7 +119,7 @@ def inspect(bundle: str | Path) -> dict:
 
     manifest = read_manifest(Path(bundle))
     problems = verify_files(Path(bundle), manifest)
-    return {**manifest, "files_ok": not problems, "file_problems": problems}
+    return {**manifest.to_dict(), "files_ok": not problems, "file_problems": problems}
 
 
 def list_models(task: str | None = None, with_cost: bool = True, family: str | None = None) -> list[dict]:
@@ -173,7 +182,13 @@ def profile(bundles: str | Path | list, *, remote: str | None = None, ssh_config
     """Profile bundles here or on a device over SSH (see `edgekit profile --help`); writes the JSON
     (``out``), HTML and markdown reports asked for. Returns :class:`edgekit.profiling.ProfileReport`,
     whose ``regressed`` is True when a median regressed beyond ``fail_over`` against ``baseline``."""
-    from edgekit.profiling.config import ProfileConfig, Remote, parse_duration, parse_percent, parse_sweep
+    from edgekit.profiling.config import (
+        ProfileConfig,
+        Remote,
+        parse_duration,
+        parse_percent,
+        parse_sweep,
+    )
     from edgekit.profiling.profiler import profile_bundles
     from edgekit.profiling.report import save
 

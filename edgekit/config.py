@@ -21,10 +21,19 @@ class _Choice(str, enum.Enum):
 
 
 class Target(_Choice):
-    ONNX = "onnx"  # ONNX Runtime
-    OPENVINO = "openvino"
-    TRT = "trt"
-    COREML = "coreml"
+    """The target registry: each target's name (``--target``) and the package of ``edgekit/targets/`` that
+    implements it (``package``: its ``options.Options`` and ``backend.Backend``)."""
+
+    ONNX = "onnx", "onnxruntime"  # ONNX Runtime
+    OPENVINO = "openvino", "openvino"
+    TRT = "trt", "tensorrt"
+    COREML = "coreml", "coreml"
+
+    def __new__(cls, value: str, package: str):
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.package = package
+        return member
 
 
 class Precision(_Choice):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -14,7 +14,10 @@ Infer = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
-class ParityReport:
+class Metrics:
+    """How far outputs are from reference outputs: worst case over images (cosine min, max abs, rel L2) and
+    the mean (cosine mean, agreement)."""
+
     images: int
     cosine_min: float
     cosine_mean: float
@@ -23,8 +26,12 @@ class ParityReport:
     rel_l2: float  # max over images of ||a - b|| / ||b||
     agreement: float  # top-1 (classification) or per-pixel label (segmentation) agreement
     agreement_kind: str
-    tolerance: dict
-    passed: bool
+
+
+@dataclass(frozen=True)
+class ParityReport(Metrics):
+    tolerance: dict = field(default_factory=dict)
+    passed: bool = False
     failures: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
@@ -104,12 +111,14 @@ def run_reference(reference: Infer, inputs: list[np.ndarray]) -> list[np.ndarray
     return outs
 
 
-def compare(reference: list[np.ndarray], candidate: list[np.ndarray], task: Task, tolerance: Tolerance) -> ParityReport:
-    """Per-image figures, aggregated worst-case (cosine min, max abs) and mean (agreement)."""
+def compare(reference: list[np.ndarray], outputs: list[np.ndarray], task: Task) -> Metrics:
+    """The one comparison of outputs with reference outputs (the parity gate, quantization scoring and
+    ``evaluate`` its :func:`agreement`): per image of each batch, aggregated worst-case and mean. An output that is not
+    finite has cosine 0 and infinite errors; two all-zero outputs are equal (cosine 1)."""
     cosines, abs_errs, rel_abs, rel_l2, agree = [], [], [], [], []
-    for ref, out in zip(reference, candidate, strict=True):
-        ref = ref.astype(np.float64)
-        out = out.astype(np.float64).reshape(ref.shape)
+    for ref, out in zip(reference, outputs, strict=True):
+        ref = np.asarray(ref, dtype=np.float64)
+        out = np.asarray(out, dtype=np.float64).reshape(ref.shape)
         for r, o in zip(ref, out):  # per image in the batch
             a, b = r.ravel(), o.ravel()
             finite = np.isfinite(b).all()
@@ -119,21 +128,32 @@ def compare(reference: list[np.ndarray], candidate: list[np.ndarray], task: Task
             abs_errs.append(err)
             rel_abs.append(err / max(float(a.max() - a.min()), 1e-12))
             rel_l2.append(float(np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-12)) if finite else float("inf"))
-            if task is Task.SEGMENTATION:
-                agree.append(float((r.argmax(0) == o.argmax(0)).mean()))
-            else:
-                agree.append(float(r.argmax() == o.argmax()))
-    report = dict(images=len(cosines), cosine_min=min(cosines), cosine_mean=float(np.mean(cosines)),
-                  max_abs=max(abs_errs), max_abs_rel=max(rel_abs), rel_l2=max(rel_l2), agreement=float(np.mean(agree)),
-                  agreement_kind="per-pixel label" if task is Task.SEGMENTATION else "top-1")
+            agree.append(agreement(r, o, task))
+    return Metrics(images=len(cosines), cosine_min=min(cosines), cosine_mean=float(np.mean(cosines)),
+                   max_abs=max(abs_errs), max_abs_rel=max(rel_abs), rel_l2=max(rel_l2), agreement=float(np.mean(agree)),
+                   agreement_kind="per-pixel label" if task is Task.SEGMENTATION else "top-1")
+
+
+def agreement(reference: np.ndarray, output: np.ndarray, task: Task) -> float:
+    """One image's label agreement: top-1 (1.0 or 0.0) for classification logits, the share of pixels with the
+    same arg-max class for segmentation logits (C, H, W)."""
+    if task is Task.SEGMENTATION:
+        return float((reference.argmax(0) == output.argmax(0)).mean())
+    return float(reference.argmax() == output.argmax())
+
+
+def check(metrics: Metrics, tolerance: Tolerance) -> ParityReport:
+    """The gate: ``metrics`` against ``tolerance``, with one line per figure outside it."""
     failures = []
-    if report["cosine_min"] < tolerance.cosine:
-        failures.append(f"cosine {report['cosine_min']:.6f} < {tolerance.cosine}")
-    if tolerance.max_abs_rel is not None and report["max_abs_rel"] > tolerance.max_abs_rel:
-        failures.append(f"max abs error {report['max_abs_rel']:.2e} of output range > {tolerance.max_abs_rel:.0e}")
-    if tolerance.agreement is not None and report["agreement"] < tolerance.agreement:
-        failures.append(f"{report['agreement_kind']} agreement {report['agreement'] * 100:.1f}% < {tolerance.agreement * 100:.0f}%")
-    return ParityReport(**report, tolerance=asdict(tolerance), passed=not failures, failures=tuple(failures))
+    if metrics.cosine_min < tolerance.cosine:
+        failures.append(f"cosine {metrics.cosine_min:.6f} < {tolerance.cosine}")
+    if tolerance.max_abs_rel is not None and metrics.max_abs_rel > tolerance.max_abs_rel:
+        failures.append(f"max abs error {metrics.max_abs_rel:.2e} of output range > {tolerance.max_abs_rel:.0e}")
+    if tolerance.agreement is not None and metrics.agreement < tolerance.agreement:
+        failures.append(f"{metrics.agreement_kind} agreement {metrics.agreement * 100:.1f}% < "
+                        f"{tolerance.agreement * 100:.0f}%")
+    return ParityReport(**asdict(metrics), tolerance=asdict(tolerance), passed=not failures,
+                        failures=tuple(failures))
 
 
 def run_parity(reference: Infer, candidate: Infer, inputs: list[np.ndarray], task: Task, tolerance: Tolerance,
@@ -145,7 +165,7 @@ def run_parity(reference: Infer, candidate: Infer, inputs: list[np.ndarray], tas
         outs.append(candidate(x))
         if progress:
             progress()
-    return compare(refs, outs, task, tolerance)
+    return check(compare(refs, outs, task), tolerance)
 
 
 def batches(inputs: list[np.ndarray], batch: int) -> list[np.ndarray]:

@@ -12,8 +12,15 @@ from edgekit.bundle import check_destination, staged_bundle
 from edgekit.calib import load_calibration
 from edgekit.config import ExportConfig, Precision, Tolerance
 from edgekit.errors import ParityError, UsageError, stage
-from edgekit.manifest import (export_config_record, file_entries, host_info, read_manifest, sha256_file,
-                              write_manifest)
+from edgekit.manifest import (
+    Manifest,
+    export_config_record,
+    file_entries,
+    host_info,
+    read_manifest,
+    sha256_file,
+    write_manifest,
+)
 from edgekit.onnx_export import export_onnx, prepare_for_deploy
 from edgekit.parity import ParityReport, run_parity, torch_reference
 from edgekit.plugins_bridge import attach_plugin_functions, uses_plugins
@@ -28,11 +35,11 @@ from edgekit.version import __version__
 @dataclass
 class Bundle:
     path: Path
-    manifest: dict
+    manifest: Manifest
 
     @property
     def parity(self) -> dict:
-        return self.manifest.get("parity", {})
+        return self.manifest.parity or {}
 
 
 def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -> Bundle:

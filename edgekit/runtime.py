@@ -11,28 +11,29 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.config import Target, Task
+from edgekit.engines import Engine
 from edgekit.errors import UsageError
-from edgekit.manifest import read_manifest, verify_files
+from edgekit.manifest import Manifest, read_manifest, verify_files
 from edgekit.preprocess import Preprocess
-from edgekit.targets import Runner, get_backend
+from edgekit.targets import get_backend
 
 
 @dataclass
 class BundleRunner:
     path: Path
-    manifest: dict
+    manifest: Manifest
     preprocess: Preprocess
-    runner: Runner
+    runner: Engine
 
     @property
     def task(self) -> Task:
-        return Task.parse(self.manifest["model"]["task"])
+        return Task.parse(self.manifest.model.task)
 
     @property
     def labels(self) -> list[str] | None:
         """One label per class, in class order, when the bundle lists them (``--labels``, a model directory's
         ``id2label`` / ``label_names``); None otherwise."""
-        labels = self.manifest["model"].get("labels")
+        labels = self.manifest.model.labels
         return list(labels) if isinstance(labels, list) else None
 
     def label(self, index: int) -> str:
@@ -48,7 +49,7 @@ class BundleRunner:
         """Run one 8-bit RGB image (H, W, 3) with the bundle's preprocessing; returns the raw output
         (logits (1, classes) or (1, classes, h, w))."""
         x = self.preprocess(image)
-        batch = self.manifest["inputs"][0]["shape"][0]
+        batch = self.manifest.batch
         if isinstance(batch, int) and batch > 1:
             x = np.repeat(x, batch, axis=0)
         return self.infer(x)[:1]
@@ -77,10 +78,9 @@ def load(bundle: str | Path, threads: int | None = None, check_files: bool = Tru
         problems = verify_files(path, manifest)
         if problems:
             raise UsageError(f"bundle {path} does not match its manifest: {'; '.join(problems)}; re-export it")
-    backend = get_backend(Target.parse(manifest["target"]))
+    backend = get_backend(Target.parse(manifest.target))
     problems = backend.preflight(manifest)
     if problems:
         raise UsageError(f"bundle {path} cannot run here: {'; '.join(problems)}")
-    files = [f["path"] for f in manifest["files"]]
-    runner = backend.open(path, files, manifest.get("runtime_options", {}), threads)
-    return BundleRunner(path, manifest, Preprocess.from_dict(manifest["preprocess"]), runner)
+    runner = backend.open(path, manifest.file_paths, manifest.runtime_options, threads)
+    return BundleRunner(path, manifest, Preprocess.from_dict(manifest.preprocess), runner)

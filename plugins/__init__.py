@@ -23,7 +23,6 @@ from pathlib import Path
 import onnx
 import onnx.helper
 import onnx.inliner
-
 from edgekit.plugins.linear_attention import onnx_function as _la_function
 from edgekit.plugins.linear_attention import schema as _la_schema
 from edgekit.plugins.linear_attention import torch_op as _la_torch
@@ -234,7 +233,7 @@ def custom_translation_table() -> dict:
 
 def register_tensorrt() -> None:
     """Register every op with TensorRT's plugin registry (``tensorrt.plugin``). Needs TensorRT >= 10.9
-    (ahead-of-time plugins; ``edgekit.targets.tensorrt_device.aot_plugin_problem`` says whether this one has
+    (ahead-of-time plugins; ``edgekit.targets.tensorrt.device.aot_plugin_problem`` says whether this one has
     them) and Triton at engine build. Wrap the build in ``tensorrt_aot.building_for(target)`` to choose the
     architecture and PTX version the kernels are compiled for (default: this GPU's, lowest PTX for it).
 

@@ -269,3 +269,60 @@ def kernel_signature(
     signature.update({name: f"*{dtype}" for name in outputs})
     signature.update({name: "constexpr" for name in constexprs})
     return signature
+
+
+@dataclass(frozen=True)
+class AotPlugin:
+    """What every edgekit AOT plugin has in common, from its op schema and its kernel's arguments (names in
+    TensorRT's launch order: ``inputs`` pointers, int32 ``scalars``, ``outputs`` pointers, then ``constexprs``).
+    A plugin module keeps only what is its own: the decorated ``register`` functions (tensorrt.plugin reads
+    their signatures), its constexpr values, extra args and grid."""
+
+    schema: Any  # edgekit.plugins.op_schema.OpSchema
+    inputs: tuple[str, ...]
+    scalars: tuple[str, ...]
+    constexprs: tuple[str, ...]
+    outputs: tuple[str, ...] = ("out_ptr",)
+
+    @property
+    def plugin_id(self) -> str:
+        return f"{self.schema.domain}::{self.schema.name}"
+
+    @property
+    def field_kinds(self) -> dict[str, type]:
+        """Plugin fields, in registration order: the ONNX attributes of the same names."""
+        return {a.name: a.kind for a in self.schema.attributes}
+
+    def plugin_fields(self, node_attributes: Mapping[str, Any]) -> dict:
+        """Fields the TensorRT ONNX parser hands the plugin for a node with ``node_attributes``, validated."""
+        return self.schema.resolve(**plugin_fields(node_attributes, self.field_kinds))
+
+    def kernel_signature(self, dtype: str) -> dict[str, str]:
+        return kernel_signature(self.inputs, self.scalars, self.outputs, dtype, self.constexprs)
+
+    def compile(self, fn, dtype: str, constexprs: Mapping[str, Any], config, target: KernelTarget) -> CompiledKernel:
+        """``fn`` as PTX for ``target`` with ``config``'s warps and stages (see :func:`compile_ptx`)."""
+        return compile_ptx(fn, self.kernel_signature(dtype), constexprs, num_warps=config.num_warps,
+                           num_stages=config.num_stages,
+                           num_launch_args=len(self.inputs) + len(self.scalars) + len(self.outputs), target=target)
+
+    def is_registered(self, trtp) -> bool:
+        try:
+            getattr(getattr(trtp.op, self.schema.domain), self.schema.name)
+        except AttributeError:
+            return False
+        return True
+
+    def autotune(self, trtp) -> list:
+        """Every I/O fp32 together or fp16 together, LINEAR (contiguous) layout."""
+        return [trtp.AutoTuneCombination(autotune_types(len(self.inputs) + len(self.outputs)), "LINEAR")]
+
+    @staticmethod
+    def launch(trtp, kernel: CompiledKernel, grid_x, grid_y, extra_args: Sequence) -> tuple:
+        """What an ``aot_impl`` returns: (kernel name, PTX, launch parameters, int32 extra args)."""
+        params = trtp.KernelLaunchParams()
+        params.grid_x = grid_x
+        params.grid_y = grid_y
+        params.block_x = kernel.threads_per_block
+        params.shared_mem = kernel.shared_mem
+        return kernel.name, kernel.ptx, params, trtp.SymIntExprs.from_tuple([trtp.SymInt32(e) for e in extra_args])

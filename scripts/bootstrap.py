@@ -3,6 +3,7 @@
 
     python3 scripts/bootstrap.py demo   # install everything, export the default zoo model to ONNX Runtime and OpenVINO
     python3 scripts/bootstrap.py test   # install test dependencies, run the whole test suite
+                                        # (two pytest-xdist workers, one per core; EDGEKIT_TEST_WORKERS=1: serial)
 
 Idempotent: a stamp of what was installed skips pip when nothing changed. torch is installed first
 (EDGEKIT_TORCH, default torch==2.13.0, the CPU build on these machines) and pinned for every later
@@ -78,7 +79,9 @@ def fetch_test_data() -> None:
 def test(pytest_args: list[str]) -> int:
     install("test")
     fetch_test_data()
-    return subprocess.run([str(PY), "-m", "pytest", "-q", *pytest_args], cwd=ROOT).returncode
+    workers = os.environ.get("EDGEKIT_TEST_WORKERS") or str(min(2, os.cpu_count() or 1))
+    parallel = [] if "-n" in pytest_args or workers in ("0", "1") else ["-n", workers, "--dist", "loadgroup"]
+    return subprocess.run([str(PY), "-m", "pytest", "-q", *parallel, *pytest_args], cwd=ROOT).returncode
 
 
 def main() -> int:

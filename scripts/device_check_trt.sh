@@ -38,7 +38,7 @@ except Exception as e:  # noqa: BLE001 (ImportError, OSError: bindings without l
 import numpy as np
 
 import edgekit
-from edgekit.targets import tensorrt_device
+from edgekit.targets.tensorrt import device as tensorrt_device
 
 env = tensorrt_device.probe()
 if not env.can_build:

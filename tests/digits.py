@@ -3,6 +3,7 @@ trained weights (quantization, the end-to-end user flow). Trained once and cache
 (default ~/.cache/edgekit/digits); a later run reuses the checkpoint."""
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -18,9 +19,12 @@ def trained(name: str) -> Path:
 
     threads = torch.get_num_threads()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+    td.cache_dir().mkdir(parents=True, exist_ok=True)
     try:
-        root = td.write_folders()
-        td.train(td.RECIPES[name], log=lambda *_: None)
+        with open(td.cache_dir() / ".lock", "w") as lock:  # one trainer at a time: test workers share the cache
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            root = td.write_folders()
+            td.train(td.RECIPES[name], log=lambda *_: None)
     finally:
         torch.set_num_threads(threads)
     return root

@@ -4,17 +4,17 @@ shares its name with an API function (so none has to pretend to be callable).
 The graph is read from the source with the AST, so an import that runs only on some path counts as much as one
 at the top of a file. An edge A -> B means A's source holds ``import B`` or ``from B import name`` (B the module
 imported, or the package when ``name`` is not a submodule of it), and also A -> P for each package P above B that
-is not above A: importing ``edgekit.profiling.layers`` from ``edgekit.targets.tensorrt_layers`` runs
+is not above A: importing ``edgekit.profiling.layers`` from ``edgekit.targets.tensorrt.layers`` runs
 ``edgekit/profiling/__init__.py`` first, while a module's own packages have always been imported before it.
 """
 from __future__ import annotations
 
 import ast
-import tomllib
 import types
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,8 +123,8 @@ def test_the_graph_counts_imports_inside_functions_and_packages_above():
     graph = import_graph()
     assert "edgekit.pipeline" in graph["edgekit.api"]  # imported inside api.export
     assert "edgekit.sources.timm_source" in graph["edgekit.sources.directory"]  # inside directory_model
-    assert "edgekit.profiling" in graph["edgekit.targets.onnxruntime"]  # above the profiling module it imports
-    assert "edgekit.targets" not in graph["edgekit.targets.onnxruntime"]  # its own package, imported before it
+    assert "edgekit.engines" in graph["edgekit.targets.openvino.backend"]  # above edgekit.engines.openvino it imports
+    assert "edgekit.targets" not in graph["edgekit.targets.openvino.backend"]  # a package above it, imported before it
     assert "edgekit.models._registry" in graph["edgekit.models"]  # a folder pyproject maps under edgekit
     assert cycles({"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}, "d": {"a": 1}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b": 1}, "b": {}}) == []

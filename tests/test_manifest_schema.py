@@ -7,6 +7,7 @@ import copy
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -158,3 +159,40 @@ def test_every_target_writes_a_valid_manifest(bundle, tmp_path):
     assert schema_problem(json.loads((bundle / "manifest.json").read_text())) is None
     onnx = edgekit.export("tests.fixtures.tiny:tiny_segmenter", "onnx", tmp_path / "seg", input_shape="1x3x64x64")
     assert schema_problem(copy.deepcopy(onnx.manifest)) is None
+
+
+# A bundle written by an earlier edgekit (schema 1.0, before model.origin, model.source_options, labels as a list
+# and export_config were recorded): the tiny classifier exported to ONNX Runtime at 64x64 at commit df616a5.
+OLD_BUNDLE = Path(__file__).parent / "data" / "bundle-1.0-onnx"
+
+
+def test_a_bundle_from_schema_1_0_reads_runs_and_matches_pytorch(tmp_path):
+    import numpy as np
+    import torch
+
+    from edgekit.calib import bundled_images_dir, read_image
+    from edgekit.manifest import Manifest
+    from tests.fixtures.tiny import tiny_classifier
+
+    bundle = tmp_path / "old"
+    shutil.copytree(OLD_BUNDLE, bundle)
+    written = json.loads((bundle / "manifest.json").read_text())
+    manifest = read_manifest(bundle)
+    assert isinstance(manifest, Manifest) and manifest == written  # read as it was written, nothing rewritten
+    assert manifest.schema_version == "1.0" and manifest.export_config is None
+    assert manifest.model.task == "classification" and manifest.model.num_classes == 10
+    assert manifest.model.origin is None and manifest.model.source_options is None and manifest.model.labels == ""
+    assert manifest.inputs[0].shape == [1, 3, 64, 64] and manifest.batch == 1
+    assert manifest.file_paths == ["model.onnx"] and manifest.files[0].bytes == (bundle / "model.onnx").stat().st_size
+    assert manifest.runtime.name == "onnxruntime" and manifest.runtime.to_dict() == written["runtime"]
+
+    runner = edgekit.runtime.load(bundle)  # file hashes, schema, runtime version: all checked
+    image = read_image(bundled_images_dir() / "astronaut.png")
+    out = runner(image)
+    with torch.no_grad():
+        ref = tiny_classifier().eval()(torch.from_numpy(runner.preprocess(image))).numpy()
+    runner.close()
+    assert out.shape == (1, 10) and runner.labels is None
+    # the fp32 parity tolerance the bundle was gated with (its manifest's parity.tolerance)
+    tolerance = written["parity"]["tolerance"]
+    assert np.abs(out - ref).max() <= tolerance["max_abs_rel"] * float(np.ptp(ref))

@@ -12,7 +12,7 @@ import edgekit
 from edgekit.calib import bundled_images_dir, read_image
 from edgekit.errors import UsageError
 from edgekit.manifest import schema_problem
-from edgekit.targets.onnxruntime_mobile import (
+from edgekit.targets.onnxruntime.mobile import (
     OPS_CONFIG,
     ORT_FILE,
     RUNTIME_OPT_CONFIG,

@@ -88,7 +88,7 @@ def export(model, target, precision, out, checkpoint, pretrained, num_classes, l
     finally:
         progress.close()
     if as_json:
-        click.echo(json.dumps(bundle.manifest, indent=2))
+        click.echo(json.dumps(bundle.manifest.to_dict(), indent=2))
         return
     if not quiet:
         from edgekit.cli import render

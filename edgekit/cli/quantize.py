@@ -74,7 +74,7 @@ def quantize(bundle, precision, calib, calib_size, method, percentile, keep_fp, 
             console().print(render.sensitivity_table(report.to_dict()))
         return
     if as_json:
-        click.echo(json.dumps(result.manifest, indent=2))
+        click.echo(json.dumps(result.manifest.to_dict(), indent=2))
         return
     if not quiet:
         console().print(render.manifest_summary(result.manifest))

@@ -29,39 +29,43 @@ def parity_table(parity: dict) -> Table:
 
 
 def manifest_summary(m: dict, explain: bool = False) -> Group:
+    """A bundle's manifest (and ``edgekit inspect``'s file check, ``files_ok``) for the terminal."""
+    from edgekit.manifest import as_manifest
+
+    m = as_manifest(m)
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
-    model = m.get("model", {})
-    head.add_row("model", f"{model.get('name')} ({model.get('task')}, {model.get('num_classes')} classes) from {model.get('source')}")
-    origin = model.get("origin") or {}
+    model = m.model
+    head.add_row("model", f"{model.name} ({model.task}, {model.num_classes} classes) from {model.source}")
+    origin = model.origin or {}
     if origin.get("weights"):
         head.add_row("weights", origin["weights"])
-    labels = model.get("labels")
+    labels = model.labels
     if isinstance(labels, list) and labels:
         shown = ", ".join(labels[:5]) + (f", ... ({len(labels)})" if len(labels) > 5 else "")
         head.add_row("labels", f"{shown} [dim]({origin.get('labels', '')})[/dim]" if origin.get("labels") else shown)
-    head.add_row("target", f"{m['target']} {m['precision']} on {m.get('runtime', {}).get('name')} {m.get('runtime', {}).get('version')}")
-    if m.get("runtime_options"):
-        head.add_row("runtime options", ", ".join(f"{k}={v}" for k, v in m["runtime_options"].items()))
-    for io in ("inputs", "outputs"):
-        head.add_row(io, "; ".join(f"{v['name']} {v['dtype']} {'x'.join(map(str, v['shape']))}" for v in m[io]))
-    pp = m.get("preprocess", {})
+    head.add_row("target", f"{m.target} {m.precision} on {m.runtime.name} {m.runtime.version}")
+    if m.runtime_options:
+        head.add_row("runtime options", ", ".join(f"{k}={v}" for k, v in m.runtime_options.items()))
+    for io, tensors in (("inputs", m.inputs), ("outputs", m.outputs)):
+        head.add_row(io, "; ".join(f"{v.name} {v.dtype} {'x'.join(map(str, v.shape))}" for v in tensors))
+    pp = m.preprocess
     if pp:
         head.add_row("preprocess", f"resize {pp['size'][0]}x{pp['size'][1]} {pp['resize']}, {pp['channel_order']}, "
                                    f"mean {tuple(round(v, 3) for v in pp['mean'])}, std {tuple(round(v, 3) for v in pp['std'])}, {pp['layout']}")
         sources = sorted(set((pp.get("origin") or {}).values()))
         if sources:
             head.add_row("preprocess from", "; ".join(sources))
-    if model.get("flops"):
-        head.add_row("compute", f"{model['flops'] / 1e9:.2f} GFLOP per forward")
+    if model.flops:
+        head.add_row("compute", f"{model.flops / 1e9:.2f} GFLOP per forward")
     ex = m.get("export", {})
     head.add_row("export", f"{ex.get('exporter')} exporter, opset {ex.get('opset')}, IR {ex.get('ir_version')}, "
                            f"{ex.get('simplifier') or 'not simplified'}, {ex.get('seconds')} s")
-    head.add_row("files", ", ".join(f"{f['path']} ({_mb(f['bytes'])})" for f in m["files"]))
-    if m.get("plugins"):
-        head.add_row("plugins", ", ".join(f"{p['domain']}::{p['name']}" for p in m["plugins"]))
-    built_as = m.get("runtime", {}).get("plugins")
+    head.add_row("files", ", ".join(f"{f.path} ({_mb(f.bytes)})" for f in m.files))
+    if m.plugins:
+        head.add_row("plugins", ", ".join(f"{p['domain']}::{p['name']}" for p in m.plugins))
+    built_as = m.runtime.extra.get("plugins")
     if isinstance(built_as, dict) and built_as.get("mode") not in (None, "none"):  # TensorRT: how the plugins built
         target = built_as.get("kernel_target") or {}
         detail = f"kernels for {target.get('arch')}, PTX {target.get('ptx_version')}" if target else built_as.get("reason")

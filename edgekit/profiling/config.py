@@ -78,7 +78,7 @@ class ProfileConfig:
             raise UsageError(f"--fail-over must be >= 0%, got {self.fail_over_pct}")
 
     def settings(self) -> dict:
-        """What the measurement loop (device_runner.measure / sweep) reads."""
+        """What the measurement loop (edgekit.engines.measure.measure / sweep) reads."""
         return {"warmup": self.warmup, "iterations": None if self.duration_s else self.iterations,
                 "duration_s": self.duration_s, "min_iterations": self.min_iterations, "batches": list(self.batches),
                 "threads": list(self.threads), "layer_iters": self.layer_iters, "layer_warmup": self.layer_warmup}

@@ -115,7 +115,7 @@ def flops_per_cycle(cpu: dict) -> tuple[dict, str]:
 
 
 def describe_cpu(cpu: dict, name: str = "host") -> DeviceSpec:
-    """A theoretical descriptor of a CPU (as device_runner.cpu_info() reports it)."""
+    """A theoretical descriptor of a CPU (as edgekit.engines.measure.cpu_info() reports it)."""
     cores = int(cpu.get("cores") or 1)
     ghz = (cpu.get("mhz") or 2000.0) / 1000.0
     per_cycle, why = flops_per_cycle(cpu)
@@ -129,7 +129,7 @@ def get_device(name: str | None, cpu: dict | None = None) -> DeviceSpec:
     """The named descriptor; None or 'host' describes ``cpu`` (default: this machine's CPU)."""
     if name in (None, "host"):
         if cpu is None:
-            from edgekit.profiling.device_runner import cpu_info
+            from edgekit.engines.measure import cpu_info
 
             cpu = cpu_info()
         return describe_cpu(cpu)

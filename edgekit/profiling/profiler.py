@@ -1,7 +1,7 @@
 """`edgekit profile`: measure bundles here or on a device over SSH, then map, aggregate and report.
 
 For each bundle: check it (manifest, file hashes, runtime), pin inputs from the calibration images,
-run the measurement loop (device_runner.sweep, in this process or on the device), map each
+run the measurement loop (:func:`edgekit.engines.measure.sweep`, in this process or on the device), map each
 runtime's per-layer records to ONNX nodes and PyTorch modules, add roofline figures, and compare
 with a baseline when one is given.
 """
@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.engines import measure
 from edgekit.errors import UsageError
-from edgekit.profiling import device_runner
+from edgekit.manifest import Manifest, as_manifest
 from edgekit.profiling.config import ProfileConfig
 from edgekit.profiling.devices import get_device
 from edgekit.profiling.layers import GraphIndex, summarize
@@ -37,16 +38,17 @@ class ProfileReport:
         return bool(self.regression and self.regression["failed"])
 
 
-def pinned_inputs(manifest: dict, calib: Path | None) -> tuple[np.ndarray, dict]:
+def pinned_inputs(manifest: Manifest, calib: Path | None) -> tuple[np.ndarray, dict]:
     """The calibration images preprocessed as the bundle says: float32 (N, 1, C, H, W), and where
     they came from. Real photographs, never zeros: data-dependent kernels (softmax, activations,
     int8 saturation) run their real paths."""
+    manifest = as_manifest(manifest)
     from edgekit.calib import load_calibration
     from edgekit.preprocess import Preprocess
 
-    calib_set = load_calibration(calib, Preprocess.from_dict(manifest["preprocess"]))
+    calib_set = load_calibration(calib, Preprocess.from_dict(manifest.preprocess))
     images = np.stack([x.astype(np.float32) for x in calib_set.inputs])
-    want = manifest["inputs"][0]["shape"][1:]
+    want = manifest.inputs[0].shape[1:]
     got = list(images.shape[2:])
     if any(isinstance(w, int) and w > 0 and w != g for w, g in zip(want, got)):
         raise UsageError(f"pinned inputs have shape {got} but the bundle takes {want}; the manifest's preprocess "
@@ -55,8 +57,9 @@ def pinned_inputs(manifest: dict, calib: Path | None) -> tuple[np.ndarray, dict]
                     "names": calib_set.names}
 
 
-def _check_batches(path: Path, manifest: dict, batches: tuple[int, ...]) -> None:
-    fixed = manifest["inputs"][0]["shape"][0]
+def _check_batches(path: Path, manifest: Manifest, batches: tuple[int, ...]) -> None:
+    manifest = as_manifest(manifest)
+    fixed = manifest.batch
     if isinstance(fixed, int) and fixed > 0 and any(b != fixed for b in batches):
         raise UsageError(f"bundle {path} has a fixed batch of {fixed}; re-export it with --dynamic-batch to sweep "
                          f"batch sizes {','.join(map(str, batches))}")
@@ -82,20 +85,20 @@ def _units(config: ProfileConfig) -> int:
     return per_run * len(config.batches) * len(config.threads)
 
 
-def _measure_here(path: Path, manifest: dict, images: np.ndarray, config: ProfileConfig, progress) -> dict:
+def _measure_here(path: Path, manifest: Manifest, images: np.ndarray, config: ProfileConfig, progress) -> dict:
     import edgekit.runtime
     from edgekit.config import Target
     from edgekit.targets import get_backend
 
-    problems = get_backend(Target.parse(manifest["target"])).preflight(manifest)  # as runtime.load checks
+    problems = get_backend(Target.parse(manifest.target)).preflight(manifest)  # as runtime.load checks
     if problems:
         raise UsageError(f"bundle {path} cannot run here: {'; '.join(problems)}")
-    spec = manifest["inputs"][0]
-    runs = device_runner.sweep(lambda t: edgekit.runtime.load(path, t, check_files=False).runner, images, spec["name"],
-                               spec.get("dtype", "float32"), config.settings(), progress)
-    name = manifest["runtime"]["name"]
-    return {"environment": device_runner.environment(),
-            "runtime": {"name": name, "version": device_runner.runtime_version(name)}, "runs": runs}
+    spec = manifest.inputs[0]
+    runs = measure.sweep(lambda t: edgekit.runtime.load(path, t, check_files=False).runner, images, spec.name,
+                         spec.dtype, config.settings(), progress)
+    name = manifest.runtime.name
+    return {"environment": measure.environment(),
+            "runtime": {"name": name, "version": measure.runtime_version(name)}, "runs": runs}
 
 
 def profile_bundles(config: ProfileConfig, reporter: Reporter | None = None) -> ProfileReport:
@@ -115,7 +118,7 @@ def profile_bundles(config: ProfileConfig, reporter: Reporter | None = None) -> 
     results, environment = [], None
     for path, manifest in bundles:
         images, inputs = pinned_inputs(manifest, config.calib)
-        label = f"{manifest.get('model', {}).get('name', path.name)} {manifest['target']} {manifest['precision']}"
+        label = f"{manifest.model.name or path.name} {manifest.target} {manifest.precision}"
         where = f" on {config.remote}" if config.remote else ""
         with rep.step(f"profile {label}{where}", total=_units(config)):
             if config.remote:
@@ -136,22 +139,22 @@ def profile_bundles(config: ProfileConfig, reporter: Reporter | None = None) -> 
     return ProfileReport(data)
 
 
-def _bundle_result(path: Path, manifest: dict, inputs: dict, measured: dict, device, config: ProfileConfig) -> dict:
+def _bundle_result(path: Path, manifest: Manifest, inputs: dict, measured: dict, device, config: ProfileConfig) -> dict:
     cost = bundle_cost(path, manifest)
-    first = path / manifest["files"][0]["path"]
+    first = path / manifest.files[0].path
     graph = GraphIndex.from_onnx(first) if first.suffix == ".onnx" else None
-    model = manifest.get("model", {})
+    model = manifest.model
+    name = model.name or path.name
     runs = []
     for run in measured["runs"]:
         median = run["latency_ms"]["median"]
         if run.get("layers"):
             run["layers"] = summarize(run["layers"], graph, config.block_depth, config.top, median)
-        run["roofline"] = roofline(cost, run["batch"], median, device, manifest["precision"], run["threads"])
-        run["key"] = run_key(model.get("name", path.name), manifest["target"], manifest["precision"], run["batch"],
-                             run["threads"])
+        run["roofline"] = roofline(cost, run["batch"], median, device, manifest.precision, run["threads"])
+        run["key"] = run_key(name, manifest.target, manifest.precision, run["batch"], run["threads"])
         runs.append(run)
-    return {"bundle": {"path": str(path), "model": model.get("name", path.name), "task": model.get("task"),
-                       "target": manifest["target"], "precision": manifest["precision"],
-                       "runtime_built": manifest.get("runtime", {}), "runtime": measured["runtime"],
-                       "input_shape": manifest["inputs"][0]["shape"]},
+    return {"bundle": {"path": str(path), "model": name, "task": model.task,
+                       "target": manifest.target, "precision": manifest.precision,
+                       "runtime_built": manifest.runtime.to_dict(), "runtime": measured["runtime"],
+                       "input_shape": manifest.inputs[0].shape},
             "inputs": inputs, "cost": cost, "runs": runs}

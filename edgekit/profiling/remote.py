@@ -1,5 +1,5 @@
-"""Profiling on a device over SSH: copy the bundle, the pinned inputs and the one-file device runner
-there, run it with the device's own Python, bring the JSON back, remove what was copied.
+"""Profiling on a device over SSH: copy the bundle, the pinned inputs and edgekit's engines folder (the
+measurement loop, :mod:`edgekit.engines.measure`) there, run it with the device's own Python, bring the JSON back, remove what was copied.
 
 Only the OpenSSH client is needed here (``ssh``; the user's ~/.ssh/config applies), and only
 python3, numpy and the bundle's runtime on the device. Every command runs with BatchMode, so a
@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import EdgekitFailure, UsageError
+from edgekit.manifest import Manifest, as_manifest
 from edgekit.profiling.config import Remote
 
-RUNNER = Path(__file__).with_name("device_runner.py")
+ENGINES = Path(__file__).resolve().parent.parent / "engines"  # imports nothing from edgekit: it runs as `engines`
 
 _PROBE = """
 import json, sys
@@ -79,14 +80,14 @@ def _check(remote: Remote, proc, what: str) -> None:
         raise EdgekitFailure(f"{what} on {remote} failed: {last}")
 
 
-def probe(remote: Remote, manifest: dict) -> dict:
+def probe(remote: Remote, manifest: Manifest) -> dict:
     """Python, numpy and the bundle's runtime on the device; one clear error for what is missing."""
+    manifest = as_manifest(manifest)
     import shutil
 
     if shutil.which("ssh") is None:
         raise UsageError("--remote needs the OpenSSH client (ssh) on this machine: apt-get install openssh-client")
-    runtime = manifest.get("runtime", {})
-    name = runtime.get("name", "")
+    name = manifest.runtime.name
     proc = subprocess.run(ssh_command(remote, _python(remote, _PROBE, name)), capture_output=True, text=True,
                           stdin=subprocess.DEVNULL)
     _check(remote, proc, "probing Python")
@@ -99,10 +100,10 @@ def probe(remote: Remote, manifest: dict) -> dict:
         raise EdgekitFailure(f"{remote} lacks numpy ({found.get('numpy_error')}); the device runner needs it: "
                              f"{remote.python} -m pip install numpy on the device")
     if found.get("runtime") is None:
-        raise EdgekitFailure(f"{remote} lacks {name}, the runtime of this {manifest['target']} bundle "
+        raise EdgekitFailure(f"{remote} lacks {name}, the runtime of this {manifest.target} bundle "
                              f"({found.get('runtime_error')}); install it on the device "
                              f"({remote.python} -m pip install {name}, or JetPack for tensorrt)")
-    built = runtime.get("version", "")
+    built = manifest.runtime.version
     if built and _major_minor(found["runtime"]) < _major_minor(built):
         raise EdgekitFailure(f"the bundle was built with {name} {built} but {remote} has {found['runtime']}; "
                              f"upgrade {name} on the device to >= {'.'.join(map(str, _major_minor(built)))}")
@@ -117,17 +118,19 @@ def _major_minor(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def upload(remote: Remote, bundle: Path, manifest: dict, images: np.ndarray) -> str:
-    """Copy bundle files, inputs and the runner into a fresh temporary directory on the device."""
+def upload(remote: Remote, bundle: Path, manifest: Manifest, images: np.ndarray) -> str:
+    """Copy bundle files, inputs and the engines package into a fresh temporary directory on the device."""
+    manifest = as_manifest(manifest)
     with tempfile.TemporaryDirectory() as tmp:
         np.save(Path(tmp) / "inputs.npy", images.astype(np.float32))
         archive = Path(tmp) / "upload.tar"
         with tarfile.open(archive, "w") as tar:
-            tar.add(RUNNER, "device_runner.py")
+            for source in sorted(ENGINES.glob("*.py")):
+                tar.add(source, f"engines/{source.name}")
             tar.add(Path(tmp) / "inputs.npy", "inputs.npy")
             tar.add(bundle / "manifest.json", "bundle/manifest.json")
-            for f in manifest["files"]:
-                tar.add(bundle / f["path"], f"bundle/{f['path']}")
+            for f in manifest.file_paths:
+                tar.add(bundle / f, f"bundle/{f}")
         with open(archive, "rb") as stream:
             proc = subprocess.run(ssh_command(remote, _python(remote, _UNPACK)), stdin=stream, capture_output=True)
     _check(remote, proc, "copying the bundle")
@@ -137,8 +140,8 @@ def upload(remote: Remote, bundle: Path, manifest: dict, images: np.ndarray) -> 
 def run(remote: Remote, remote_dir: str, settings: dict, progress=None) -> dict:
     """Run the device runner there; progress lines it writes on stderr drive ``progress``."""
     d = remote_dir.rstrip("/")
-    command = " ".join(shlex.quote(a) for a in (remote.python, f"{d}/device_runner.py", f"{d}/bundle",
-                                                "--inputs", f"{d}/inputs.npy", "--settings", json.dumps(settings)))
+    command = f"cd {shlex.quote(d)} && " + " ".join(shlex.quote(a) for a in (
+        remote.python, "-m", "engines", "bundle", "--inputs", "inputs.npy", "--settings", json.dumps(settings)))
     proc = subprocess.Popen(ssh_command(remote, command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     other: list[str] = []
@@ -178,7 +181,7 @@ def remove(remote: Remote, remote_dir: str) -> None:
                    stdin=subprocess.DEVNULL)
 
 
-def profile_remote(remote: Remote, bundle: Path, manifest: dict, images: np.ndarray, settings: dict,
+def profile_remote(remote: Remote, bundle: Path, manifest: Manifest, images: np.ndarray, settings: dict,
                    progress=None) -> dict:
     """probe -> upload -> run -> remove. Returns the runner's JSON (environment, runtime, runs)."""
     probe(remote, manifest)

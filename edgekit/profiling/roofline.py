@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.manifest import Manifest, as_manifest
 from edgekit.profiling.devices import DeviceSpec
 
 
@@ -20,32 +21,33 @@ def _numel(shape: list, batch: int) -> int:
     return int(np.prod([d if isinstance(d, int) and d > 0 else 1 for d in dims]))
 
 
-def weight_bytes(bundle: Path, manifest: dict) -> int:
+def weight_bytes(bundle: Path, manifest: Manifest) -> int:
     """Bytes of the weights as the runtime loads them: ONNX initializers, OpenVINO's .bin blob, or
     the engine file for runtimes that store weights inside it."""
-    files = [f for f in manifest["files"]]
-    first = bundle / files[0]["path"]
+    manifest = as_manifest(manifest)
+    files = manifest.files
+    first = bundle / files[0].path
     if first.suffix == ".onnx":
         import onnx
 
         graph = onnx.load(str(first), load_external_data=False).graph
         return int(sum(int(np.prod(t.dims)) * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
                        for t in graph.initializer))
-    bins = [f["bytes"] for f in files if f["path"].endswith(".bin")]
-    return int(sum(bins) if bins else sum(f["bytes"] for f in files))
+    bins = [f.bytes or 0 for f in files if f.path.endswith(".bin")]
+    return int(sum(bins) if bins else sum(f.bytes or 0 for f in files))
 
 
-def bundle_cost(bundle: Path, manifest: dict) -> dict:
+def bundle_cost(bundle: Path, manifest: Manifest) -> dict:
     """Per-image FLOPs and I/O bytes, and the weight bytes, of a bundle."""
-    shape0 = manifest["inputs"][0]["shape"]
-    batch0 = shape0[0] if isinstance(shape0[0], int) and shape0[0] > 0 else 1
-    flops = manifest.get("model", {}).get("flops")
+    manifest = as_manifest(manifest)
+    batch0 = manifest.batch if isinstance(manifest.batch, int) and manifest.batch > 0 else 1
+    flops = manifest.model.flops
 
     def io(specs):
-        return sum(_numel(s["shape"], 1) * np.dtype(s.get("dtype", "float32")).itemsize for s in specs)
+        return sum(_numel(s.shape, 1) * np.dtype(s.dtype).itemsize for s in specs)
 
     return {"flops_per_image": flops / batch0 if flops else None, "weight_bytes": weight_bytes(bundle, manifest),
-            "input_bytes_per_image": io(manifest["inputs"]), "output_bytes_per_image": io(manifest["outputs"])}
+            "input_bytes_per_image": io(manifest.inputs), "output_bytes_per_image": io(manifest.outputs)}
 
 
 def roofline(cost: dict, batch: int, median_ms: float, device: DeviceSpec, precision: str,

@@ -14,7 +14,14 @@ from pathlib import Path
 from edgekit.calib import load_calibration
 from edgekit.config import ExportConfig, Precision, SourceOptions, Target
 from edgekit.errors import UsageError
-from edgekit.manifest import read_manifest, recorded_export_config, sha256_file
+from edgekit.manifest import (
+    Manifest,
+    ModelInfo,
+    as_manifest,
+    read_manifest,
+    recorded_export_config,
+    sha256_file,
+)
 from edgekit.pipeline import Bundle, export
 from edgekit.progress import Reporter
 from edgekit.quant.calibrate import calibrate
@@ -28,10 +35,11 @@ from edgekit.quant.sensitivity import blocks, sensitivity
 _PER_RUN = dict(calib=None, calib_size=None, threads=None, verify=True, force=False, explain=False, tolerance=None)
 
 
-def recorded_config(bundle: Path, manifest: dict, out: Path, precision: Precision, **overrides) -> ExportConfig:
+def recorded_config(bundle: Path, manifest: Manifest, out: Path, precision: Precision, **overrides) -> ExportConfig:
     """The ExportConfig that re-creates ``bundle``'s model at ``precision``, written to ``out``; ``overrides``
     are this run's own settings (calib, calib_size, threads, verify, force)."""
-    if not manifest.get("model", {}).get("source"):
+    manifest = as_manifest(manifest)
+    if not manifest.model.source:
         raise UsageError(f"bundle {bundle} does not record its model source; export the model again with "
                          f"--precision {precision.value}")
     config = recorded_export_config(manifest) or _config_from_fields(manifest)
@@ -39,40 +47,40 @@ def recorded_config(bundle: Path, manifest: dict, out: Path, precision: Precisio
     return replace(config, precision=precision, out=out, **{**_PER_RUN, **overrides})
 
 
-def _check_checkpoint(bundle: Path, manifest: dict, path: Path | None) -> None:
+def _check_checkpoint(bundle: Path, manifest: Manifest, path: Path | None) -> None:
     if path is None:
         return
     if not path.is_file():
         raise UsageError(f"bundle {bundle} was exported from checkpoint {path}, which no longer exists")
-    recorded = (manifest.get("model", {}).get("checkpoint") or {}).get("sha256")
+    recorded = (manifest.model.checkpoint or {}).get("sha256")
     if recorded and sha256_file(path) != recorded:
         raise UsageError(f"checkpoint {path} changed since bundle {bundle} was exported (sha256 differs); "
                          f"export it again instead")
 
 
-def _config_from_fields(manifest: dict) -> ExportConfig:
+def _config_from_fields(manifest: Manifest) -> ExportConfig:
     """A bundle from before ``export_config`` was recorded: its configuration as far as its other fields say
     (of the target options, only OpenVINO's device was recorded)."""
-    model = manifest["model"]
-    ckpt = model.get("checkpoint") or {}
-    export_info = manifest.get("export", {})
-    options = {"device": manifest["runtime_options"]["device"]} if "device" in manifest.get("runtime_options", {}) else {}
-    rw = manifest.get("rewrites", {})
-    return ExportConfig(source=model["source"], target=Target.parse(manifest["target"]),
+    model = manifest.model
+    ckpt = model.checkpoint or {}
+    export_info = manifest.get("export") or {}
+    options = {"device": manifest.runtime_options["device"]} if "device" in manifest.runtime_options else {}
+    rw = manifest.get("rewrites") or {}
+    return ExportConfig(source=model.source, target=Target.parse(manifest.target),
                         checkpoint=Path(ckpt["path"]) if ckpt.get("path") else None,
                         input_shape=_requested_shape(model, export_info),
                         dynamic_batch=bool(export_info.get("dynamic_batch", False)),
                         opset=int(export_info.get("opset", 17)),
-                        rewrite=bool(rw.get("rules") or rw.get("swaps")) or _no_rewrites_exist(manifest["target"]),
-                        target_options=options, source_options=SourceOptions.from_dict(model.get("source_options")))
+                        rewrite=bool(rw.get("rules") or rw.get("swaps")) or _no_rewrites_exist(manifest.target),
+                        target_options=options, source_options=SourceOptions.from_dict(model.source_options))
 
 
-def _requested_shape(model: dict, export: dict) -> tuple[int, ...] | None:
+def _requested_shape(model: ModelInfo, export: dict) -> tuple[int, ...] | None:
     """The --input-shape the bundle was exported with (None: the model's own, which gives the same shape);
     bundles from before it was recorded: the shape they have."""
     if "requested_input_shape" in export:
         return tuple(export["requested_input_shape"]) if export["requested_input_shape"] else None
-    return tuple(model["input_shape"]) if model.get("input_shape") else None
+    return tuple(model.input_shape) if model.input_shape else None
 
 
 def _no_rewrites_exist(target: str) -> bool:
@@ -96,7 +104,7 @@ def quantize_bundle(bundle: str | Path, out: str | Path | None = None, precision
     out = Path(out) if out is not None else bundle.with_name(f"{bundle.name}-{precision.value}")
     config = recorded_config(bundle, manifest, out, precision, calib=Path(calib) if calib else None,
                              calib_size=calib_size, threads=threads, verify=verify, force=force)
-    if precision is Precision.INT8 and manifest.get("precision") == "fp32":
+    if precision is Precision.INT8 and manifest.precision == "fp32":
         # recorded in the manifest: `edgekit evaluate` measures agreement against the fp32 bundle
         options = replace(options or QuantOptions(), reference_bundle=str(bundle.resolve()))
     return export(config, reporter, options if precision is Precision.INT8 else None)

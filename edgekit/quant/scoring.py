@@ -19,7 +19,7 @@ import onnx
 
 from edgekit.config import Task
 from edgekit.errors import EdgekitFailure
-from edgekit.parity import batches
+from edgekit.parity import batches, compare
 from edgekit.quant.plan import Scoring
 
 Infer = Callable[[np.ndarray], np.ndarray]
@@ -51,54 +51,34 @@ class Budget:
 
 
 def compile_for(scoring: Scoring, proto: onnx.ModelProto, threads: int | None) -> Infer:
-    """A callable running ``proto`` (fp32 or QDQ) on the ``scoring`` runtime on this machine."""
-    if scoring is Scoring.OPENVINO:
-        return _openvino(proto, threads)
-    return _onnxruntime(proto, threads)
+    """A callable running ``proto`` (fp32 or QDQ) on the ``scoring`` runtime's engine on this machine."""
+    from edgekit.engines import EngineError, open_engine
 
-
-def _onnxruntime(proto: onnx.ModelProto, threads: int | None) -> Infer:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.log_severity_level = 3
-    if threads:
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
+    runtime = "openvino" if scoring is Scoring.OPENVINO else "onnxruntime"
+    # f32 for whatever is not int8: OpenVINO on a CPU with AVX512-BF16 otherwise silently runs bf16
+    model, options = (_to_openvino(proto), {"inference_precision": "f32"}) if runtime == "openvino" else \
+        (proto.SerializeToString(), {})
     try:
-        sess = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    except Exception as e:  # ORT raises its own exception types
-        raise EdgekitFailure(f"ONNX Runtime cannot load the quantized model: {str(e).splitlines()[0][:300]}") from None
-    name = sess.get_inputs()[0].name
-    return lambda x: sess.run(None, {name: x})[0]
+        engine = open_engine(runtime, model, options, threads)
+    except EngineError as e:
+        what = "OpenVINO cannot compile" if runtime == "openvino" else "ONNX Runtime cannot load"
+        raise EdgekitFailure(f"{what} the quantized model: {e.detail[:300]}") from None
+    name = engine.input_names[0]
+    return lambda x: engine.infer({name: x})[0]
 
 
-def _openvino(proto: onnx.ModelProto, threads: int | None) -> Infer:
+def _to_openvino(proto: onnx.ModelProto):
     import openvino as ov
 
     from edgekit.plugins_bridge import inline_plugin_functions
 
-    core = ov.Core()
     with tempfile.TemporaryDirectory() as tmp:  # convert_model reads ONNX from a file
         path = Path(tmp) / "model.onnx"
         onnx.save_model(inline_plugin_functions(proto), str(path))
         try:
-            model = ov.convert_model(str(path))
+            return ov.convert_model(str(path))
         except Exception as e:  # OpConversionFailure and friends
             raise EdgekitFailure(f"OpenVINO cannot convert the quantized model: {str(e).splitlines()[0][:300]}") from None
-    # f32 for whatever is not int8: OpenVINO on a CPU with AVX512-BF16 otherwise silently runs bf16
-    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = threads
-    compiled = core.compile_model(model, "CPU", config)
-    request = compiled.create_infer_request()
-
-    def run(x: np.ndarray) -> np.ndarray:
-        request.infer([x])
-        return np.array(request.get_output_tensor(0).data)
-
-    return run
 
 
 class Scorer:
@@ -116,18 +96,8 @@ class Scorer:
 
     def score(self, proto: onnx.ModelProto) -> Score:
         run = self.runner(proto)
-        outs = [run(x) for x in self.inputs]
-        cos, agree = [], []
-        for ref, out in zip(self.reference, outs):
-            ref, out = ref.astype(np.float64), out.astype(np.float64).reshape(ref.shape)
-            for r, o in zip(ref, out):
-                denom = np.linalg.norm(r) * np.linalg.norm(o)
-                cos.append(float(r.ravel() @ o.ravel() / denom) if denom > 0 and np.isfinite(o).all() else 0.0)
-                if self.task is Task.SEGMENTATION:
-                    agree.append(float((r.argmax(0) == o.argmax(0)).mean()))
-                else:
-                    agree.append(float(r.argmax() == o.argmax()))
-        return Score(float(np.mean(agree)), min(cos), float(np.mean(cos)))
+        m = compare(self.reference, [run(x) for x in self.inputs], self.task)
+        return Score(m.agreement, m.cosine_min, m.cosine_mean)
 
 
 def time_interleaved(runs: dict[str, Infer], x: np.ndarray, rounds: int = 8, per_round: int = 3,

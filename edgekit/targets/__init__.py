@@ -1,44 +1,32 @@
-"""Target registry: each target's options (which declare its CLI flags) and its backend.
+"""The targets: one package each under ``edgekit/targets/`` (``options.Options``, ``backend.Backend``), named by
+:class:`edgekit.config.Target`, which is the registry.
 
-Adding a target: its modules (a backend subclassing :class:`TargetBackend`, options with ``KEYS``, ``FLAGS``
-and ``parse``), a member of :class:`edgekit.config.Target`, its line in ``OPTIONS`` and its branch in
-:func:`get_backend`.
+Adding a target: its folder ``edgekit/targets/<package>/`` (``__init__.py`` importing nothing, ``options.py``
+with ``Options`` declaring ``KEYS``, ``FLAGS`` and ``parse``, ``backend.py`` with ``Backend`` subclassing
+:class:`TargetBackend`) and its line in :class:`edgekit.config.Target`. See docs/architecture.md.
 """
 from __future__ import annotations
 
+import importlib
+
 from edgekit.config import Target
 from edgekit.errors import UsageError
-from edgekit.targets.base import BuildResult, Runner, TargetBackend
-from edgekit.targets.coreml_options import CoreMlOptions
-from edgekit.targets.onnxruntime_options import OnnxRuntimeOptions
-from edgekit.targets.openvino_options import OpenVinoOptions
+from edgekit.targets.base import BuildResult, TargetBackend
 from edgekit.targets.options import Flag
-from edgekit.targets.tensorrt_options import TrtOptions
 
-OPTIONS = {Target.ONNX: OnnxRuntimeOptions, Target.OPENVINO: OpenVinoOptions, Target.TRT: TrtOptions,
-           Target.COREML: CoreMlOptions}
+
+def _module(target: Target, name: str):
+    return importlib.import_module(f"edgekit.targets.{target.package}.{name}")
+
+
+# each target's options class; the options modules are light, so the CLI builds its flags from them
+OPTIONS = {target: _module(target, "options").Options for target in Target}
 
 
 def get_backend(target: Target, options: dict | None = None) -> TargetBackend:
     """The backend of ``target`` with its ``options`` (target_options) parsed, here, at the edge."""
     parsed = parse_options(target, options)
-    if target is Target.ONNX:
-        from edgekit.targets.onnxruntime import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend(parsed)
-    if target is Target.OPENVINO:
-        from edgekit.targets.openvino import OpenVinoBackend
-
-        return OpenVinoBackend(parsed)
-    if target is Target.TRT:
-        from edgekit.targets.tensorrt import TensorRtBackend
-
-        return TensorRtBackend(parsed)
-    if target is Target.COREML:
-        from edgekit.targets.coreml import CoreMlBackend
-
-        return CoreMlBackend(parsed)
-    raise ValueError(target)
+    return _module(target, "backend").Backend(parsed)
 
 
 def parse_options(target: Target, options: dict | None):
@@ -75,5 +63,5 @@ def options_from_flags(target: Target, values: dict) -> dict:
     return check_keys(target, given)
 
 
-__all__ = ["OPTIONS", "BuildResult", "Runner", "TargetBackend", "check_keys", "get_backend", "options_from_flags",
+__all__ = ["OPTIONS", "BuildResult", "TargetBackend", "check_keys", "get_backend", "options_from_flags",
            "parse_options", "target_flags"]

@@ -1,4 +1,4 @@
-"""One interface for every target: build an artifact from ONNX (or the torch model), open a runner, infer, time.
+"""One interface for every target: build an artifact from ONNX (or the torch model) and open it on its engine.
 
 A target module holds only what is unique to its SDK and imports that SDK lazily, so
 ``edgekit --help`` works without it. Shared work (export, rewrites, parity, bundle) lives elsewhere.
@@ -6,18 +6,18 @@ This module imports neither numpy nor ONNX: the CLI loads it through the target 
 """
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgekit.config import Precision, Target
+from edgekit.engines import Engine
 
 if TYPE_CHECKING:
-    import numpy as np
     import onnx
 
+    from edgekit.manifest import Manifest
     from edgekit.quant.plan import Int8Plan
 
 
@@ -34,35 +34,17 @@ class BuildResult:
     export: dict | None = None
 
 
-class Runner(ABC):
-    """A loaded artifact: feeds in, outputs out."""
+def open_engine(runtime: str, model, options: dict | None = None, threads: int | None = None) -> Engine:
+    """:func:`edgekit.engines.open_engine`, its one-line refusal raised as an :class:`EdgekitFailure`."""
+    from edgekit.engines import EngineError
+    from edgekit.engines import open_engine as open_
 
-    input_names: list[str]
-    output_names: list[str]
+    try:
+        return open_(runtime, model, options, threads)
+    except EngineError as e:
+        from edgekit.errors import EdgekitFailure
 
-    @abstractmethod
-    def infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]: ...
-
-    def time(self, feeds: dict[str, np.ndarray], warmup: int = 5, iters: int = 30) -> list[float]:
-        """Latencies in ms of ``iters`` runs after ``warmup``."""
-        for _ in range(warmup):
-            self.infer(feeds)
-        times = []
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            self.infer(feeds)
-            times.append((time.perf_counter() - t0) * 1e3)
-        return times
-
-    def profile(self, feeds: list[dict[str, np.ndarray]], iters: int = 10, warmup: int = 2) -> dict | None:
-        """Per-layer times from the runtime's own profiler over ``iters`` runs (rotating through
-        ``feeds``) after ``warmup``: {"profiler", "statistic", "iterations", "memory", "records":
-        [{"name", "op_type", "kernel", "time_ms" (per inference), "calls", "onnx_nodes"}]}; None when
-        the runtime has no profiler. Runs on a separate profiling session, never the timed one."""
-        return None
-
-    def close(self) -> None:
-        return None
+        raise EdgekitFailure(str(e)) from None
 
 
 class TargetBackend(ABC):
@@ -109,23 +91,27 @@ class TargetBackend(ABC):
         return None
 
     def open_stand_in(self, bundle_dir: Path, built: BuildResult,
-                      threads: int | None = None) -> tuple[Runner, str] | None:
+                      threads: int | None = None) -> tuple[Engine, str] | None:
         """When ``built`` cannot run here: (a runner of something that can, what it is) for the parity run; None
         when there is nothing to stand in."""
         return None
 
     @abstractmethod
-    def open(self, bundle_dir: Path, files: list[str], options: dict, threads: int | None = None) -> Runner: ...
+    def open(self, bundle_dir: Path, files: list[str], options: dict, threads: int | None = None) -> Engine:
+        """The built files opened on the target's engine (:mod:`edgekit.engines`)."""
 
     @abstractmethod
     def runtime_version(self) -> str: ...
 
-    def preflight(self, manifest: dict) -> list[str]:
+    def preflight(self, manifest: Manifest) -> list[str]:
         """Reasons the installed runtime cannot run this bundle (empty when it can)."""
+        from edgekit.manifest import as_manifest
+
+        manifest = as_manifest(manifest)
         missing = self.missing()
         if missing:
             return [missing]
-        built = manifest.get("runtime", {}).get("version", "")
+        built = manifest.runtime.version
         if built and _version_tuple(self.runtime_version()) < _version_tuple(built)[:2]:
             return [f"bundle was built with {self.sdk} {built} but {self.runtime_version()} is installed; "
                     f"upgrade {self.sdk} to >= {'.'.join(built.split('.')[:2])}"]

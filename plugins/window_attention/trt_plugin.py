@@ -18,30 +18,25 @@ this implementation). Everything but ``register()`` is importable and tested wit
 """
 # No ``from __future__ import annotations``: tensorrt.plugin inspects the annotations as classes.
 import functools
-from typing import Any, List, Mapping, Tuple, Union
+from typing import List, Tuple, Union
 
 from edgekit.plugins import tensorrt_aot
-from edgekit.plugins.window_attention.launch_params import WindowAttentionConfig, grid, kernel_config
+from edgekit.plugins.window_attention.launch_params import (
+    WindowAttentionConfig,
+    grid,
+    kernel_config,
+)
 from edgekit.plugins.window_attention.schema import SCHEMA
 
-PLUGIN_ID = f"{SCHEMA.domain}::{SCHEMA.name}"
-# Plugin fields, in registration order: the ONNX attributes of the same names.
-FIELD_KINDS = {a.name: a.kind for a in SCHEMA.attributes}
-# The kernel's arguments in TensorRT launch order: input pointers, int32 extra args, output pointer.
-INPUTS = ("q_ptr", "k_ptr", "v_ptr", "bias_ptr")
-OUTPUTS = ("out_ptr",)
-SCALARS = ("seq_len", "head_dim", "num_heads", "num_windows")
-CONSTEXPRS = ("SCALE", "BLOCK_M", "BLOCK_N", "BLOCK_D", "DOT_PRECISION")
-
-
-def plugin_fields(node_attributes: Mapping[str, Any]) -> dict:
-    """Fields the TensorRT ONNX parser hands this plugin for a node with ``node_attributes``, validated."""
-    fields = tensorrt_aot.plugin_fields(node_attributes, FIELD_KINDS)
-    return SCHEMA.resolve(**fields)
-
-
-def kernel_signature(dtype: str) -> dict:
-    return tensorrt_aot.kernel_signature(INPUTS, SCALARS, OUTPUTS, dtype, CONSTEXPRS)
+# the kernel's arguments in TensorRT launch order: input pointers, int32 extra args, output pointer; constexprs
+PLUGIN = tensorrt_aot.AotPlugin(SCHEMA, inputs=("q_ptr", "k_ptr", "v_ptr", "bias_ptr"),
+                                scalars=("seq_len", "head_dim", "num_heads", "num_windows"),
+                                constexprs=("SCALE", "BLOCK_M", "BLOCK_N", "BLOCK_D", "DOT_PRECISION"))
+PLUGIN_ID = PLUGIN.plugin_id
+FIELD_KINDS = PLUGIN.field_kinds  # plugin fields, in registration order: the ONNX attributes of the same names
+INPUTS, SCALARS, OUTPUTS, CONSTEXPRS = PLUGIN.inputs, PLUGIN.scalars, PLUGIN.outputs, PLUGIN.constexprs
+plugin_fields = PLUGIN.plugin_fields
+kernel_signature = PLUGIN.kernel_signature
 
 
 def kernel_constexprs(config: WindowAttentionConfig, scale: float) -> dict:
@@ -57,12 +52,7 @@ def compile_kernel(dtype: str, seq_len: int, head_dim: int, scale: float, target
     from edgekit.plugins.window_attention.triton_kernel import window_attention_kernel
 
     config = kernel_config(seq_len, head_dim, dtype)
-    kernel = tensorrt_aot.compile_ptx(
-        window_attention_kernel, kernel_signature(dtype), kernel_constexprs(config, scale),
-        num_warps=config.num_warps, num_stages=config.num_stages,
-        num_launch_args=len(INPUTS) + len(SCALARS) + len(OUTPUTS), target=target,
-    )
-    return config, kernel
+    return config, PLUGIN.compile(window_attention_kernel, dtype, kernel_constexprs(config, scale), config, target)
 
 
 def extra_args(q_shape_expr, bias_shape_expr) -> tuple:
@@ -71,20 +61,12 @@ def extra_args(q_shape_expr, bias_shape_expr) -> tuple:
     return (seq_len, head_dim, num_heads, bias_shape_expr[0])
 
 
-def _is_registered(trtp) -> bool:
-    try:
-        getattr(getattr(trtp.op, SCHEMA.domain), SCHEMA.name)
-    except AttributeError:
-        return False
-    return True
-
-
 def register() -> None:
     """Register the plugin with TensorRT (idempotent). Needs TensorRT >= 10.9 (``tensorrt.plugin.aot_impl``)
-    and Triton at engine build; ``edgekit.targets.tensorrt_device.aot_plugin_problem`` says whether it can."""
+    and Triton at engine build; ``edgekit.targets.tensorrt.device.aot_plugin_problem`` says whether it can."""
     import tensorrt.plugin as trtp
 
-    if _is_registered(trtp):
+    if PLUGIN.is_registered(trtp):
         return
 
     @trtp.register(PLUGIN_ID)
@@ -98,7 +80,7 @@ def register() -> None:
         q: trtp.TensorDesc, k: trtp.TensorDesc, v: trtp.TensorDesc, bias: trtp.TensorDesc,
         outputs: Tuple[trtp.TensorDesc],
     ) -> List[trtp.AutoTuneCombination]:
-        return [trtp.AutoTuneCombination(tensorrt_aot.autotune_types(len(INPUTS) + len(OUTPUTS)), "LINEAR")]
+        return PLUGIN.autotune(trtp)
 
     @trtp.aot_impl(PLUGIN_ID)
     def window_attention_aot_impl(
@@ -114,10 +96,4 @@ def register() -> None:
 
         batch_windows, heads, seq_len_expr, _ = q.shape_expr
         grid_x, grid_y, _ = grid(config, batch_windows, heads, seq_len_expr, cdiv=trtp.cdiv)
-        launch = trtp.KernelLaunchParams()
-        launch.grid_x = grid_x
-        launch.grid_y = grid_y
-        launch.block_x = kernel.threads_per_block
-        launch.shared_mem = kernel.shared_mem
-        scalars = trtp.SymIntExprs.from_tuple([trtp.SymInt32(e) for e in extra_args(q.shape_expr, bias.shape_expr)])
-        return kernel.name, kernel.ptx, launch, scalars
+        return PLUGIN.launch(trtp, kernel, grid_x, grid_y, extra_args(q.shape_expr, bias.shape_expr))

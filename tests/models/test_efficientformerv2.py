@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import copy
-import io
 
-import numpy as np
-import onnx
 import pytest
 import torch
 from torch import nn
@@ -14,7 +11,7 @@ from torch import nn
 from edgekit.models import create_model, get_cfg, reparameterize_model
 from edgekit.models.efficientformerv2 import Attention2d, Attention2dDownsample, checkpoint_filter_fn
 from tests.models.randomize import randomize_bn
-from tests.helpers import cosine
+from tests.helpers import assert_fp32_parity, cosine, export_onnx, run_onnxruntime
 
 NAME = "efficientformerv2_s1"
 NUM_CLASSES = 10  # a small head keeps the tests fast; the trunk is the full S1
@@ -174,19 +171,13 @@ def test_output_shapes(img_size):
 
 
 def test_onnx_parity(model):
-    import onnxruntime as ort
-
     deployed = reparameterize_model(copy.deepcopy(model))
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         expected = deployed(x).numpy()
-    f = io.BytesIO()
-    torch.onnx.export(deployed, (x,), f, dynamo=False, opset_version=17, input_names=["x"], output_names=["y"])
-    ops = [n.op_type for n in onnx.load_from_string(f.getvalue()).graph.node]
+    proto = export_onnx(deployed, x, "x", "y")
+    ops = [n.op_type for n in proto.graph.node]
     assert "BatchNormalization" not in ops
     assert ops.count("Softmax") == 5  # 2 blocks in stage 3, the downsampling attention, 2 blocks in stage 4
-    sess = ort.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {"x": x.numpy()})[0]
-    assert got.shape == expected.shape
-    assert cosine(torch.from_numpy(got), torch.from_numpy(expected)) >= 0.99999
-    assert np.abs(got - expected).max() <= 1e-3 * (expected.max() - expected.min())
+    (got,) = run_onnxruntime(proto, {"x": x.numpy()})
+    assert_fp32_parity(got, expected)

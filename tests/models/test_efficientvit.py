@@ -3,10 +3,8 @@ equivalence, shapes, ONNX (legacy exporter, opset 17) parity in onnxruntime."""
 from __future__ import annotations
 
 import copy
-import io
 import re
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -14,7 +12,7 @@ from torch import nn
 from edgekit.models import create_model, get_cfg, list_models, reparameterize_model
 from edgekit.models.efficientvit import EfficientVitSeg, LiteMLA, checkpoint_filter_fn
 from tests.models.randomize import randomize_bn
-from tests.helpers import cosine
+from tests.helpers import assert_fp32_parity, cosine, export_onnx, run_onnxruntime
 
 CLS = ["efficientvit_b0", "efficientvit_b1", "efficientvit_b2", "efficientvit_b3"]
 SEG = {"efficientvit_b0_seg": (19, "cityscapes"), "efficientvit_b1_seg": (19, "cityscapes"),
@@ -240,19 +238,10 @@ def test_segmentation_shapes(name, size):
 # --------------------------------------------------------------------------------------------- ONNX
 
 def _onnx_parity(model: nn.Module, x: torch.Tensor) -> None:
-    import onnxruntime as ort
-
     with torch.no_grad():
         expected = model(x).numpy()
-    f = io.BytesIO()
-    torch.onnx.export(model, x, f, dynamo=False, opset_version=17, input_names=["input"], output_names=["output"])
-    session = ort.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"input": x.numpy()})[0]
-    assert got.shape == expected.shape
-    cos = float(np.dot(got.ravel().astype(np.float64), expected.ravel())
-                / (np.linalg.norm(got.astype(np.float64)) * np.linalg.norm(expected.astype(np.float64))))
-    assert cos >= 0.99999
-    assert np.abs(got - expected).max() <= 1e-3 * (expected.max() - expected.min())
+    (got,) = run_onnxruntime(export_onnx(model, x), x.numpy())
+    assert_fp32_parity(got, expected)
 
 
 @pytest.mark.parametrize("name,size,kwargs", [

@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import copy
-import io
 import re
 
-import numpy as np
-import onnx
 import pytest
 import torch
 from torch import nn
@@ -14,7 +11,7 @@ from torch import nn
 from edgekit.models import create_model, get_cfg, reparameterize_model
 from edgekit.models.fastvit import Attention, AttentionBlock, RepMixer, checkpoint_filter_fn
 from tests.models.randomize import randomize_bn
-from tests.helpers import cosine
+from tests.helpers import assert_fp32_parity, cosine, export_onnx, run_onnxruntime
 
 NUM_CLASSES = 10  # a small head keeps the tests fast; the trunks are the full variants
 VARIANTS = ["fastvit_t8", "fastvit_sa12"]
@@ -153,20 +150,14 @@ def test_output_shapes(name, img_size):
 
 
 def test_onnx_parity(model):
-    import onnxruntime as ort
-
     deployed = reparameterize_model(copy.deepcopy(model))
     x = torch.randn(1, 3, 128, 128)
     with torch.no_grad():
         expected = deployed(x).numpy()
-    f = io.BytesIO()
-    torch.onnx.export(deployed, (x,), f, dynamo=False, opset_version=17, input_names=["x"], output_names=["y"])
-    ops = [n.op_type for n in onnx.load_from_string(f.getvalue()).graph.node]
+    proto = export_onnx(deployed, x, "x", "y")
+    ops = [n.op_type for n in proto.graph.node]
     assert "BatchNormalization" not in ops
     n_attn = sum(isinstance(m, Attention) for m in deployed.modules())
     assert ops.count("Softmax") == n_attn  # one softmax per attention core: SA12 has 2, T8 none
-    sess = ort.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {"x": x.numpy()})[0]
-    assert got.shape == expected.shape
-    assert cosine(torch.from_numpy(got), torch.from_numpy(expected)) >= 0.99999
-    assert np.abs(got - expected).max() <= 1e-3 * (expected.max() - expected.min())
+    (got,) = run_onnxruntime(proto, {"x": x.numpy()})
+    assert_fp32_parity(got, expected)

@@ -1,18 +1,16 @@
 """Next-ViT-S family: timm equivalence, BN merging (deploy), shapes, ONNX export in both modes."""
 from __future__ import annotations
 
-import io
 import re
 
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
 from torch import nn
 
 from edgekit.models import reparameterize_model
 from edgekit.models.nextvit import checkpoint_filter_fn, nextvit_small, nextvit_small_seg
-from tests.helpers import cosine
+from tests.helpers import assert_fp32_parity, cosine, export_onnx, run_onnxruntime
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -34,20 +32,15 @@ def _timm():
 
 
 def _export(model: nn.Module, x: torch.Tensor) -> onnx.ModelProto:
-    f = io.BytesIO()
-    torch.onnx.export(model, x, f, dynamo=False, opset_version=17, input_names=["x"], output_names=["y"])
-    return onnx.load_from_string(f.getvalue())
+    return export_onnx(model, x, "x", "y")
 
 
 def _run_ort(model: onnx.ModelProto, x: torch.Tensor) -> torch.Tensor:
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return torch.from_numpy(sess.run(None, {"x": x.numpy()})[0])
+    return torch.from_numpy(run_onnxruntime(model, x.numpy())[0])
 
 
 def _assert_parity(got: torch.Tensor, expected: torch.Tensor) -> None:
-    assert got.shape == expected.shape
-    assert cosine(got, expected) >= 0.99999
-    assert (got - expected).abs().max().item() <= 1e-3 * (expected.max() - expected.min()).item()
+    assert_fp32_parity(got.numpy(), expected.numpy())
 
 
 def _max_rank(model: onnx.ModelProto) -> int:

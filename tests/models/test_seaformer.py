@@ -7,11 +7,7 @@ seaformer-seg) that reads a state dict in the original key layout, built synthet
 """
 from __future__ import annotations
 
-import io
 
-import numpy as np
-import onnx
-import onnxruntime as ort
 import pytest
 import torch
 from torch import nn
@@ -19,7 +15,7 @@ import torch.nn.functional as F
 
 from edgekit.models import create_model, get_cfg, reparameterize_model
 from edgekit.models.seaformer import checkpoint_filter_fn
-from tests.helpers import cosine
+from tests.helpers import assert_fp32_parity, cosine, export_onnx, run_onnxruntime
 
 # SeaFormer-Small as configured in the original repository (seaformer_small.py / SeaFormer_S)
 SMB_CFGS = [
@@ -297,15 +293,11 @@ def test_onnx_matches_torch(name, size, deploy):
     x = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(9))
     with torch.no_grad():
         expected = model(x).numpy()
-    f = io.BytesIO()
-    torch.onnx.export(model, x, f, dynamo=False, opset_version=17, input_names=["input"], output_names=["logits"])
-    ops = [n.op_type for n in onnx.load_from_string(f.getvalue()).graph.node]
+    proto = export_onnx(model, x, "input", "logits")
+    ops = [n.op_type for n in proto.graph.node]
     assert ops.count("Softmax") == 2 * sum(DEPTHS)  # one row and one column attention per block
     # the only resizes are the head's two gate upsamplings: position embeddings are constants
     assert ops.count("Resize") == (2 if cfg.task == "segmentation" else 0)
     assert "BatchNormalization" not in ops
-    sess = ort.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {"input": x.numpy()})[0]
-    assert got.shape == expected.shape
-    assert cosine(got, expected) >= 0.99999
-    assert np.abs(got - expected).max() <= 1e-3 * (expected.max() - expected.min())
+    (got,) = run_onnxruntime(proto, {"input": x.numpy()})
+    assert_fp32_parity(got, expected)

@@ -1,19 +1,15 @@
 """SegFormer / MiT: Hugging Face equivalence, deploy (decoder merge) equivalence, shapes, ONNX parity."""
 from __future__ import annotations
 
-import io
 import re
 
-import numpy as np
-import onnx
-import onnxruntime as ort
 import pytest
 import torch
 from torch import nn
 
 from edgekit.models import create_model, get_cfg, reparameterize_model
 from edgekit.models.segformer import SegFormer, checkpoint_filter_fn
-from tests.helpers import cosine
+from tests.helpers import assert_fp32_parity, cosine, export_onnx, run_onnxruntime
 
 transformers = pytest.importorskip("transformers")
 
@@ -193,16 +189,11 @@ def test_onnx_matches_torch(name, size, deploy):
     x = torch.randn(1, 3, *size)
     with torch.no_grad():
         expected = model(x).numpy()
-    f = io.BytesIO()
-    torch.onnx.export(model, x, f, dynamo=False, opset_version=17, input_names=["input"], output_names=["logits"])
-    proto = onnx.load_from_string(f.getvalue())
+    proto = export_onnx(model, x, "input", "logits")
     ops = [n.op_type for n in proto.graph.node]
     # every nn.LayerNorm is one LayerNormalization node (no decomposed, fp16-fragile reductions)
     assert ops.count("LayerNormalization") == sum(isinstance(m, nn.LayerNorm) for m in model.modules())
     assert ops.count("Softmax") == sum(len(s.blocks) for s in (model.encoder if isinstance(model, SegFormer)
                                                                  else model).stages)
-    sess = ort.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {"input": x.numpy()})[0]
-    assert got.shape == expected.shape
-    assert cosine(torch.from_numpy(got), torch.from_numpy(expected)) >= 0.99999
-    assert np.abs(got - expected).max() <= 1e-3 * (expected.max() - expected.min())
+    (got,) = run_onnxruntime(proto, {"input": x.numpy()})
+    assert_fp32_parity(got, expected)

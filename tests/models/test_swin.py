@@ -1,11 +1,9 @@
 """Swin-T family: timm equivalence, deploy mode, shapes, ONNX export + onnxruntime parity."""
 from __future__ import annotations
 
-import io
 import re
 
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
 from torch import nn
@@ -13,7 +11,7 @@ from torch import nn
 from edgekit.models import reparameterize_model
 from edgekit.models.swin import (SwinTransformer, checkpoint_filter_fn, swin_tiny, swin_tiny_seg, window_partition,
                                  window_reverse)
-from tests.helpers import cosine
+from tests.helpers import assert_fp32_parity, cosine, export_onnx, run_onnxruntime
 
 
 def _randomize_bn(model: nn.Module) -> None:
@@ -33,9 +31,7 @@ def _timm():
 
 
 def _export(model: nn.Module, x: torch.Tensor) -> onnx.ModelProto:
-    f = io.BytesIO()
-    torch.onnx.export(model, x, f, dynamo=False, opset_version=17, input_names=["x"], output_names=["y"])
-    return onnx.load_from_string(f.getvalue())
+    return export_onnx(model, x, "x", "y")
 
 
 def _max_rank(model: onnx.ModelProto) -> int:
@@ -49,12 +45,8 @@ def _max_rank(model: onnx.ModelProto) -> int:
 
 
 def _ort_parity(model: onnx.ModelProto, x: torch.Tensor, expected: torch.Tensor) -> None:
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    (got,) = sess.run(None, {"x": x.numpy()})
-    got = torch.from_numpy(got)
-    assert got.shape == expected.shape
-    assert cosine(got, expected) >= 0.99999
-    assert (got - expected).abs().max().item() <= 1e-3 * (expected.max() - expected.min()).item()
+    (got,) = run_onnxruntime(model, {"x": x.numpy()})
+    assert_fp32_parity(got, expected.numpy())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,18 +5,13 @@ their own test files cover 512x512 and 1024x2048.
 """
 from __future__ import annotations
 
-import io
 
-import numpy as np
-import onnx
-import onnxruntime as ort
 import pytest
 import torch
-from torch import nn
 
 from edgekit.models import _registry as reg
 from edgekit.models import reparameterize_model
-from tests.helpers import cosine
+from tests.helpers import assert_fp32_parity, cosine, export_onnx, run_onnxruntime
 from tests.models.randomize import randomize_norms
 
 MODELS = reg.list_models()
@@ -58,12 +53,7 @@ def test_model(name):
         deploy = model(x)
     assert cosine(train_graph.numpy(), deploy.numpy()) >= 0.99999  # the default fp32 cosine (Tolerance.default)
 
-    buf = io.BytesIO()
-    torch.onnx.export(model, (x,), buf, dynamo=False, opset_version=17, input_names=["input"], output_names=["output"])
-    proto = onnx.load_from_string(buf.getvalue())
+    proto = export_onnx(model, x)
     assert not any(n.op_type == "BatchNormalization" for n in proto.graph.node), "deploy mode must merge every BN"
-    sess = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
-    out = sess.run(None, {"input": x.numpy()})[0]
-    ref = deploy.numpy()
-    assert cosine(ref, out) >= 0.99999
-    assert np.abs(ref - out).max() <= 1e-3 * (ref.max() - ref.min())  # the default fp32 tolerance: max abs <= 1e-3 x range
+    (out,) = run_onnxruntime(proto, {"input": x.numpy()})
+    assert_fp32_parity(out, deploy.numpy())  # the default fp32 tolerance

@@ -7,11 +7,26 @@ import datetime
 import numpy as np
 import pytest
 
+from edgekit.engines import measure as dr
+from edgekit.engines.onnxruntime import parse_ort_trace
+from edgekit.engines.openvino import ov_layers
+from edgekit.engines.tensorrt import trt_layer_names
 from edgekit.errors import UsageError
-from edgekit.profiling import device_runner as dr
-from edgekit.profiling.config import ProfileConfig, Remote, parse_duration, parse_percent, parse_sweep
+from edgekit.profiling.config import (
+    ProfileConfig,
+    Remote,
+    parse_duration,
+    parse_percent,
+    parse_sweep,
+)
 from edgekit.profiling.devices import NAMED, describe_cpu, flops_per_cycle, get_device
-from edgekit.profiling.layers import GraphIndex, aggregate, annotate, module_segments, summarize
+from edgekit.profiling.layers import (
+    GraphIndex,
+    aggregate,
+    annotate,
+    module_segments,
+    summarize,
+)
 from edgekit.profiling.regression import compare, verdict
 from edgekit.profiling.roofline import roofline
 
@@ -49,7 +64,7 @@ def test_ort_trace_skips_warmup_runs_and_takes_median_per_run():
         events.append(_ort_event("/stem/conv/Conv_kernel_time", t0 + 10, conv))
         events.append(_ort_event("/stem/act/Relu_kernel_time", t0 + 20, relu, op="Relu"))
         events.append(_ort_event("/stem/act/Relu_kernel_time", t0 + 30, relu, op="Relu"))  # twice per run
-    records, memory = dr.parse_ort_trace(events, skip_runs=1)
+    records, memory = parse_ort_trace(events, skip_runs=1)
     by = {r["name"]: r for r in records}
     assert by["/stem/conv/Conv"]["time_ms"] == pytest.approx(0.2)  # median of 100, 300, 200 us; run 0 skipped
     assert by["/stem/act/Relu"]["time_ms"] == pytest.approx(0.04) and by["/stem/act/Relu"]["calls"] == 2
@@ -90,7 +105,7 @@ class _RuntimeModel:
 def test_openvino_counters_are_windowed_out_of_running_averages():
     # first inference 5 ms (weight repacking), warm-up 100 us, profiled window 20 us each
     costs = [5000.0, 100.0] + [20.0] * 10
-    prof = dr.ov_layers(_RuntimeModel(), _RunningAverageRequest(costs), [{}], iters=10, warmup=2)
+    prof = ov_layers(_RuntimeModel(), _RunningAverageRequest(costs), [{}], iters=10, warmup=2)
     assert prof["statistic"] == "mean"
     # without windowing the first inference would show as (5000 + 100 + 200) / 12 = 442 us. OpenVINO
     # reports whole microseconds, so the recovered mean carries up to 1 us x (w + n) / n of rounding
@@ -98,9 +113,9 @@ def test_openvino_counters_are_windowed_out_of_running_averages():
 
 
 def test_trt_fused_layer_names_give_onnx_nodes():
-    assert dr.trt_layer_names("/stem/conv/Conv + /stem/act/Relu") == ["/stem/conv/Conv", "/stem/act/Relu"]
-    assert dr.trt_layer_names("{ForeignNode[/a/MatMul.../a/Softmax]}") == ["/a/MatMul", "/a/Softmax"]
-    assert dr.trt_layer_names("Reformatting CopyNode for Input Tensor 0 to /b/Conv") == []
+    assert trt_layer_names("/stem/conv/Conv + /stem/act/Relu") == ["/stem/conv/Conv", "/stem/act/Relu"]
+    assert trt_layer_names("{ForeignNode[/a/MatMul.../a/Softmax]}") == ["/a/MatMul", "/a/Softmax"]
+    assert trt_layer_names("Reformatting CopyNode for Input Tensor 0 to /b/Conv") == []
 
 
 def test_module_paths_from_exporter_names():
@@ -233,16 +248,54 @@ def test_option_parsing():
         ProfileConfig(bundles=(".",), iterations=1)
 
 
-def test_device_runner_is_self_contained():
-    """The file copied to a device imports only the standard library, numpy and runtimes."""
+def test_engines_are_self_contained():
+    """The folder copied to a device imports only the standard library, numpy, the runtimes and itself."""
     import ast
     import sys
     from pathlib import Path
 
-    tree = ast.parse(Path(dr.__file__).read_text())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
-                 if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
+    imported = set()
+    for source in Path(dr.__file__).parent.glob("*.py"):
+        tree = ast.parse(source.read_text())
+        imported |= {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                     for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
     third_party = imported - set(sys.stdlib_module_names) - {"__future__"}
-    assert third_party == {"numpy", "onnxruntime", "openvino", "tensorrt", "cuda", "onnx"}, third_party
+    assert third_party == {"numpy", "onnxruntime", "openvino", "tensorrt", "cuda", "onnx", "coremltools", "PIL"}, \
+        third_party
+
+
+def test_engines_folder_measures_a_bundle_without_edgekit(tmp_path):
+    """What `edgekit profile --remote` runs on a device: the engines folder copied as `engines`, run as
+    `python3 -m engines` where importing edgekit fails."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    shutil.copytree(Path(dr.__file__).parent, tmp_path / "engines", ignore=shutil.ignore_patterns("__pycache__"))
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="/act/Relu")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(bundle / "model.onnx"))
+    (bundle / "manifest.json").write_text(json.dumps({
+        "runtime": {"name": "onnxruntime"}, "runtime_options": {}, "files": [{"path": "model.onnx"}],
+        "inputs": [{"name": "x", "dtype": "float32"}]}))
+    np.save(tmp_path / "inputs.npy", np.random.default_rng(0).standard_normal((2, 1, 3, 4, 4)).astype(np.float32))
+    blocked = ("import runpy, sys; sys.modules['edgekit'] = None; sys.argv = ['engines', *sys.argv[1:]]; "
+               "runpy.run_module('engines', run_name='__main__')")
+    run = subprocess.run([sys.executable, "-c", blocked, "bundle", "--inputs", "inputs.npy", "--settings",
+                          json.dumps({"iterations": 3, "warmup": 1, "layer_iters": 2})],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    (measured,) = result["runs"]
+    assert measured["latency_ms"]["count"] == 3
+    assert [r["name"] for r in measured["layers"]["records"]] == ["/act/Relu"]

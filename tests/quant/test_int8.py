@@ -165,7 +165,7 @@ def test_max_drop_budget_through_the_api(digits, tmp_path):
 
 def test_tensorrt_qdq_placement(cls_setup):
     from edgekit.quant import tensorrt_qdq
-    from edgekit.targets.tensorrt_qdq import check_qdq
+    from edgekit.targets.tensorrt.qdq import check_qdq
 
     proto, calib, scorer = cls_setup
     q = tensorrt_qdq(proto, calib, method="entropy")

@@ -12,7 +12,7 @@ from edgekit.config import Precision
 def plugin_onnx() -> tuple[onnx.ModelProto, torch.nn.Module]:
     """(TensorRT-flavoured fp32 ONNX, the torch model) of tests.targets.plugin_models.window_classifier."""
     from edgekit.onnx_export import export_onnx
-    from edgekit.targets.tensorrt_onnx import trt_flavour
+    from edgekit.targets.tensorrt.flavour import trt_flavour
     from tests.targets.plugin_models import window_classifier
 
     model = window_classifier()

@@ -13,9 +13,9 @@ import torch
 
 import edgekit
 from edgekit.errors import EdgekitFailure, UsageError
-from edgekit.targets.coreml import CoreMlBackend, CoreMlOptions, coremltools
-from edgekit.targets.coreml_convert import FRONTENDS, Deployed, convert, drop_aliases
-from edgekit.targets.coreml_inspect import inspect_spec
+from edgekit.targets.coreml.backend import CoreMlBackend, CoreMlOptions, coremltools
+from edgekit.targets.coreml.convert import FRONTENDS, Deployed, convert, drop_aliases
+from edgekit.targets.coreml.program import inspect_spec
 
 TINY = "tests.fixtures.tiny:tiny_classifier"
 SEG = "tests.fixtures.tiny:tiny_segmenter"
@@ -169,7 +169,7 @@ def test_torch_export_frontend_when_tracing_fails_and_aliases_removed(monkeypatc
     def broken_trace(wrapped, example):
         raise RuntimeError("tracing refused")
 
-    monkeypatch.setattr("edgekit.targets.coreml_convert.FRONTENDS", (("torch.jit.trace", broken_trace), FRONTENDS[1]))
+    monkeypatch.setattr("edgekit.targets.coreml.convert.FRONTENDS", (("torch.jit.trace", broken_trace), FRONTENDS[1]))
     converted = convert(Deployed(WithAlias(), (0.5,) * 3, (0.2,) * 3), (1, 3, 8, 8), "logits", "fp32", "iOS16")
     assert converted.frontend == "torch.export"
     assert converted.notes[0].startswith("torch.jit.trace did not convert (torch.jit.trace: RuntimeError: tracing")

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from edgekit.errors import EdgekitFailure
-from edgekit.targets.coreml_convert import Deployed, convert
-from edgekit.targets.coreml_inspect import inspect_spec
+from edgekit.targets.coreml.convert import Deployed, convert
+from edgekit.targets.coreml.program import inspect_spec
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("timm") is None, reason="timm not installed")
 

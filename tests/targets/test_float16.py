@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgekit.targets.float16 import drop_duplicate_nodes, to_float16
-from edgekit.targets.onnxruntime import to_fp16
+from edgekit.targets.onnxruntime.backend import to_fp16
 
 
 def _shared_weight_model() -> onnx.ModelProto:

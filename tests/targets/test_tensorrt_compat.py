@@ -11,8 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.targets.tensorrt_compat import CROSS_MAJOR, engine_mismatches, same_release, version_compatible_runs
-from edgekit.targets.tensorrt_device import Gpu, TrtEnvironment
+from edgekit.targets.tensorrt.compat import (
+    CROSS_MAJOR,
+    engine_mismatches,
+    same_release,
+    version_compatible_runs,
+)
+from edgekit.targets.tensorrt.device import Gpu, TrtEnvironment
 
 ORIN = Gpu(0, "Orin", "8.7")
 ENGINE = {"name": "tensorrt", "version": "10.3.0.30", "artifact": "engine", "compute_capability": "8.7",

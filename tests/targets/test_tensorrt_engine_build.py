@@ -13,14 +13,19 @@ from pathlib import Path
 
 import onnx
 import pytest
+from edgekit.plugins import tensorrt_aot
 
 from edgekit.errors import EdgekitFailure
-from edgekit.plugins import tensorrt_aot
-from edgekit.targets import tensorrt_device
-from edgekit.targets.tensorrt_device import Gpu
-from edgekit.targets.tensorrt_engine import BuildError, build_engine, make_runtime, runtime_options
-from edgekit.targets.tensorrt_options import TrtOptions
-from edgekit.targets.tensorrt_profiles import ShapeProfile
+from edgekit.targets.tensorrt import device as tensorrt_device
+from edgekit.targets.tensorrt.device import Gpu
+from edgekit.targets.tensorrt.engine import (
+    BuildError,
+    build_engine,
+    make_runtime,
+    runtime_options,
+)
+from edgekit.targets.tensorrt.options import TrtOptions
+from edgekit.targets.tensorrt.profiles import ShapeProfile
 from tests.targets.fake_tensorrt import Recorder, fake_tensorrt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,39 +140,7 @@ def test_make_runtime_allows_host_code_only_for_version_compatible_engines(trt):
     assert plain.deserialize_cuda_engine(b"VC-PLAN") is None
 
 
-def test_edgekit_runner_opens_version_compatible_engines(trt, tmp_path, monkeypatch):
-    from edgekit.targets import tensorrt_runner
-
-    class PolygraphyRunner:
-        def __init__(self, engine, optimization_profile):
-            self.engine = engine
-
-        def activate(self):
-            pass
-
-    monkeypatch.setitem(sys.modules, "polygraphy.backend.trt", types.SimpleNamespace(TrtRunner=PolygraphyRunner))
-    engine = tmp_path / "model.engine"
-    engine.write_bytes(b"VC-PLAN")
-    assert tensorrt_runner.TrtRunner(engine, 0, version_compatible=True).runtime.engine_host_code_allowed is True
-    with pytest.raises(EdgekitFailure, match="TensorRT 10.13.3.9 cannot load model.engine"):
-        tensorrt_runner.TrtRunner(engine, 0, version_compatible=False)
-
-
-def test_backend_opens_the_engine_as_the_manifest_records_it(monkeypatch, tmp_path):
-    from edgekit.targets import tensorrt_runner
-    from edgekit.targets.tensorrt import TensorRtBackend
-
-    opened = []
-    monkeypatch.setattr(tensorrt_runner, "TrtRunner", lambda *args: opened.append(args))
-    options = runtime_options({"version_compatible": True, "dla_core": 1})
-    assert options == {"artifact": "engine", "profile": 0, "version_compatible": True, "dla_core": 1}
-    TensorRtBackend().open(tmp_path, ["model.engine"], options)
-    assert opened == [(tmp_path / "model.engine", 0, True, 1)]
-
-
-def test_device_runner_allows_host_code_for_version_compatible_engines(trt, tmp_path, monkeypatch):
-    from edgekit.profiling import device_runner
-
+def _fake_cudart(monkeypatch):
     cudart = types.ModuleType("cuda.bindings.runtime")
     bindings = types.ModuleType("cuda.bindings")
     bindings.runtime = cudart
@@ -175,12 +148,35 @@ def test_device_runner_allows_host_code_for_version_compatible_engines(trt, tmp_
     cuda.bindings = bindings
     for name, module in (("cuda", cuda), ("cuda.bindings", bindings), ("cuda.bindings.runtime", cudart)):
         monkeypatch.setitem(sys.modules, name, module)
+
+
+def test_engine_allows_host_code_for_version_compatible_engines(trt, tmp_path, monkeypatch):
+    """The one TensorRT engine (local runs and the device runner alike) loads a version-compatible plan only with
+    host code allowed, and sets the DLA core; a refusal is one line with TensorRT's words."""
+    from edgekit.engines import EngineError
+    from edgekit.engines.tensorrt import TrtEngine
+
+    _fake_cudart(monkeypatch)
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"VC-PLAN")
-    opened = device_runner.TrtEngine(engine, {"profile": 0, "version_compatible": True, "dla_core": 0}, None)
+    opened = TrtEngine(engine, {"profile": 0, "version_compatible": True, "dla_core": 0}, None)
     assert opened.runtime.engine_host_code_allowed is True and opened.runtime.DLA_core == 0
-    with pytest.raises(RuntimeError, match="TensorRT 10.13.3.9 cannot load model.engine"):
-        device_runner.TrtEngine(engine, {"profile": 0}, None)
+    with pytest.raises(EngineError, match="TensorRT 10.13.3.9 cannot load model.engine"):
+        TrtEngine(engine, {"profile": 0}, None)
+
+
+def test_backend_opens_the_engine_as_the_manifest_records_it(trt, tmp_path, monkeypatch):
+    from edgekit.targets.tensorrt.backend import TensorRtBackend
+
+    _fake_cudart(monkeypatch)
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"VC-PLAN")
+    options = runtime_options({"version_compatible": True, "dla_core": 1})
+    assert options == {"artifact": "engine", "profile": 0, "version_compatible": True, "dla_core": 1}
+    opened = TensorRtBackend().open(tmp_path, ["model.engine"], options)
+    assert opened.runtime.engine_host_code_allowed is True and opened.runtime.DLA_core == 1
+    with pytest.raises(EdgekitFailure, match="TensorRT 10.13.3.9 cannot load model.engine"):
+        TensorRtBackend().open(tmp_path, ["model.engine"], {**options, "version_compatible": False})
 
 
 def test_cpp_backend_allows_host_code_for_version_compatible_engines():
@@ -196,7 +192,10 @@ def test_cpp_backend_allows_host_code_for_version_compatible_engines():
 
 
 def test_trtexec_loads_engines_with_the_flags_they_need():
-    from edgekit.targets.tensorrt_command import trtexec_build_args, trtexec_profile_args
+    from edgekit.targets.tensorrt.command import (
+        trtexec_build_args,
+        trtexec_profile_args,
+    )
 
     profiles = (ShapeProfile("input", (1, 3, 64, 64), (2, 3, 64, 64), (4, 3, 64, 64)),)
     plain = trtexec_profile_args(profiles, TrtOptions())

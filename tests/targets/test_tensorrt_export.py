@@ -11,7 +11,7 @@ import pytest
 import edgekit
 from edgekit.errors import UsageError
 from edgekit.manifest import read_manifest, verify_files
-from edgekit.targets.tensorrt_device import probe
+from edgekit.targets.tensorrt.device import probe
 
 TINY = "tests.fixtures.tiny:tiny_classifier"
 PLUGIN_MODEL = "tests.targets.plugin_models:window_classifier"
@@ -102,7 +102,7 @@ def test_build_script_without_tensorrt_says_so(onnx_only_bundle):
 def test_engine_written_as_tensorrt_returns_it_and_manifest_rewritten(onnx_only_bundle, tmp_path):
     import shutil
 
-    from edgekit.targets.tensorrt_engine import finish_bundle, write_plan
+    from edgekit.targets.tensorrt.engine import finish_bundle, write_plan
 
     bundle = tmp_path / "b"
     shutil.copytree(onnx_only_bundle[0], bundle)

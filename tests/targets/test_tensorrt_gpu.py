@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import edgekit
-from edgekit.targets.tensorrt_device import probe
+from edgekit.targets.tensorrt.device import probe
 
 PLUGIN_MODEL = "tests.targets.plugin_models:window_classifier"
 ENV = probe()
@@ -34,7 +34,9 @@ def test_engine_with_aot_plugins_matches_pytorch(tmp_path, precision):
     assert (tmp_path / "t.cache").stat().st_size > 0
     runner = edgekit.runtime.load(tmp_path / "b")
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
-    report = runner.runner.layer_report({runner.runner.input_names[0]: x}, tmp_path / "b" / "model.onnx")
+    from edgekit.targets.tensorrt.layers import layer_report
+
+    report = layer_report(runner.runner, {runner.runner.input_names[0]: x}, tmp_path / "b" / "model.onnx")
     assert {a["ran_as"] for a in report["attention"]} == {"plugin"}
     assert sum(r["time_ms"] or 0.0 for r in report["layers"]) > 0
     runner.close()
@@ -68,7 +70,7 @@ def test_version_and_hardware_compatible_engine_loads_and_matches(tmp_path):
 
 def test_function_bodies_build_where_aot_plugins_are_missing(tmp_path, monkeypatch):
     """What JetPack 6's TensorRT 10.3 gets: the attention nodes inlined, no plugin layer, the manifest says why."""
-    from edgekit.targets import tensorrt_device
+    from edgekit.targets.tensorrt import device as tensorrt_device
 
     monkeypatch.setattr(tensorrt_device, "aot_plugin_problem", lambda trt: "simulated: no ahead-of-time plugins")
     bundle = edgekit.export(PLUGIN_MODEL, "trt", tmp_path / "b")

@@ -7,8 +7,8 @@ import pytest
 from onnx import helper, numpy_helper
 
 from edgekit.config import Precision
-from edgekit.targets.tensorrt_onnx import StructureReport, check_structure
-from edgekit.targets.tensorrt_qdq import check_qdq
+from edgekit.targets.tensorrt.flavour import StructureReport, check_structure
+from edgekit.targets.tensorrt.qdq import check_qdq
 
 
 def _conv_matmul_model() -> onnx.ModelProto:
@@ -28,7 +28,11 @@ def _conv_matmul_model() -> onnx.ModelProto:
 
 
 def _quantize(tmp_path, **kwargs) -> onnx.ModelProto:
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        quantize_static,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self):

@@ -40,7 +40,7 @@ def _axis(node: onnx.NodeProto) -> int:
 
 def check_qdq(model: onnx.ModelProto, report, require: bool = False) -> dict:
     """Check every Q/DQ node and each compute op's quantization; problems/warnings go to ``report``
-    (a :class:`~edgekit.targets.tensorrt_onnx.StructureReport`). Returns counts for the manifest."""
+    (a :class:`~edgekit.targets.tensorrt.flavour.StructureReport`). Returns counts for the manifest."""
     graph = model.graph
     consts = _constants(model)
     producer = {o: n for n in graph.node for o in n.output}

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from edgekit.errors import UsageError
 from edgekit.targets.options import Flag
-from edgekit.targets.tensorrt_profiles import ShapeProfile
+from edgekit.targets.tensorrt.profiles import ShapeProfile
 
 
 class HardwareCompatibility(str, enum.Enum):
@@ -120,3 +120,6 @@ class TrtOptions:
                 "version_compatible": self.version_compatible,
                 "hardware_compatibility": self.hardware_compatibility.value, "strongly_typed": True,
                 "profiles": [p.to_dict() for p in self.profiles]}
+
+
+Options = TrtOptions

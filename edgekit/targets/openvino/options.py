@@ -19,3 +19,6 @@ class OpenVinoOptions:
     @staticmethod
     def parse(options: dict | None) -> OpenVinoOptions:
         return OpenVinoOptions(device=str((options or {}).get("device") or "CPU"))
+
+
+Options = OpenVinoOptions

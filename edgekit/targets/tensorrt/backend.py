@@ -3,12 +3,12 @@ to build it on the device.
 
 What runs where (TensorRT cannot be installed on machines without NVIDIA's package index, and needs a GPU):
 
-- everywhere: the TensorRT-flavoured ONNX (:mod:`tensorrt_onnx`), its structural checks (plugin nodes as
-  the parser expects them, Q/DQ placement), profiles (:mod:`tensorrt_profiles`), the trtexec command
-  and build kit (:mod:`tensorrt_command`), the manifest's compatibility rules (:mod:`tensorrt_compat`)
-  and the layer/attention mapping (:mod:`tensorrt_layers`); parity of the flavoured ONNX through ONNX
+- everywhere: the TensorRT-flavoured ONNX (:mod:`.flavour`), its structural checks (plugin nodes as
+  the parser expects them, Q/DQ placement), profiles (:mod:`.profiles`), the trtexec command
+  and build kit (:mod:`.command`), the manifest's compatibility rules (:mod:`.compat`)
+  and the layer/attention mapping (:mod:`.layers`); parity of the flavoured ONNX through ONNX
   Runtime (plugin nodes run as their function bodies), recorded as exactly that;
-- with TensorRT and a GPU: the build (:mod:`tensorrt_engine`) and the runner (:mod:`tensorrt_runner`).
+- with TensorRT and a GPU: the build (:mod:`.engine`) and the engine that runs it (:mod:`edgekit.engines.tensorrt`).
 
 Without them ``edgekit export --target trt`` fails at once with one line saying what is missing.
 """
@@ -18,18 +18,34 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import onnx
 
 from edgekit.config import Precision, Target
+from edgekit.engines import Engine
 from edgekit.errors import EdgekitFailure, UsageError
-from edgekit.targets.base import BuildResult, Runner, TargetBackend
-from edgekit.targets.tensorrt_command import ENGINE_FILE, ONNX_FILE, command_line, trtexec_build_args, \
-    trtexec_profile_args, write_onnx_only
-from edgekit.targets.tensorrt_device import MIN_TENSORRT, MIN_TENSORRT_AOT_PLUGINS, missing_message, probe
-from edgekit.targets.tensorrt_engine import runtime_options
-from edgekit.targets.tensorrt_options import TrtOptions
-from edgekit.targets.tensorrt_profiles import ShapeProfile, default_profiles, parse_shapes, validate_profiles
+from edgekit.targets.base import BuildResult, TargetBackend, open_engine
+from edgekit.targets.tensorrt.command import (
+    ENGINE_FILE,
+    ONNX_FILE,
+    command_line,
+    trtexec_build_args,
+    trtexec_profile_args,
+    write_onnx_only,
+)
+from edgekit.targets.tensorrt.device import (
+    MIN_TENSORRT,
+    MIN_TENSORRT_AOT_PLUGINS,
+    missing_message,
+    probe,
+)
+from edgekit.targets.tensorrt.engine import runtime_options
+from edgekit.targets.tensorrt.options import TrtOptions
+from edgekit.targets.tensorrt.profiles import (
+    ShapeProfile,
+    default_profiles,
+    parse_shapes,
+    validate_profiles,
+)
 
 REPORT_FILE = "tensorrt.json"
 
@@ -43,31 +59,6 @@ def onnx_input_dims(model: onnx.ModelProto) -> dict[str, list]:
             out[v.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
                            for d in v.type.tensor_type.shape.dim]
     return out
-
-
-class StandInRunner(Runner):
-    """The TensorRT-flavoured ONNX through Polygraphy's ONNX Runtime backend (plugin nodes run as their
-    model-local function bodies): what parity can be measured on when no engine can run here."""
-
-    def __init__(self, path: Path):
-        from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
-        from polygraphy.logger import G_LOGGER
-
-        self._quiet = lambda: G_LOGGER.verbosity(G_LOGGER.ERROR)  # Polygraphy logs every session it opens
-        self.runner = OnnxrtRunner(SessionFromOnnx(str(path), providers=["cpu"]))
-        with self._quiet():
-            self.runner.activate()
-        self.input_names = [i.name for i in self.runner.sess.get_inputs()]
-        self.output_names = [o.name for o in self.runner.sess.get_outputs()]
-
-    def infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        with self._quiet():
-            out = self.runner.infer(feeds)
-        return [out[n] for n in self.output_names]
-
-    def close(self) -> None:
-        with self._quiet():
-            self.runner.deactivate()
 
 
 class TensorRtBackend(TargetBackend):
@@ -109,7 +100,7 @@ class TensorRtBackend(TargetBackend):
 
     def build(self, model: onnx.ModelProto, spec, out_dir: Path, precision: Precision) -> BuildResult:
         from edgekit.plugins_bridge import uses_plugins
-        from edgekit.targets.tensorrt_onnx import check_structure, trt_flavour
+        from edgekit.targets.tensorrt.flavour import check_structure, trt_flavour
 
         flavoured, notes = trt_flavour(model, precision)
         report = check_structure(flavoured, precision)
@@ -144,7 +135,11 @@ class TensorRtBackend(TargetBackend):
 
     def _build_engine(self, model: onnx.ModelProto, out_dir: Path, opts: TrtOptions,
                       plugin_nodes: int) -> tuple[list[str], dict]:
-        from edgekit.targets.tensorrt_engine import BuildError, build_engine, runtime_facts
+        from edgekit.targets.tensorrt.engine import (
+            BuildError,
+            build_engine,
+            runtime_facts,
+        )
 
         env = probe()
         if not env.can_build:
@@ -163,24 +158,24 @@ class TensorRtBackend(TargetBackend):
         return None
 
     def open_stand_in(self, bundle_dir: Path, built: BuildResult, threads: int | None = None):
-        """(runner, what it is) for parity when the engine cannot run here: the flavoured ONNX in ONNX Runtime."""
+        """(engine, what it is) for parity when the engine cannot run here: the flavoured ONNX in ONNX Runtime."""
         import onnxruntime
-        import polygraphy
 
-        what = (f"the TensorRT-flavoured ONNX in ONNX Runtime {onnxruntime.__version__} through Polygraphy "
-                f"{polygraphy.__version__} (edgekit nodes run as their ONNX function bodies); not a TensorRT engine")
-        return StandInRunner(bundle_dir / built.files[0]), what
+        what = (f"the TensorRT-flavoured ONNX in ONNX Runtime {onnxruntime.__version__} (edgekit nodes run as their "
+                f"ONNX function bodies); not a TensorRT engine")
+        return open_engine("onnxruntime", bundle_dir / built.files[0], {}, threads), what
 
-    def open(self, bundle_dir: Path, files: list[str], options: dict, threads: int | None = None) -> Runner:
+    def open(self, bundle_dir: Path, files: list[str], options: dict, threads: int | None = None) -> Engine:
         if options.get("artifact") == "onnx":
             raise UsageError("this TensorRT bundle holds no engine (exported with --onnx-only): build it on the "
                              "device with build/build_engine.py or trtexec.sh")
-        from edgekit.targets.tensorrt_runner import TrtRunner
+        return open_engine("tensorrt", bundle_dir / files[0], options, threads)
 
-        return TrtRunner(bundle_dir / files[0], int(options.get("profile", 0)), bool(options.get("version_compatible")),
-                         options.get("dla_core"))
+    def preflight(self, manifest) -> list[str]:
+        from edgekit.manifest import as_manifest
+        from edgekit.targets.tensorrt.compat import engine_mismatches
 
-    def preflight(self, manifest: dict) -> list[str]:
-        from edgekit.targets.tensorrt_compat import engine_mismatches
+        return engine_mismatches(as_manifest(manifest).runtime.to_dict(), probe())
 
-        return engine_mismatches(manifest.get("runtime", {}), probe())
+
+Backend = TensorRtBackend

@@ -1,6 +1,6 @@
 """CoreML target: an ML Program (``.mlpackage``) converted from the prepared torch model by coremltools.
 
-Converted here on any OS (:mod:`coreml_convert`), inspected here (:mod:`coreml_inspect`: op histogram,
+Converted here on any OS (:mod:`.convert`), inspected here (:mod:`.program`: op histogram,
 max rank, compute precision; the build fails if an op fell back or a rank exceeds 5). Predictions need
 CoreML itself, i.e. macOS: elsewhere the parity gate records that parity was not measured, and why.
 
@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.config import Precision, Target, Task
+from edgekit.engines import Engine
 from edgekit.errors import EdgekitFailure, UsageError
-from edgekit.targets.base import BuildResult, Runner, TargetBackend
-from edgekit.targets.coreml_options import CoreMlOptions, CoreMlOutput
+from edgekit.targets.base import BuildResult, TargetBackend, open_engine
+from edgekit.targets.coreml.options import CoreMlOptions, CoreMlOutput
 
 PACKAGE = "model.mlpackage"
 REPORT_FILE = "coreml.json"
@@ -31,27 +32,6 @@ def coremltools():
     import coremltools as ct
 
     return ct
-
-
-class CoreMlRunner(Runner):
-    """macOS only: CoreML predictions on preprocessed tensors, turned back into the 8-bit image the model takes."""
-
-    def __init__(self, package: Path, options: dict):
-        from PIL import Image
-
-        ct = coremltools()
-        self._image = Image
-        self.model = ct.models.MLModel(str(package), compute_units=getattr(ct.ComputeUnit, options["compute_units"]))
-        self.mean = np.asarray(options["mean"], np.float32).reshape(1, 3, 1, 1)
-        self.std = np.asarray(options["std"], np.float32).reshape(1, 3, 1, 1)
-        self.input_names, self.output_names = [options["input"]], [options["output"]]
-
-    def infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        x = feeds[self.input_names[0]]
-        # the bundle's preprocessing resizes in 8 bits, so this recovers the camera image exactly
-        pixels = np.clip(np.rint((x * self.std + self.mean) * 255.0), 0, 255).astype(np.uint8)[0].transpose(1, 2, 0)
-        out = self.model.predict({self.input_names[0]: self._image.fromarray(pixels)})
-        return [np.asarray(out[self.output_names[0]], dtype=np.float32)]
 
 
 class CoreMlBackend(TargetBackend):
@@ -94,8 +74,8 @@ class CoreMlBackend(TargetBackend):
         """Convert ``model`` (deploy-mode, swapped for CoreML) for ``spec``'s input into ``out_dir``."""
         import copy
 
-        from edgekit.targets.coreml_convert import IMAGE_INPUT, Deployed, convert
-        from edgekit.targets.coreml_inspect import inspect_spec
+        from edgekit.targets.coreml.convert import IMAGE_INPUT, Deployed, convert
+        from edgekit.targets.coreml.program import inspect_spec
 
         ct = coremltools()
         pre = spec.preprocess
@@ -148,12 +128,12 @@ class CoreMlBackend(TargetBackend):
             return "the bundle outputs label maps; parity is measured on logits (--coreml-output logits)"
         return None
 
-    def open(self, bundle_dir: Path, files: list[str], options: dict, threads: int | None = None) -> Runner:
+    def open(self, bundle_dir: Path, files: list[str], options: dict, threads: int | None = None) -> Engine:
         if platform.system() != "Darwin":
             raise UsageError(f"CoreML bundles run on macOS and iOS only; this is {platform.system()}")
-        return CoreMlRunner(bundle_dir / files[0].split("/")[0], options)
+        return open_engine("coreml", bundle_dir / files[0].split("/")[0], options, threads)
 
-    def preflight(self, manifest: dict) -> list[str]:
+    def preflight(self, manifest) -> list[str]:
         if platform.system() != "Darwin":
             return [f"CoreML bundles run on macOS and iOS only; this is {platform.system()}: open the .mlpackage "
                     f"in Xcode or load the bundle on a Mac"]
@@ -167,10 +147,13 @@ def _int8_weights(mlmodel):
     except ImportError:
         raise EdgekitFailure("int8 CoreML weights need edgekit.quant.coreml_quantize, which this install lacks; "
                              "export fp16 instead") from None
-    from edgekit.targets.coreml_convert import quiet
+    from edgekit.targets.coreml.convert import quiet
 
     with quiet():  # coremltools' compression passes print progress bars
         result = coreml_quantize(mlmodel)
     if isinstance(result, tuple):
         return result
     return result, {"method": "coreml_quantize"}
+
+
+Backend = CoreMlBackend

@@ -9,7 +9,7 @@ from edgekit.targets.options import Flag
 
 @dataclass(frozen=True)
 class OnnxRuntimeOptions:
-    """mobile: write the .ort format and the operator list for a minimal mobile build (:mod:`onnxruntime_mobile`)."""
+    """mobile: write the .ort format and the operator list for a minimal mobile build (:mod:`.mobile`)."""
 
     mobile: bool = False
 
@@ -22,3 +22,6 @@ class OnnxRuntimeOptions:
     @staticmethod
     def parse(options: dict | None) -> OnnxRuntimeOptions:
         return OnnxRuntimeOptions(mobile=bool((options or {}).get("mobile", False)))
+
+
+Options = OnnxRuntimeOptions

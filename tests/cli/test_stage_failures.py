@@ -19,7 +19,7 @@ STAGES = {
     "export": ("edgekit.pipeline.export_onnx", ()),
     "rewrite": ("edgekit.pipeline.apply_rewrites", ()),
     "quantize": ("edgekit.pipeline.quantize_onnx_for_target", ("--precision", "int8")),
-    "build": ("edgekit.targets.onnxruntime.OnnxRuntimeBackend.build", ()),
+    "build": ("edgekit.targets.onnxruntime.backend.OnnxRuntimeBackend.build", ()),
     "parity": ("edgekit.pipeline.run_parity", ()),
     "bundle": ("edgekit.pipeline.write_manifest", ()),
 }

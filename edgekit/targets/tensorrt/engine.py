@@ -16,8 +16,8 @@ edgekit's attention nodes are built one of two ways, said in the build facts (``
   their ONNX function bodies (standard ops) before parsing, and TensorRT fuses those itself.
 
 A version-compatible plan embeds the lean runtime as host code, which a runtime refuses to run unless
-told (``engine_host_code_allowed``): :func:`make_runtime` is the one place a runtime is made, for the
-check after the build and for :mod:`tensorrt_runner`.
+told (``engine_host_code_allowed``): :func:`make_runtime` makes the runtime of the check after the build;
+the engine that runs the plan (:mod:`edgekit.engines.tensorrt`) sets the same two.
 
 This file is also the build script of ``--onnx-only`` bundles (``build/build_engine.py``): run there,
 it loads the bundle's own copy of the plugins, builds ``model.engine`` beside ``model.onnx`` and
@@ -118,7 +118,7 @@ def _plugin_layers(trt, network) -> list[str]:
 def _environment():
     """(tensorrt_device module, build GPU or None): edgekit's module, or the bundle's copy beside this script."""
     try:
-        from edgekit.targets import tensorrt_device
+        from edgekit.targets.tensorrt import device as tensorrt_device
     except ImportError:  # the bundle's build script, without edgekit installed
         import tensorrt_device
     gpus, _ = tensorrt_device.probe_gpus()

@@ -19,8 +19,8 @@ import shlex
 import shutil
 from pathlib import Path
 
-from edgekit.targets.tensorrt_options import TrtOptions
-from edgekit.targets.tensorrt_profiles import ShapeProfile
+from edgekit.targets.tensorrt.options import TrtOptions
+from edgekit.targets.tensorrt.profiles import ShapeProfile
 
 ONNX_FILE = "model.onnx"
 ENGINE_FILE = "model.engine"
@@ -57,7 +57,7 @@ def trtexec_build_args(options: TrtOptions, profiles: tuple[ShapeProfile, ...], 
 def trtexec_profile_args(profiles: tuple[ShapeProfile, ...], options: TrtOptions, engine: str = ENGINE_FILE
                          ) -> list[str]:
     """Time the engine layer by layer; layers.json + profile.json map back to ONNX nodes
-    (``edgekit.targets.tensorrt_layers``). A version-compatible engine needs ``--versionCompatible`` to load
+    (``edgekit.targets.tensorrt.layers``). A version-compatible engine needs ``--versionCompatible`` to load
     (trtexec then allows the lean runtime it embeds as host code), a DLA engine its ``--useDLACore``."""
     args = ["trtexec", f"--loadEngine={engine}", "--dumpProfile", "--separateProfileRun",
             "--exportLayerInfo=layers.json", "--exportProfile=profile.json"]
@@ -88,7 +88,8 @@ def trtexec_script(options: TrtOptions, profiles: tuple[ShapeProfile, ...], plug
 def write_onnx_only(out_dir: Path, model_bytes: bytes, options: TrtOptions, profiles: tuple[ShapeProfile, ...],
                     plugin_ops: list[str], plugin_nodes: int) -> list[str]:
     """Write the build kit into ``out_dir``; returns the written files, ``model.onnx`` first."""
-    from edgekit.targets import tensorrt_device, tensorrt_engine
+    from edgekit.targets.tensorrt import device as tensorrt_device
+    from edgekit.targets.tensorrt import engine as tensorrt_engine
 
     (out_dir / ONNX_FILE).write_bytes(model_bytes)
     files = [ONNX_FILE]

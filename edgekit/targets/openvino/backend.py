@@ -9,13 +9,15 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import onnx
 
 from edgekit.config import Precision, Target
+from edgekit.engines import Engine
+from edgekit.engines.base import first_line
+from edgekit.engines.openvino import device_supports
 from edgekit.errors import EdgekitFailure
-from edgekit.targets.base import BuildResult, Runner, TargetBackend, check_ops
-from edgekit.targets.openvino_options import OpenVinoOptions
+from edgekit.targets.base import BuildResult, TargetBackend, check_ops, open_engine
+from edgekit.targets.openvino.options import OpenVinoOptions
 
 XML_FILE = "model.xml"
 BIN_FILE = "model.bin"
@@ -23,45 +25,6 @@ BIN_FILE = "model.bin"
 # precision mode -> (compress weights to fp16, inference precision hint)
 _HINTS = {Precision.FP32: (False, "f32"), Precision.FP16: (True, "f16"), Precision.BF16: (False, "bf16"),
           Precision.INT8: (False, "f32")}
-
-
-def device_supports(device: str, hint: str) -> bool:
-    import openvino as ov
-
-    caps = ov.Core().get_property(device, "OPTIMIZATION_CAPABILITIES")
-    return {"f32": "FP32", "f16": "FP16", "bf16": "BF16"}[hint] in caps
-
-
-class OpenVinoRunner(Runner):
-    def __init__(self, xml: Path, device: str = "CPU", hint: str = "f32", threads: int | None = None,
-                 perf_counters: bool = False):
-        import openvino as ov
-
-        core = ov.Core()
-        config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = threads
-        if perf_counters:
-            config["PERF_COUNT"] = True
-        try:
-            self.compiled = core.compile_model(core.read_model(str(xml)), device, config)
-        except RuntimeError as e:
-            raise EdgekitFailure(f"OpenVINO cannot compile {xml.name} for {device}: {_first_line(e)}") from None
-        self.request = self.compiled.create_infer_request()
-        self.input_names = [p.get_any_name() for p in self.compiled.inputs]
-        self.output_names = [p.get_any_name() for p in self.compiled.outputs]
-        self.hint = hint
-        self.xml, self.device, self.threads = xml, device, threads
-
-    def infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        self.request.infer(feeds)
-        return [np.array(self.request.get_output_tensor(i).data) for i in range(len(self.output_names))]
-
-    def profile(self, feeds, iters: int = 10, warmup: int = 2) -> dict:
-        from edgekit.profiling.device_runner import ov_layers
-
-        profiled = OpenVinoRunner(self.xml, self.device, self.hint, self.threads, perf_counters=True)
-        return ov_layers(profiled.compiled, profiled.request, feeds if isinstance(feeds, list) else [feeds], iters, warmup)
 
 
 class OpenVinoBackend(TargetBackend):
@@ -103,21 +66,15 @@ class OpenVinoBackend(TargetBackend):
             try:
                 ov_model = ov.convert_model(f"{tmp}/model.onnx")
             except Exception as e:  # OpConversionFailure and friends
-                raise EdgekitFailure(f"OpenVINO cannot convert the model: {_first_line(e)}") from None
+                raise EdgekitFailure(f"OpenVINO cannot convert the model: {first_line(e)}") from None
         ov.save_model(ov_model, str(out_dir / XML_FILE), compress_to_fp16=compress)
-        runner = OpenVinoRunner(out_dir / XML_FILE, device, run_hint, threads=1)  # fails the build if it cannot compile
-        del runner
+        # fails the build if it cannot compile
+        open_engine("openvino", out_dir / XML_FILE, {"device": device, "inference_precision": run_hint}, threads=1).close()
         return BuildResult([XML_FILE, BIN_FILE], {"name": "openvino", "version": self.runtime_version()}, precision,
                            {"device": device, "inference_precision": hint, "weights": "f16" if compress else "f32"}, notes)
 
-    def open(self, bundle_dir: Path, files: list[str], options: dict, threads: int | None = None) -> Runner:
-        device = options.get("device", "CPU")
-        hint = options.get("inference_precision", "f32")
-        if hint != "f32" and not device_supports(device, hint):
-            hint = "f32"
-        return OpenVinoRunner(bundle_dir / files[0], device, hint, threads)
+    def open(self, bundle_dir: Path, files: list[str], options: dict, threads: int | None = None) -> Engine:
+        return open_engine("openvino", bundle_dir / files[0], options, threads)
 
 
-def _first_line(e: Exception) -> str:
-    s = str(e).strip()
-    return s.splitlines()[0][:400] if s else e.__class__.__name__
+Backend = OpenVinoBackend

@@ -15,33 +15,25 @@ as one fused kernel, inside one Myelin region, or as separate matmuls.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 
 import onnx
 
-_META = re.compile(r"\[ONNX Layer: ([^\]\x1e\x1f]+)\]")
 PLUGIN_LAYER_TYPES = ("PluginV3", "PluginV2", "Plugin", "PLUGIN_V3", "PLUGIN_V2")
 _PASS_THROUGH = ("Add", "Mul", "Div", "Cast", "Reshape", "Where", "Transpose", "Squeeze", "Unsqueeze", "Identity")
 
 
 def parse_layer_info(data: str | dict) -> list[dict]:
-    """Engine inspector JSON -> [{"name", "type", "onnx_nodes", "tactic"}] in execution order."""
-    doc = json.loads(data) if isinstance(data, str) else data
-    layers = []
-    for entry in doc.get("Layers", []):
-        if isinstance(entry, str):  # built without detailed verbosity: names only
-            entry = {"Name": entry}
-        name = entry.get("Name", "")
-        nodes = _META.findall(entry.get("Metadata", "") or "")
-        layers.append({"name": name, "type": entry.get("LayerType", ""), "tactic": entry.get("TacticName", ""),
-                       "onnx_nodes": nodes or names_in_layer_name(name)})
-    return layers
+    """Engine inspector JSON -> [{"name", "type", "onnx_nodes", "tactic"}] in execution order (the engine's
+    own reader, :func:`edgekit.engines.tensorrt.inspector_layers`)."""
+    from edgekit.engines.tensorrt import inspector_layers
+
+    return inspector_layers(data)
 
 
 def names_in_layer_name(name: str) -> list[str]:
     """'a + b' -> [a, b]; '{ForeignNode[a...b]}' -> [a, b] (only the ends of a Myelin region are named)."""
-    from edgekit.profiling.device_runner import trt_layer_names
+    from edgekit.engines.tensorrt import trt_layer_names
 
     return trt_layer_names(name)
 
@@ -170,3 +162,14 @@ def audit_attention(blocks: list[AttentionBlock], rows: list[dict]) -> list[dict
         out.append({"module": b.module, "kind": b.kind, "nodes": b.nodes, "ran_as": verdict, "layers": names,
                     "layer_types": [r["type"] for r in layers], "time_ms": sum(times) if times else None})
     return out
+
+
+def layer_report(engine, feeds: dict, onnx_path, iters: int = 20) -> dict:
+    """A TensorRT engine's (:class:`edgekit.engines.tensorrt.TrtEngine`) per-layer times (median ms) mapped to ONNX
+    nodes and PyTorch modules, and the attention audit."""
+    import numpy as np
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    times = {name: float(np.median(ms)) for name, ms in engine.layer_times([feeds], iters).items()}
+    rows = map_layers(engine.layer_info(), model, times)
+    return {"layers": rows, "attention": audit_attention(find_attention_blocks(model), rows)}

@@ -133,7 +133,7 @@ def check_domains(model: onnx.ModelProto, report: StructureReport) -> None:
 
 def check_structure(model: onnx.ModelProto, precision: Precision) -> StructureReport:
     """Plugin nodes, domains and (for int8) Q/DQ placement, as TensorRT's parser will read them."""
-    from edgekit.targets.tensorrt_qdq import check_qdq
+    from edgekit.targets.tensorrt.qdq import check_qdq
 
     report = StructureReport()
     check_domains(model, report)

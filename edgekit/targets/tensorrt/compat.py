@@ -21,8 +21,7 @@ architecture the hardware compatibility level promises (``edgekit.plugins.tensor
 """
 from __future__ import annotations
 
-from edgekit.targets.tensorrt_device import INSTALL, TrtEnvironment
-
+from edgekit.targets.tensorrt.device import INSTALL, TrtEnvironment
 
 # (built major, runtime major) pairs a version-compatible engine crosses, from TensorRT's support matrix.
 CROSS_MAJOR = frozenset({(8, 10), (10, 11)})

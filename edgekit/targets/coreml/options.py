@@ -44,3 +44,6 @@ class CoreMlOptions:
         if units not in ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE"):
             raise UsageError(f"CoreML compute units {units!r}: choose ALL, CPU_ONLY, CPU_AND_GPU or CPU_AND_NE")
         return CoreMlOptions(output, match, units)
+
+
+Options = CoreMlOptions

@@ -3,51 +3,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import onnx
 
 from edgekit.config import Precision, Target
+from edgekit.engines import Engine
 from edgekit.errors import EdgekitFailure
-from edgekit.targets.base import BuildResult, Runner, TargetBackend, check_ops
-from edgekit.targets.onnxruntime_options import OnnxRuntimeOptions
+from edgekit.targets.base import BuildResult, TargetBackend, check_ops, open_engine
+from edgekit.targets.onnxruntime.options import OnnxRuntimeOptions
 
 MODEL_FILE = "model.onnx"
-
-
-class OnnxRuntimeRunner(Runner):
-    def __init__(self, path: Path, threads: int | None = None, profile_dir: Path | None = None):
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            so.intra_op_num_threads = threads
-            so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        if profile_dir is not None:
-            so.enable_profiling = True
-            so.profile_file_prefix = str(profile_dir / "ort_profile")
-            so.optimized_model_filepath = str(profile_dir / "optimized.onnx")  # maps fused layers to ONNX nodes
-        try:
-            self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        except Exception as e:  # ORT raises its own exception types (Fail, InvalidGraph, NotImplemented)
-            raise EdgekitFailure(f"ONNX Runtime cannot load {path.name}: {_first_line(e)}") from None
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.output_names = [o.name for o in self.session.get_outputs()]
-        self.path, self.threads = path, threads
-
-    def infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return self.session.run(None, feeds)
-
-    def profile(self, feeds, iters: int = 10, warmup: int = 2) -> dict:
-        import tempfile
-
-        from edgekit.profiling.device_runner import ort_layers
-
-        feeds = feeds if isinstance(feeds, list) else [feeds]
-        with tempfile.TemporaryDirectory() as tmp:
-            profiled = OnnxRuntimeRunner(self.path, self.threads, profile_dir=Path(tmp))
-            return ort_layers(profiled.session, feeds, iters, warmup, Path(tmp) / "optimized.onnx")
 
 
 class OnnxRuntimeBackend(TargetBackend):
@@ -80,14 +44,14 @@ class OnnxRuntimeBackend(TargetBackend):
         onnx.save_model(model, str(out_dir / MODEL_FILE))
         _check_loads(out_dir / MODEL_FILE)
         if self.options.mobile:  # .ort format + reduced-operator config (--mobile)
-            from edgekit.targets.onnxruntime_mobile import build_mobile
+            from edgekit.targets.onnxruntime.mobile import build_mobile
 
             return build_mobile(out_dir / MODEL_FILE, precision, self.runtime_version(), notes)
         return BuildResult([MODEL_FILE], {"name": "onnxruntime", "version": self.runtime_version()}, precision,
                            {"providers": ["CPUExecutionProvider"], "graph_optimization_level": "ORT_ENABLE_ALL"}, notes)
 
-    def open(self, bundle_dir: Path, files: list[str], options: dict, threads: int | None = None) -> Runner:
-        return OnnxRuntimeRunner(bundle_dir / files[0], threads)
+    def open(self, bundle_dir: Path, files: list[str], options: dict, threads: int | None = None) -> Engine:
+        return open_engine("onnxruntime", bundle_dir / files[0], options, threads)
 
 
 def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -102,9 +66,7 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def _check_loads(path: Path) -> None:
     """Fail at build time, naming the op and node, when ONNX Runtime cannot run the graph."""
-    OnnxRuntimeRunner(path, threads=1)
+    open_engine("onnxruntime", path, {}, threads=1).close()
 
 
-def _first_line(e: Exception) -> str:
-    s = str(e).strip()
-    return s.splitlines()[0][:400] if s else e.__class__.__name__
+Backend = OnnxRuntimeBackend

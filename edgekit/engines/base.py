@@ -1,0 +1,59 @@
+"""What every engine offers; imports only the standard library."""
+from __future__ import annotations
+
+import time
+
+
+class EngineError(RuntimeError):
+    """A runtime refused a model or a run; the message is one line. ``detail`` is the runtime's own first line."""
+
+    def __init__(self, message: str, detail: str = ""):
+        super().__init__(message)
+        self.detail = detail or message
+
+
+def first_line(e: BaseException, limit: int = 400) -> str:
+    s = str(e).strip()
+    return s.splitlines()[0][:limit] if s else e.__class__.__name__
+
+
+class Engine:
+    """A model opened on one runtime. Subclasses set ``input_names`` and ``output_names`` in ``__init__`` and
+    implement :meth:`infer`; :meth:`profile` returns None where the runtime has no profiler."""
+
+    input_names: list[str]
+    output_names: list[str]
+
+    @classmethod
+    def open(cls, model, options: dict | None = None, threads: int | None = None) -> Engine:
+        return cls(model, options or {}, threads)
+
+    def infer(self, feeds: dict) -> list:
+        raise NotImplementedError
+
+    def time(self, feeds: dict, warmup: int = 5, iters: int = 30) -> list[float]:
+        """Latencies in ms of ``iters`` runs after ``warmup``."""
+        for _ in range(warmup):
+            self.infer(feeds)
+        times = []
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            self.infer(feeds)
+            times.append((time.perf_counter() - t0) * 1e3)
+        return times
+
+    def profile(self, feeds: list[dict], iters: int = 10, warmup: int = 2) -> dict | None:
+        """Per-layer times from the runtime's own profiler over ``iters`` runs (rotating through ``feeds``)
+        after ``warmup``, on a separate profiling session, never the timed one:
+        {"profiler", "statistic", "iterations", "memory", "records": [{"name", "op_type", "kernel",
+        "time_ms" (per inference), "calls", "onnx_nodes"}]}; None when the runtime has no profiler."""
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
