@@ -153,9 +153,9 @@ def _resize_logits(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def evaluate_fn(infer: Infer, data: LabeledSet, preprocess, num_classes: int, reference: Infer | None = None,
                 limit: int | None = None, advance=None) -> tuple[float, float | None, float | None, int]:
     """(metric, agreement with reference, reference metric, images) for ``infer`` on ``data``. Agreement is the
-    parity gate's (:func:`edgekit.parity.agreement`), per image; for segmentation at the label's resolution,
+    parity gate's (:func:`edgekit.stages.parity.agreement`), per image; for segmentation at the label's resolution,
     weighted by pixels."""
-    from edgekit.parity import agreement as agreement_of
+    from edgekit.stages.parity import agreement as agreement_of
 
     n = len(data) if limit is None else min(limit, len(data))
     correct = ref_correct = 0
@@ -195,8 +195,8 @@ def evaluate_fn(infer: Infer, data: LabeledSet, preprocess, num_classes: int, re
 
 def _with_reference(data: LabeledSet, preprocess, reference: Infer | None, n: int):
     """(index, preprocessed image, the reference's output or None) for the first ``n`` images; a reference
-    that takes any batch (a PyTorch model) runs :data:`~edgekit.parity.REFERENCE_CHUNK` images at a time."""
-    from edgekit.parity import REFERENCE_CHUNK, run_reference
+    that takes any batch (a PyTorch model) runs :data:`~edgekit.stages.parity.REFERENCE_CHUNK` images at a time."""
+    from edgekit.stages.parity import REFERENCE_CHUNK, run_reference
 
     chunk = REFERENCE_CHUNK if getattr(reference, "batchable", False) else 1
     for start in range(0, n, chunk):
@@ -259,8 +259,8 @@ def _reference(manifest: Manifest, reference: str | Path | None, threads: int | 
     ckpt = (manifest.model.checkpoint or {}).get("path") if reference is None else None
     try:
         from edgekit.config import SourceOptions
-        from edgekit.onnx_export import prepare_for_deploy
-        from edgekit.parity import torch_reference
+        from edgekit.stages.onnx_export import prepare_for_deploy
+        from edgekit.stages.parity import torch_reference
         from edgekit.sources import load_source
 
         shape = tuple(manifest.inputs[0].shape)

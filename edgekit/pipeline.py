@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from edgekit.bundle import check_destination, staged_bundle
+from edgekit.stages.bundle import check_destination, staged_bundle
 from edgekit.calib import load_calibration
 from edgekit.config import ExportConfig, Precision, Tolerance
 from edgekit.errors import ParityError, UsageError, stage
@@ -21,8 +21,8 @@ from edgekit.manifest import (
     sha256_file,
     write_manifest,
 )
-from edgekit.onnx_export import export_onnx, prepare_for_deploy
-from edgekit.parity import ParityReport, run_parity, torch_reference
+from edgekit.stages.onnx_export import export_onnx, prepare_for_deploy
+from edgekit.stages.parity import ParityReport, run_parity, torch_reference
 from edgekit.plugins_bridge import attach_plugin_functions, uses_plugins
 from edgekit.progress import Reporter
 from edgekit.quant.int8 import quantize_onnx_for_target

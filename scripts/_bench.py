@@ -12,7 +12,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 def gemm_peak(threads: int, dtype=torch.float32, n: int = 2048, runs: int = 5) -> float:
@@ -61,7 +60,7 @@ def measure(source: str, threads=(1, 2), warmup: int = 5, iters: int = 30, input
     import edgekit
     from edgekit.calib import load_calibration
     from edgekit.flops import count_params
-    from edgekit.onnx_export import prepare_for_deploy
+    from edgekit.stages.onnx_export import prepare_for_deploy
     from edgekit.sources import load_source
 
     row = ModelRow(source)

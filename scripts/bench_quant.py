@@ -136,8 +136,8 @@ def bench_model(name: str, targets: list[str], threads: int, warmup: int, iters:
     import edgekit
     from edgekit.calib import load_calibration
     from edgekit.accuracy import evaluate_fn, read_labeled_folder
-    from edgekit.onnx_export import prepare_for_deploy
-    from edgekit.parity import torch_reference
+    from edgekit.stages.onnx_export import prepare_for_deploy
+    from edgekit.stages.parity import torch_reference
     from edgekit.sources import load_source
     from scripts.train_digits import write_folders
 

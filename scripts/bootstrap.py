@@ -80,7 +80,7 @@ def test(pytest_args: list[str]) -> int:
     install("test")
     fetch_test_data()
     workers = os.environ.get("EDGEKIT_TEST_WORKERS") or str(min(2, os.cpu_count() or 1))
-    parallel = [] if "-n" in pytest_args or workers in ("0", "1") else ["-n", workers, "--dist", "loadgroup"]
+    parallel = [] if "-n" in pytest_args or workers in ("0", "1") else ["-n", workers, "--dist", "loadfile"]
     return subprocess.run([str(PY), "-m", "pytest", "-q", *parallel, *pytest_args], cwd=ROOT).returncode
 
 

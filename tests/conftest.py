@@ -2,26 +2,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 import torch
 
 # 2-core CI machines: keep torch from oversubscribing when runtimes run threads of their own
 torch.set_num_threads(min(2, os.cpu_count() or 1))
-
-
-TESTS = Path(__file__).resolve().parent
-
-
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist with ``--dist loadgroup`` (what ``scripts/bootstrap.py test`` runs): every test of a
-    folder (``tests/quant/``, ``tests/compat/`` ...), or of a file directly in ``tests/``, runs in the same worker,
-    so the session fixtures a folder shares (trained digits models, built bundles, the compatibility results) are
-    built once. Without xdist the marks do nothing."""
-    for item in items:
-        parts = Path(str(item.fspath)).resolve().relative_to(TESTS).parts
-        item.add_marker(pytest.mark.xdist_group(parts[0] if len(parts) > 1 else Path(parts[0]).stem))
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
-"""edgekit.onnx_export: what a failed export says."""
+"""edgekit.stages.onnx_export: what a failed export says."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from edgekit import onnx_export
+from edgekit.stages import onnx_export
 from edgekit.errors import EdgekitFailure
 
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from edgekit.config import Precision, Task, Tolerance
-from edgekit.parity import REFERENCE_CHUNK, run_parity, run_reference, torch_reference
+from edgekit.stages.parity import REFERENCE_CHUNK, run_parity, run_reference, torch_reference
 
 
 class _Counting(nn.Module):

@@ -82,7 +82,7 @@ def profile(bundles, remote, ssh_config, remote_python, device, list_devices, wa
     if as_json:
         click.echo(json.dumps(report.data, indent=2))
     elif not quiet:
-        from edgekit.profiling.terminal import summary
+        from edgekit.cli.render_profile import summary
 
         console().print(summary(report.data))
         for path, what in ((out, "json"), (html, "html"), (markdown, "markdown")):

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from .base import Engine, EngineError
+from .trt_runtime import make_logger, make_runtime
 
 # the ONNX parser records each layer's ONNX nodes in its inspector Metadata: "[ONNX Layer: /a/MatMul]" entries
 _META = re.compile(r"\[ONNX Layer: ([^\]\x1e\x1f]+)\]")
@@ -55,34 +55,14 @@ def _cudart():
     return cudart
 
 
-def _logger(trt):
-    class CollectingLogger(trt.ILogger):
-        """Keeps TensorRT's errors for the exception; prints warnings and worse."""
-
-        def __init__(self):
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
-
-        def log(self, severity, msg):
-            if int(severity) <= int(trt.ILogger.Severity.ERROR):
-                self.errors.append(msg)
-            if int(severity) <= int(trt.ILogger.Severity.WARNING):
-                print(f"[TensorRT] {msg}", file=sys.stderr)
-
-    return CollectingLogger()
-
-
 class TrtEngine(Engine):
     def __init__(self, model, options: dict, threads: int | None = None):
         import tensorrt as trt
 
         self.trt, self.cudart, self.path = trt, _cudart(), Path(model)
-        self.logger = _logger(trt)
-        self.runtime = trt.Runtime(self.logger)  # kept: a runtime must outlive its engines
-        if options.get("version_compatible"):
-            self.runtime.engine_host_code_allowed = True
-        if options.get("dla_core") is not None:
-            self.runtime.DLA_core = int(options["dla_core"])
+        self.logger = make_logger(trt)
+        # kept: a runtime must outlive its engines
+        self.runtime = make_runtime(trt, self.logger, bool(options.get("version_compatible")), options.get("dla_core"))
         self.engine = self.runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self.engine is None:  # e.g. "version tag does not match": preflight should have said why first
             why = self.logger.errors[-1] if self.logger.errors else ("built by another TensorRT version or for "

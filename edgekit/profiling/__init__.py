@@ -9,5 +9,6 @@ The package imports nothing itself. The measurement loop and the runtimes' own l
 :mod:`edgekit.engines` (:mod:`edgekit.engines.measure` is what runs on a device). Where things are: :mod:`.profiler` (``profile_bundles``, ``ProfileReport``),
 :mod:`.config` (``ProfileConfig``, ``Remote``), :mod:`.report` (the JSON schema, ``save``),
 :mod:`.remote` (copies the engines folder to a device and runs it there), :mod:`.layers`, :mod:`.roofline`,
-:mod:`.regression`, and the renderings :mod:`.terminal`, :mod:`.markdown`, :mod:`.html`.
+:mod:`.regression`, and the report formats :mod:`.markdown`, :mod:`.html` (the terminal tables are the CLI's,
+:mod:`edgekit.cli.render_profile`).
 """

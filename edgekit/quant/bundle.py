@@ -128,7 +128,7 @@ def sensitivity_of_bundle(bundle: str | Path, *, calib: str | Path | None = None
                           options: QuantOptions | None = None, threads: int | None = None,
                           reporter: Reporter | None = None) -> SensitivityReport:
     """Block by block: agreement with fp32 on the calibration set when only that block is int8."""
-    from edgekit.onnx_export import export_onnx, prepare_for_deploy
+    from edgekit.stages.onnx_export import export_onnx, prepare_for_deploy
     from edgekit.plugins_bridge import attach_plugin_functions
     from edgekit.rewrite import RewriteReport, apply_rewrites, apply_swaps
     from edgekit.sources import load_source

@@ -71,7 +71,7 @@ def collect_stats(proto: onnx.ModelProto, inputs: list[np.ndarray], histograms: 
                   tensors: list[str] | None = None, threads: int | None = None,
                   advance: Callable[[], None] | None = None) -> dict[str, TensorStats]:
     """Per-tensor min/max (and histograms) over ``inputs``, each preprocessed (1, C, H, W) float32."""
-    from edgekit.parity import batches
+    from edgekit.stages.parity import batches
 
     tensors = tensors or activation_tensors(proto)
     sess = _session(proto, tensors, threads)

@@ -19,7 +19,7 @@ import onnx
 
 from edgekit.config import Task
 from edgekit.errors import EdgekitFailure
-from edgekit.parity import batches, compare
+from edgekit.stages.parity import batches, compare
 from edgekit.quant.plan import Scoring
 
 Infer = Callable[[np.ndarray], np.ndarray]

@@ -23,7 +23,7 @@ from torch import nn
 from edgekit.config import SourceOptions, Task
 from edgekit.errors import UsageError
 from edgekit.preprocess import Preprocess
-from edgekit.sources.spec import DEFAULT, IMAGENET_MEAN, IMAGENET_STD, ModelSpec, SourceModel, check_shape, shape_text
+from edgekit.sources.spec import DEFAULT, IMAGENET_MEAN, IMAGENET_STD, ModelSpec, SourceModel, check_shape
 
 CLASSIFICATION, SEMANTIC, UNIVERSAL = "image classification", "semantic segmentation", "universal segmentation"
 # universal-segmentation types whose forward takes more than pixels, or that are not image models

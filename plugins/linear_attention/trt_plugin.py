@@ -32,11 +32,6 @@ from edgekit.plugins.linear_attention.schema import SCHEMA
 PLUGIN = tensorrt_aot.AotPlugin(SCHEMA, inputs=("q_ptr", "k_ptr", "v_ptr"),
                                 scalars=("seq_len", "head_dim"),
                                 constexprs=("EPS", "BLOCK_N", "BLOCK_D", "BLOCK_DV", "DOT_PRECISION"))
-PLUGIN_ID = PLUGIN.plugin_id
-FIELD_KINDS = PLUGIN.field_kinds  # plugin fields, in registration order: the ONNX attributes of the same names
-INPUTS, SCALARS, OUTPUTS, CONSTEXPRS = PLUGIN.inputs, PLUGIN.scalars, PLUGIN.outputs, PLUGIN.constexprs
-plugin_fields = PLUGIN.plugin_fields
-kernel_signature = PLUGIN.kernel_signature
 
 
 def kernel_constexprs(config: LinearAttentionConfig, eps: float) -> dict:
@@ -56,7 +51,7 @@ def compile_kernel(dtype: str, seq_len: int, head_dim: int, eps: float, target: 
 
 
 def extra_args(q_shape_expr) -> tuple:
-    """The kernel's int32 args from shape expressions (or ints), in ``SCALARS`` order."""
+    """The kernel's int32 args from shape expressions (or ints), in ``PLUGIN.scalars`` order."""
     _, _, seq_len, head_dim = q_shape_expr
     return (seq_len, head_dim)
 
@@ -69,20 +64,20 @@ def register() -> None:
     if PLUGIN.is_registered(trtp):
         return
 
-    @trtp.register(PLUGIN_ID)
+    @trtp.register(PLUGIN.plugin_id)
     def linear_attention_desc(
         q: trtp.TensorDesc, k: trtp.TensorDesc, v: trtp.TensorDesc, eps: float, kernel: str
     ) -> trtp.TensorDesc:
         SCHEMA.resolve(eps=eps, kernel=tensorrt_aot.plugin_field_value(kernel, str))  # fail the build, not the run
         return q.like()
 
-    @trtp.autotune(PLUGIN_ID)
+    @trtp.autotune(PLUGIN.plugin_id)
     def linear_attention_autotune(
         q: trtp.TensorDesc, k: trtp.TensorDesc, v: trtp.TensorDesc, outputs: Tuple[trtp.TensorDesc]
     ) -> List[trtp.AutoTuneCombination]:
         return PLUGIN.autotune(trtp)
 
-    @trtp.aot_impl(PLUGIN_ID)
+    @trtp.aot_impl(PLUGIN.plugin_id)
     def linear_attention_aot_impl(
         q: trtp.TensorDesc, k: trtp.TensorDesc, v: trtp.TensorDesc, eps: float, kernel: str,
         outputs: Tuple[trtp.TensorDesc], tactic: int,

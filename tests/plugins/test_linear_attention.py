@@ -246,23 +246,23 @@ def test_plugin_fields_are_the_exported_node_attributes():
     q, k, v = make_inputs(batch=1, heads=2, n=16, d=8)
     node = export_legacy(LinearAttentionModel(1e-5), (q, k, v)).graph.node[0]
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-    assert set(attrs) - set(trt_plugin.FIELD_KINDS) == {"plugin_namespace", "aot"}
-    assert list(trt_plugin.FIELD_KINDS) == ["eps", "kernel"]
+    assert set(attrs) - set(trt_plugin.PLUGIN.field_kinds) == {"plugin_namespace", "aot"}
+    assert list(trt_plugin.PLUGIN.field_kinds) == ["eps", "kernel"]
     # as tensorrt.plugin hands them over: FLOAT -> float32 value, STRING -> str with the parser's NUL
-    fields = trt_plugin.plugin_fields({**attrs, "eps": np.float32(1e-5), "kernel": "relu\x00"})
+    fields = trt_plugin.PLUGIN.plugin_fields({**attrs, "eps": np.float32(1e-5), "kernel": "relu\x00"})
     assert fields == {"eps": pytest.approx(1e-5), "kernel": "relu"}
     with pytest.raises(ValueError, match="relu"):
-        trt_plugin.plugin_fields({"eps": 1e-5, "kernel": "softmax\x00"})
+        trt_plugin.PLUGIN.plugin_fields({"eps": 1e-5, "kernel": "softmax\x00"})
     assert trt_plugin.extra_args((2, 8, 196, 16)) == (196, 16)
 
 
 def test_aot_signature_is_the_kernel_signature():
     from edgekit.plugins.linear_attention.triton_kernel import linear_attention_kernel
 
-    signature = trt_plugin.kernel_signature("fp32")
+    signature = trt_plugin.PLUGIN.kernel_signature("fp32")
     assert list(signature) == list(linear_attention_kernel.arg_names)
     assert list(signature.values())[:6] == ["*fp32"] * 3 + ["i32"] * 2 + ["*fp32"]
-    assert set(trt_plugin.kernel_constexprs(launch_params.kernel_config(9, 16, "fp32"), 1e-6)) == set(trt_plugin.CONSTEXPRS)
+    assert set(trt_plugin.kernel_constexprs(launch_params.kernel_config(9, 16, "fp32"), 1e-6)) == set(trt_plugin.PLUGIN.constexprs)
 
 
 def test_aot_kernel_compiles_to_ptx_tensorrt_can_launch(aot_kernels, assert_ptx_assembles):

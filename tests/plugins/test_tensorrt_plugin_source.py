@@ -103,7 +103,7 @@ def test_edgekit_uses_only_names_the_compiled_module_defines(tensorrt_bindings):
     (``engine_host_code_allowed``, ``set_timing_cache``, ``PREFER_AOT_PYTHON_PLUGINS`` ...)."""
     receivers = {"trt", "config", "builder", "runtime", "network", "parser", "engine", "context", "inspector"}
     used = set()
-    for name in ("edgekit/targets/tensorrt/engine.py", "edgekit/engines/tensorrt.py",
+    for name in ("edgekit/targets/tensorrt/engine.py", "edgekit/engines/tensorrt.py", "edgekit/engines/trt_runtime.py",
                  "edgekit/targets/tensorrt/device.py"):
         used |= _trt_attributes(ROOT / name, receivers)
     used -= {"errors", "log", "runner", "path", "logger"}  # edgekit's own attributes on self, not TensorRT's
@@ -126,7 +126,7 @@ def test_aot_impls_declare_every_registered_field(tensorrt_plugin):
     for name, op in plugins.OPS.items():
         definition = tensorrt_plugin.definition(f"edgekit::{name}")
         module = importlib.import_module(op.tensorrt_module)
-        assert dict(definition.input_attrs) == module.FIELD_KINDS == {a.name: a.kind for a in op.schema.attributes}
+        assert dict(definition.input_attrs) == module.PLUGIN.field_kinds == {a.name: a.kind for a in op.schema.attributes}
         assert definition.input_tensor_names == [t.name for t in op.schema.inputs]
         expected = [*definition.input_tensor_names, *definition.input_attrs, "outputs", "tactic"]
         assert list(inspect.signature(definition.aot_impl_func).parameters) == expected, name

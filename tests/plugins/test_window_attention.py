@@ -266,23 +266,23 @@ def test_plugin_fields_are_the_exported_node_attributes():
     q, k, v, bias = make_inputs(batch=1, windows=2, heads=2, n=16, d=8)
     node = export_legacy(WindowAttentionModel(bias, 0.125), (q, k, v)).graph.node[0]
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-    assert set(attrs) - set(trt_plugin.FIELD_KINDS) == {"plugin_namespace", "aot"}
-    assert list(trt_plugin.FIELD_KINDS) == ["scale", "num_heads"]
+    assert set(attrs) - set(trt_plugin.PLUGIN.field_kinds) == {"plugin_namespace", "aot"}
+    assert list(trt_plugin.PLUGIN.field_kinds) == ["scale", "num_heads"]
     # as delivered by the parser: FLOAT -> float32, INT -> int32
-    fields = trt_plugin.plugin_fields({**attrs, "scale": np.float32(attrs["scale"]), "num_heads": np.int32(2)})
+    fields = trt_plugin.PLUGIN.plugin_fields({**attrs, "scale": np.float32(attrs["scale"]), "num_heads": np.int32(2)})
     assert fields == {"scale": 0.125, "num_heads": 2}
     with pytest.raises(ValueError, match="num_heads"):
-        trt_plugin.plugin_fields({"scale": 0.125})
+        trt_plugin.PLUGIN.plugin_fields({"scale": 0.125})
     assert trt_plugin.extra_args((8, 2, 49, 32), (4, 2, 49, 49)) == (49, 32, 2, 4)
 
 
 def test_aot_signature_is_the_kernel_signature():
     from edgekit.plugins.window_attention.triton_kernel import window_attention_kernel
 
-    signature = trt_plugin.kernel_signature("fp16")
+    signature = trt_plugin.PLUGIN.kernel_signature("fp16")
     assert list(signature) == list(window_attention_kernel.arg_names)
     assert list(signature.values())[:9] == ["*fp16"] * 4 + ["i32"] * 4 + ["*fp16"]
-    assert set(trt_plugin.kernel_constexprs(launch_params.kernel_config(49, 32, "fp16"), 0.1)) == set(trt_plugin.CONSTEXPRS)
+    assert set(trt_plugin.kernel_constexprs(launch_params.kernel_config(49, 32, "fp16"), 0.1)) == set(trt_plugin.PLUGIN.constexprs)
 
 
 def test_aot_kernel_compiles_to_ptx_tensorrt_can_launch(aot_kernels, assert_ptx_assembles):
@@ -296,7 +296,7 @@ def test_aot_kernel_compiles_to_ptx_tensorrt_can_launch(aot_kernels, assert_ptx_
         assert kernel.name == "window_attention_kernel"
         assert tensorrt_aot.ptx_header(kernel.ptx) == ("7.0", "sm_80")
         params = tensorrt_aot.entry_params(kernel.ptx, kernel.name)
-        assert len(params) == len(trt_plugin.INPUTS) + len(trt_plugin.SCALARS) + len(trt_plugin.OUTPUTS) == 9
+        assert len(params) == len(trt_plugin.PLUGIN.inputs) + len(trt_plugin.PLUGIN.scalars) + len(trt_plugin.PLUGIN.outputs) == 9
         assert [p.split()[1] for p in params] == [".u64"] * 4 + [".u32"] * 4 + [".u64"]
         assert kernel.num_warps == config.num_warps
         assert 0 < kernel.shared_mem <= 48 * 1024  # launchable without opting in to more shared memory

@@ -95,11 +95,23 @@ def test_remote_profile_over_ssh(ssh_host, bundles, target):
     assert data["results"][0]["bundle"]["runtime"]["name"] == {"onnx": "onnxruntime", "openvino": "openvino"}[target]
 
 
-def test_remote_copies_are_removed(ssh_host, bundles):
-    before = set(Path(os.environ.get("TMPDIR", "/tmp")).glob("edgekit-profile-*"))
+def test_remote_copies_are_removed(ssh_host, bundles, monkeypatch):
+    """The folder the bundle, inputs and engines were copied into on the device is gone after the run (the
+    device here is this machine over SSH, so the folder's path can be checked directly)."""
+    from edgekit.profiling import remote
+
+    uploaded = []
+
+    def upload(*args, **kwargs):
+        uploaded.append(Path(real_upload(*args, **kwargs)))
+        assert (uploaded[-1] / "engines" / "measure.py").is_file() and (uploaded[-1] / "bundle").is_dir()
+        return str(uploaded[-1])
+
+    real_upload = remote.upload
+    monkeypatch.setattr(remote, "upload", upload)
     edgekit.profile(bundles["onnx"], remote="device", ssh_config=ssh_host, remote_python=sys.executable,
                     **dict(FAST, layer_iters=0))
-    assert set(Path(os.environ.get("TMPDIR", "/tmp")).glob("edgekit-profile-*")) == before
+    assert len(uploaded) == 1 and uploaded[0].name.startswith("edgekit-profile-") and not uploaded[0].exists()
 
 
 def test_remote_cli_with_progress_lines(cli, ssh_host, bundles):

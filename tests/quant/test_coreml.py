@@ -11,7 +11,7 @@ import torch
 @pytest.fixture(scope="module")
 def mlmodel():
     ct = pytest.importorskip("coremltools", reason="CoreML int8 needs coremltools (pip install coremltools)")
-    from edgekit.onnx_export import prepare_for_deploy
+    from edgekit.stages.onnx_export import prepare_for_deploy
     from scripts.train_digits import tiny_hybrid
 
     torch.manual_seed(0)

@@ -92,7 +92,7 @@ class _Batchable:
 def test_a_pytorch_reference_runs_in_chunks_with_the_same_figures(tmp_path):
     """A reference that takes any batch (a PyTorch model) runs several images at once; the figures are those of
     running it one image at a time, and every image meets its own reference output."""
-    from edgekit.parity import REFERENCE_CHUNK
+    from edgekit.stages.parity import REFERENCE_CHUNK
 
     data, pre = _image_classes(tmp_path, 2 * REFERENCE_CHUNK + 3)
     flipped = lambda x: _by_red(x)[:, ::-1]  # noqa: E731 - the candidate gets every image wrong

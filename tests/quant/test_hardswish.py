@@ -8,7 +8,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from edgekit.config import Precision, Target
-from edgekit.onnx_export import export_onnx, prepare_for_deploy
+from edgekit.stages.onnx_export import export_onnx, prepare_for_deploy
 from edgekit.quant.calibrate import calibrate
 from edgekit.quant.hardswish import int8_hardswish
 from edgekit.quant.islands import find_islands

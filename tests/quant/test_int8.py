@@ -8,7 +8,7 @@ import pytest
 import edgekit
 from edgekit.calib import load_calibration
 from edgekit.config import Target, Task
-from edgekit.onnx_export import export_onnx, prepare_for_deploy
+from edgekit.stages.onnx_export import export_onnx, prepare_for_deploy
 from edgekit.quant.calibrate import calibrate
 from edgekit.quant.islands import find_islands
 from edgekit.quant.options import Method, QuantOptions

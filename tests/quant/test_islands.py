@@ -8,7 +8,7 @@ import torch
 
 from edgekit.config import Precision, Target
 from edgekit.errors import UsageError
-from edgekit.onnx_export import export_onnx, prepare_for_deploy
+from edgekit.stages.onnx_export import export_onnx, prepare_for_deploy
 from edgekit.quant.graph import GraphView
 from edgekit.quant.islands import find_islands
 from edgekit.quant.qdq import float_nodes, quantize_qdq, quantized_nodes

@@ -3,7 +3,7 @@ import onnx_ir as ir
 import pytest
 import torch
 
-from edgekit.onnx_export import export_onnx
+from edgekit.stages.onnx_export import export_onnx
 from edgekit.rewrite.rules import fuse_attention_ort, remove_redundant_layout, split_qkv_heads
 from tests.fixtures.tiny import _Attention
 from tests.rewrite.harness import assert_same, export, ops, rewrite

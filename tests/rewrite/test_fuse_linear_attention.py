@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from edgekit.models.efficientvit import LiteMLA
-from edgekit.onnx_export import export_onnx
+from edgekit.stages.onnx_export import export_onnx
 from edgekit.plugins import attach_functions
 from edgekit.rewrite.rules import fold_constants, fuse_linear_attention
 from tests.rewrite.harness import assert_same, export, ops, rewrite

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgekit.onnx_export import export_onnx
+from edgekit.stages.onnx_export import export_onnx
 from edgekit.plugins import attach_functions
 from edgekit.rewrite.rules import fuse_window_attention
 from tests.rewrite.harness import assert_same, export, feeds_for, ops, rewrite, run

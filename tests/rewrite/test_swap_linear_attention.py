@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from edgekit.models.efficientvit import LiteMLA
-from edgekit.onnx_export import export_onnx
+from edgekit.stages.onnx_export import export_onnx
 from edgekit.plugins import attach_functions
 from edgekit.rewrite.swaps import linear_attention
 from tests.rewrite.harness import ops, run

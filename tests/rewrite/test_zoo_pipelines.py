@@ -20,7 +20,7 @@ from torch import nn
 
 from edgekit.config import Target
 from edgekit.models import _registry as reg
-from edgekit.onnx_export import export_onnx, prepare_for_deploy
+from edgekit.stages.onnx_export import export_onnx, prepare_for_deploy
 from edgekit.plugins import attach_functions
 from edgekit.plugins_bridge import inline_plugin_functions, uses_plugins
 from edgekit.rewrite import RewriteReport, apply_rewrites, apply_swaps

@@ -11,7 +11,7 @@ from edgekit.config import Precision
 @pytest.fixture(scope="session")
 def plugin_onnx() -> tuple[onnx.ModelProto, torch.nn.Module]:
     """(TensorRT-flavoured fp32 ONNX, the torch model) of tests.targets.plugin_models.window_classifier."""
-    from edgekit.onnx_export import export_onnx
+    from edgekit.stages.onnx_export import export_onnx
     from edgekit.targets.tensorrt.flavour import trt_flavour
     from tests.targets.plugin_models import window_classifier
 
@@ -23,7 +23,7 @@ def plugin_onnx() -> tuple[onnx.ModelProto, torch.nn.Module]:
 @pytest.fixture(scope="session")
 def tiny_onnx() -> tuple[onnx.ModelProto, torch.nn.Module]:
     """(exported ONNX, torch model) of tests.fixtures.tiny:tiny_classifier (LayerNorm + softmax attention)."""
-    from edgekit.onnx_export import export_onnx, prepare_for_deploy
+    from edgekit.stages.onnx_export import export_onnx, prepare_for_deploy
     from tests.fixtures.tiny import tiny_classifier
 
     model = prepare_for_deploy(tiny_classifier())

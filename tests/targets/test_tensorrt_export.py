@@ -45,12 +45,17 @@ def test_onnx_only_bundle_holds_the_build_kit(onnx_only_bundle):
     path, m = onnx_only_bundle
     files = [f["path"] for f in m["files"]]
     assert files[0] == "model.onnx" and not (path / "model.engine").exists()
-    for name in ("build/build_engine.py", "build/tensorrt_device.py", "build/config.json", "trtexec.sh",
+    for name in ("build/build_engine.py", "build/tensorrt_device.py", "build/trt_runtime.py", "build/config.json",
+                 "trtexec.sh",
                  "tensorrt.json", "plugins/__init__.py", "plugins/window_attention/trt_plugin.py",
                  "plugins/linear_attention/triton_kernel.py", "plugins/tensorrt_aot.py"):
         assert name in files and (path / name).is_file(), name
     assert verify_files(path, m) == []
     assert m["runtime"]["artifact"] == "onnx" and m["runtime_options"] == {"artifact": "onnx"}
+    # the build script imports on a device without edgekit: what it needs beside it is in build/
+    blocked = "import sys; sys.modules['edgekit'] = None; import build_engine; print(build_engine.make_runtime.__module__)"
+    run = subprocess.run([sys.executable, "-c", blocked], cwd=path / "build", capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.strip() == "trt_runtime", run.stderr[-1000:]
     assert {p["name"] for p in m["plugins"]} == {"WindowAttention", "LinearAttention"}
     report = json.loads((path / "tensorrt.json").read_text())
     assert report["structure"]["problems"] == [] and len(report["structure"]["plugin_nodes"]) == 2

@@ -22,7 +22,7 @@ from __future__ import annotations
 import onnx_ir as ir
 from onnxscript.rewriter import pattern as orp
 
-from edgekit.rewrite.matching import apply_patterns, attr_ints, const_ints, const_scalar, static_shape
+from edgekit.rewrite.matching import apply_patterns, const_ints, const_scalar, static_shape
 
 NAME = "fuse_linear_attention"
 DOMAIN = "edgekit"

@@ -86,7 +86,7 @@ class TensorRtBackend(TargetBackend):
         dims = list(spec.input_shape)
         if dynamic_batch:
             dims[0] = "batch"
-        from edgekit.onnx_export import INPUT_NAME
+        from edgekit.stages.onnx_export import INPUT_NAME
 
         self._profiles({INPUT_NAME: dims}, spec)
 

@@ -5,7 +5,7 @@ Files written (paths relative to the bundle):
 - ``model.onnx``: the TensorRT-flavoured ONNX (checked here; run here through ONNX Runtime for parity);
 - ``plugins/``: edgekit's plugin package as checked here (the sources whose sha256 the manifest
   records): registration, Triton kernels compiled ahead of time at engine build;
-- ``build/build_engine.py`` (+ ``build/tensorrt_device.py``, ``build/config.json``): builds
+- ``build/build_engine.py`` (+ ``build/tensorrt_device.py``, ``build/trt_runtime.py``, ``build/config.json``): builds
   ``model.engine`` and rewrites the manifest for the engine; with TensorRT >= 10.9 and Triton the plugins
   are registered (the attention nodes become AOT plugin layers), with older TensorRT (JetPack 6's 10.3)
   the nodes are built from their ONNX function bodies, and the manifest says which;
@@ -88,6 +88,7 @@ def trtexec_script(options: TrtOptions, profiles: tuple[ShapeProfile, ...], plug
 def write_onnx_only(out_dir: Path, model_bytes: bytes, options: TrtOptions, profiles: tuple[ShapeProfile, ...],
                     plugin_ops: list[str], plugin_nodes: int) -> list[str]:
     """Write the build kit into ``out_dir``; returns the written files, ``model.onnx`` first."""
+    from edgekit.engines import trt_runtime
     from edgekit.targets.tensorrt import device as tensorrt_device
     from edgekit.targets.tensorrt import engine as tensorrt_engine
 
@@ -95,7 +96,8 @@ def write_onnx_only(out_dir: Path, model_bytes: bytes, options: TrtOptions, prof
     files = [ONNX_FILE]
     build = out_dir / BUILD_DIR
     build.mkdir()
-    for module, name in ((tensorrt_engine, "build_engine.py"), (tensorrt_device, "tensorrt_device.py")):
+    for module, name in ((tensorrt_engine, "build_engine.py"), (tensorrt_device, "tensorrt_device.py"),
+                         (trt_runtime, "trt_runtime.py")):
         shutil.copyfile(module.__file__, build / name)
         files.append(f"{BUILD_DIR}/{name}")
     config = {**options.to_dict(), "profiles": [p.to_dict() for p in profiles], "plugin_nodes": plugin_nodes,

@@ -16,12 +16,13 @@ edgekit's attention nodes are built one of two ways, said in the build facts (``
   their ONNX function bodies (standard ops) before parsing, and TensorRT fuses those itself.
 
 A version-compatible plan embeds the lean runtime as host code, which a runtime refuses to run unless
-told (``engine_host_code_allowed``): :func:`make_runtime` makes the runtime of the check after the build;
-the engine that runs the plan (:mod:`edgekit.engines.tensorrt`) sets the same two.
+told (``engine_host_code_allowed``): :func:`make_runtime` (``edgekit/engines/trt_runtime.py``, shared with the
+engine that runs the plan, :mod:`edgekit.engines.tensorrt`) makes the runtime of the check after the build.
 
 This file is also the build script of ``--onnx-only`` bundles (``build/build_engine.py``): run there,
 it loads the bundle's own copy of the plugins, builds ``model.engine`` beside ``model.onnx`` and
-rewrites the manifest to describe the engine. So it imports nothing from edgekit at module level.
+rewrites the manifest to describe the engine. So it imports nothing from edgekit at module level but the
+logger and runtime maker, which the kit copies beside it (``build/trt_runtime.py``).
 """
 from __future__ import annotations
 
@@ -32,26 +33,14 @@ import platform
 import sys
 from pathlib import Path
 
+try:
+    from edgekit.engines.trt_runtime import make_logger, make_runtime
+except ImportError:  # the bundle's build script, without edgekit installed: the kit's copy beside it
+    from trt_runtime import make_logger, make_runtime
+
 
 class BuildError(RuntimeError):
     """The TensorRT build failed; the message carries TensorRT's own errors."""
-
-
-def make_logger(trt):
-    class CollectingLogger(trt.ILogger):
-        """Keeps TensorRT's errors for the exception; prints warnings and worse."""
-
-        def __init__(self):
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
-
-        def log(self, severity, msg):
-            if int(severity) <= int(trt.ILogger.Severity.ERROR):
-                self.errors.append(msg)
-            if int(severity) <= int(trt.ILogger.Severity.WARNING):
-                print(f"[TensorRT] {msg}", file=sys.stderr)
-
-    return CollectingLogger()
 
 
 def write_plan(path: Path, plan) -> str:
@@ -61,18 +50,6 @@ def write_plan(path: Path, plan) -> str:
         f.write(plan)  # IHostMemory exposes the buffer protocol: the bytes TensorRT produced
     os.replace(tmp, path)
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def make_runtime(trt, logger, version_compatible: bool = False, dla_core: int | None = None):
-    """A ``trt.Runtime`` that can load the engine it is made for: host code allowed for a version-compatible
-    engine (it carries the lean runtime as host code; trtexec --versionCompatible and Polygraphy allow it
-    the same way), and the DLA core for a DLA engine. Keep it alive as long as its engines."""
-    runtime = trt.Runtime(logger)
-    if version_compatible:
-        runtime.engine_host_code_allowed = True
-    if dla_core is not None:
-        runtime.DLA_core = int(dla_core)
-    return runtime
 
 
 def _configure(trt, builder, network, config, build: dict) -> None:

@@ -94,7 +94,7 @@ def check_plugin_nodes(model: onnx.ModelProto, report: StructureReport) -> None:
             continue
         attrs = _attrs(node)
         namespace, version = attrs.get("plugin_namespace"), str(attrs.get("plugin_version", "1"))
-        plugin_id = importlib.import_module(op.tensorrt_module).PLUGIN_ID
+        plugin_id = importlib.import_module(op.tensorrt_module).PLUGIN.plugin_id
         want_ns, _, want_name = plugin_id.partition("::")
         if namespace != want_ns or node.op_type != want_name:
             report.problems.append(f"{where}: the parser looks plugins up by op_type + plugin_namespace; it needs "
@@ -112,7 +112,7 @@ def check_plugin_nodes(model: onnx.ModelProto, report: StructureReport) -> None:
                                        f"plugin field {spec.name} is {spec.kind.__name__}, so the parser would pass "
                                        f"the wrong type")
         try:
-            fields = importlib.import_module(op.tensorrt_module).plugin_fields(attrs)
+            fields = importlib.import_module(op.tensorrt_module).PLUGIN.plugin_fields(attrs)
         except ValueError as e:
             report.problems.append(f"{where}: {e}")
             continue
