@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -102,21 +101,15 @@ class Scorer:
 
 def time_interleaved(runs: dict[str, Infer], x: np.ndarray, rounds: int = 8, per_round: int = 3,
                      warmup: int = 3) -> dict[str, dict]:
-    """Single-thread latency of several runners, measured in alternation as CPU time of this process: per
-    runner the median and the minimum over ``rounds x per_round`` runs, in ms.
+    """Single-thread latency of several runners, timed in alternation by edgekit's timing harness
+    (:func:`edgekit.engines.timing.interleave`) as CPU time of this process: per runner the median and the
+    minimum over ``rounds x per_round`` runs, in ms.
 
     The runners must run on one thread (:meth:`Scorer.runner` with ``threads=1``): then CPU time is the
     compute itself, and time spent descheduled by other processes on a shared machine does not count (wall
     clock medians varied 5x run to run on the 2 shared cores this was written on; CPU time by a few %)."""
-    for run in runs.values():
-        for _ in range(warmup):
-            run(x)
-    times: dict[str, list[float]] = {k: [] for k in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            for _ in range(per_round):
-                t0 = time.process_time()
-                run(x)
-                times[name].append((time.process_time() - t0) * 1e3)
-    return {k: {"median_ms": statistics.median(v), "min_ms": min(v)} for k, v in times.items()}
+    from edgekit.engines.timing import interleave
 
+    samples = interleave({name: (lambda run=run: run(x)) for name, run in runs.items()}, rounds=rounds,
+                         per_round=per_round, warmup=warmup)
+    return {k: {"median_ms": statistics.median(s.cpu_ms), "min_ms": min(s.cpu_ms)} for k, s in samples.items()}

@@ -109,8 +109,7 @@ def test_fused_attention_is_an_island(hybrid):
 
     fused = apply_rewrites(hybrid, Target.ONNX, RewriteReport())
     attn = [n for n in fused.graph.node if n.op_type == "Attention"]
-    if not attn:
-        pytest.skip("the ONNX Runtime rewrites did not fuse this attention block")
+    assert len(attn) == 2, "ONNX Runtime's rewrite (fuse_attention_ort) no longer fuses the tiny hybrid's 2 blocks"
     r = _by_reason(find_islands(fused, int8_plan(Target.ONNX).island_rules))
     assert {n.name for n in attn} == {i.node for i in r["plugin"]}
 

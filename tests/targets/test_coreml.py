@@ -177,11 +177,6 @@ def test_torch_export_frontend_when_tracing_fails_and_aliases_removed(monkeypatc
 
 
 def test_int8_weights(tmp_path):
-    pytest.importorskip("edgekit.quant", reason="edgekit.quant not installed")
-    from edgekit import quant
-
-    if not hasattr(quant, "coreml_quantize"):
-        pytest.skip("edgekit.quant.coreml_quantize is not available yet")
     m = edgekit.export(TINY, "coreml", tmp_path / "b", precision="int8").manifest
     weights = m["export"]["program"]["weights"]
     assert any(k.startswith("constexpr_") for k in weights), weights

@@ -124,8 +124,8 @@ def test_well_placed_pair_passes_and_half_quantized_ops_are_warned():
 
 
 def test_the_quantize_steps_tensorrt_qdq_passes_the_parser_checks(tiny_onnx):
-    quant = pytest.importorskip("edgekit.quant.tensorrt", reason="edgekit.quant's TensorRT recipe not installed")
     from edgekit.calib import load_calibration
+    from edgekit.quant import tensorrt as quant
     from edgekit.preprocess import Preprocess
 
     model, _ = tiny_onnx

@@ -1,0 +1,61 @@
+"""The timing harness (edgekit/engines/timing.py): alternation, the A/A control, bootstrap intervals, verdicts."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from edgekit.engines import timing
+
+
+def test_candidates_alternate_run_by_run_with_rotating_order_and_a_control():
+    calls = []
+    samples = timing.interleave({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, baseline="a",
+                                rounds=3, warmup=1)
+    assert set(samples) == {"a", "b", "a (A/A)"}
+    assert calls[:3] == ["a", "b", "a"]  # warm-up: each once (the control is the baseline's own callable)
+    timed = calls[3:]
+    assert timed == ["a", "b", "a", "b", "a", "a", "a", "a", "b"]  # rounds: a b A | b A a | A a b
+    assert all(len(s.wall_ms) == len(s.cpu_ms) == 3 for s in samples.values())
+    with pytest.raises(ValueError, match="baseline 'c' is not one of the candidates"):
+        timing.interleave({"a": lambda: None}, baseline="c")
+
+
+def test_ratio_interval_and_verdicts():
+    rng = np.random.default_rng(1)
+    base = list(10 + rng.normal(0, 0.3, 40))
+    same = list(10 + rng.normal(0, 0.3, 40))
+    half = list(5 + rng.normal(0, 0.15, 40))
+    assert timing.ratio(base, same).verdict == "within noise"
+    fast = timing.ratio(base, half)
+    assert 1.9 < fast.low <= fast.value <= fast.high < 2.1 and fast.verdict == "faster"
+    assert timing.ratio(half, base).verdict == "slower"
+    wide = timing.ratio(base, list(9.5 + rng.normal(0, 3, 10)))  # 1.34x on paper: 10 runs with a 3 ms spread
+    assert wide.value > 1.3 and wide.low < 1.0 < wide.high and wide.verdict == "within noise"
+
+
+def test_compare_reports_the_noise_floor_and_needs_the_control():
+    samples = {"a": timing.Samples([10.0, 10.2, 9.9, 10.1] * 5, [9.0] * 20),
+               "a (A/A)": timing.Samples([10.1, 9.8, 10.0, 10.2] * 5, [9.0] * 20),
+               "b": timing.Samples([5.0, 5.1, 4.9, 5.05] * 5, [4.5] * 20)}
+    cmp = timing.compare(samples, "a")
+    assert [r.name for r in cmp.rows] == ["a", "b"] and cmp.rows[0].ratio is None
+    assert cmp.rows[1].ratio.verdict == "faster" and 0 < cmp.noise_floor < 0.05
+    table = timing.markdown(cmp, "Measured on X.")
+    assert "| b | 5.025 | 2.00x [" in table and "noise floor +-" in table and table.endswith("Measured on X.")
+    assert timing.compare(samples, "a", clock="cpu").rows[1].ratio.value == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="no A/A control for 'b'"):
+        timing.compare(samples, "b")
+
+
+def test_a_real_twice_as_slow_candidate_is_found_and_the_machine_is_named():
+    samples = timing.interleave({"slow": lambda: time.sleep(0.004), "fast": lambda: time.sleep(0.002)},
+                                baseline="slow", rounds=15, warmup=1)
+    cmp = timing.compare(samples, "slow")
+    (fast,) = [r for r in cmp.rows if r.name == "fast"]
+    assert fast.ratio.verdict == "faster" and fast.ratio.low > 1.2  # sleeps: at least their length, ~2x apart
+    assert max(samples["fast"].cpu_ms) < 1.0  # sleeping costs no CPU time: the two clocks differ
+    line = timing.environment_line({"onnxruntime": "1.0", "openvino": None}, 2)
+    assert line.startswith("Measured on ") and "onnxruntime 1.0" in line and "openvino" not in line
+    assert "2 thread(s)" in line
