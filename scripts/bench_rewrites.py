@@ -7,18 +7,25 @@ For every model (default: each zoo model with attention, plus timm's Swin-T and 
 - edgekit: ``edgekit.export(...)`` — the target's module swaps and ONNX rules (edgekit/rewrite/registry.py);
 
 both built for ONNX Runtime (fp32) and OpenVINO (fp32 and bf16), optionally int8 on both, both
-checked against PyTorch on the bundled photographs (cosine, max abs error / output range), then timed in one process on the same
-pinned input, alternating naive / edgekit run by run so both see the same machine load. Prints a
-markdown table: median latencies, speedup (naive / edgekit median), parity of both, achieved GFLOP/s
-against this CPU's peak (a 2048^3 GEMM in PyTorch, measured at the start of the run), and the
-rules that fired.
+checked against PyTorch on the bundled photographs (cosine, max abs error / output range), then timed in one
+process on the same pinned input by edgekit's timing harness (edgekit/engines/timing.py): naive and edgekit
+alternate run by run, the naive bundle is also timed a second time as the A/A control, and the speedup
+(naive / edgekit median) comes with its 95% bootstrap interval; one whose interval holds 1.0 is "within
+noise". Prints a markdown table: median latencies, speedup and interval, the A/A noise floor, parity of
+both, achieved GFLOP/s against this CPU's peak (a 2048^3 GEMM in PyTorch, measured at the start of the run),
+and the rules that fired, under a line naming the CPU, its ISA flags and the runtimes.
+
+``--rule NAME`` measures one rule or swap alone: "naive" is then edgekit's export without NAME, "edgekit" the
+export with it (everything else the same), so the ratio is what NAME adds in its pipeline.
 
     python scripts/bench_rewrites.py --threads 2 --iters 20
     python scripts/bench_rewrites.py --models swin_tiny,timm:swin_tiny_patch4_window7_224 --threads 1,2
+    python scripts/bench_rewrites.py --models swin_tiny --runtimes onnx --threads 2 --rule saturate_attention_mask
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -72,10 +79,21 @@ class Row:
     applied: dict = field(default_factory=dict)  # rule or swap -> count (edgekit bundle, non-zero only)
     naive_failed: str = ""  # why the naive export did not build (edgekit's is timed alone)
     error: str = ""
+    interval: list = field(default_factory=list)  # [low, high]: the speedup's 95% bootstrap interval
+    noise: list = field(default_factory=list)  # the A/A control (naive timed twice): [ratio, low, high]
 
     @property
     def speedup(self) -> float:
         return self.naive_ms / self.edgekit_ms if self.edgekit_ms and self.naive_ms else 0.0
+
+    @property
+    def finding(self) -> str:
+        """faster / slower / within noise (the interval holds 1.0), from the harness."""
+        if not self.interval:
+            return ""
+        from edgekit.engines.timing import Ratio
+
+        return Ratio(self.speedup, *self.interval).verdict
 
     def gflops(self, which: str) -> float:
         ms = self.naive_ms if which == "naive" else self.edgekit_ms
@@ -92,6 +110,27 @@ def attention_models() -> list[str]:
         if any(hasattr(m, "_attention") or hasattr(m, "_linear_attention") for m in model.modules()):
             out.append(name)
     return out
+
+
+@contextlib.contextmanager
+def without(name: str | None):
+    """edgekit's rewrite registry without the rule or swap ``name`` (nothing changed for None)."""
+    from edgekit.rewrite import registry
+
+    if name is None:
+        yield
+        return
+    saved = {"_PIPELINES": dict(registry._PIPELINES), "_SWAPS": dict(registry._SWAPS)}
+    if not any(item.name == name for table in saved.values() for items in table.values() for item in items):
+        raise SystemExit(f"error: --rule {name}: no rule or swap of that name in edgekit/rewrite/registry.py")
+    for attr, table in saved.items():
+        getattr(registry, attr).update({t: tuple(i for i in items if i.name != name) for t, items in table.items()})
+    try:
+        yield
+    finally:
+        for attr, table in saved.items():
+            getattr(registry, attr).clear()
+            getattr(registry, attr).update(table)
 
 
 def _export(source: str, target: str, precision: str, out: Path, rewrite: bool):
@@ -113,18 +152,16 @@ def _input(manifest: dict) -> np.ndarray:
     return np.repeat(x, batch, axis=0) if isinstance(batch, int) and batch > 1 else x
 
 
-def _interleaved(naive, fast, x: np.ndarray, warmup: int, iters: int, clock=time.perf_counter
-                 ) -> tuple[list[float], list[float]]:
-    for _ in range(warmup):
-        naive(x)
-        fast(x)
-    a, b = [], []
-    for i in range(iters):
-        for fn, times in ((naive, a), (fast, b)) if i % 2 == 0 else ((fast, b), (naive, a)):
-            t0 = clock()
-            fn(x)
-            times.append((clock() - t0) * 1e3)
-    return a, b
+def _interleaved(naive, fast, x: np.ndarray, warmup: int, iters: int, clock: str = "wall"):
+    """(naive ms, edgekit ms, the speedup's Ratio, the A/A Ratio), timed by edgekit's harness."""
+    from edgekit.engines.timing import compare, interleave
+
+    samples = interleave({"naive": lambda: naive(x), "edgekit": lambda: fast(x)}, baseline="naive", rounds=iters,
+                         warmup=warmup)
+    result = compare(samples, "naive", clock)
+    pick = (lambda s: s.wall_ms) if clock == "wall" else (lambda s: s.cpu_ms)
+    (row,) = [r for r in result.rows if r.name == "edgekit"]
+    return pick(samples["naive"]), pick(samples["edgekit"]), row.ratio, result.noise
 
 
 def _parity(manifest: dict) -> dict:
@@ -132,8 +169,8 @@ def _parity(manifest: dict) -> dict:
     return {"cosine_min": p["cosine_min"], "max_abs_rel": p["max_abs_rel"], "passed": p["passed"]}
 
 
-def measure(source: str, runtimes, threads, warmup: int, iters: int, precisions, clock=time.perf_counter
-            ) -> list[Row]:
+def measure(source: str, runtimes, threads, warmup: int, iters: int, precisions, clock: str = "wall",
+            rule: str | None = None) -> list[Row]:
     import edgekit.runtime
 
     rows = []
@@ -141,10 +178,14 @@ def measure(source: str, runtimes, threads, warmup: int, iters: int, precisions,
         for runtime in runtimes:
             for precision in [p for p in PRECISIONS[runtime] if p in precisions]:
                 bundles, errors = {}, {}
-                for variant, rewrite in (("naive", False), ("edgekit", True)):
+                # naive: no rewrites, or with --rule, edgekit's rewrites without that one
+                variants = (("naive", False, None), ("edgekit", True, None)) if rule is None else \
+                    (("naive", True, rule), ("edgekit", True, None))
+                for variant, rewrite, left_out in variants:
                     try:  # one failing export must not lose the other's figures
-                        bundles[variant] = _export(source, runtime, precision,
-                                                   Path(tmp) / f"{runtime}-{precision}-{variant}", rewrite)
+                        with without(left_out):
+                            bundles[variant] = _export(source, runtime, precision,
+                                                       Path(tmp) / f"{runtime}-{precision}-{variant}", rewrite)
                     except Exception as e:
                         errors[variant] = f"{e.__class__.__name__}: {str(e).splitlines()[0][:140]}"
                 if "edgekit" not in bundles:
@@ -163,10 +204,11 @@ def measure(source: str, runtimes, threads, warmup: int, iters: int, precisions,
                             row.parity["naive"] = _parity(bundles["naive"].manifest)
                             a = edgekit.runtime.load(bundles["naive"].path, threads=n)
                             try:
-                                ta, tb = _interleaved(a.infer, b.infer, x, warmup, iters, clock)
+                                ta, tb, speedup, noise = _interleaved(a.infer, b.infer, x, warmup, iters, clock)
                             finally:
                                 a.close()
                             row.naive_ms, row.naive_min_ms = statistics.median(ta), min(ta)
+                            row.interval, row.noise = [speedup.low, speedup.high], [noise.value, noise.low, noise.high]
                         else:  # the naive export does not even build: edgekit's figures alone
                             row.naive_failed = errors["naive"]
                             tb = _interleaved(b.infer, b.infer, x, warmup, iters, clock)[1]
@@ -188,12 +230,13 @@ def _short(applied: dict) -> str:
 
 
 def table(rows: list[Row]) -> str:
-    out = ["| model | runtime | prec | thr | naive ms | edgekit ms | speedup | parity naive: cos / maxabs/range "
-           "| parity edgekit: cos / maxabs/range | GFLOP | GFLOP/s naive (% peak) | GFLOP/s edgekit (% peak) | applied |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| model | runtime | prec | thr | naive ms | edgekit ms | speedup [95% CI] | A/A | parity naive: cos / "
+           "maxabs/range | parity edgekit: cos / maxabs/range | GFLOP | GFLOP/s naive (% peak) | GFLOP/s edgekit "
+           "(% peak) | applied |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.error:
-            out.append(f"| {r.source} | {r.runtime} | {r.precision} | - | failed: {r.error} |" + " |" * 8)
+            out.append(f"| {r.source} | {r.runtime} | {r.precision} | - | failed: {r.error} |" + " |" * 9)
             continue
         peak = PEAK_GFLOPS.get((r.precision, r.threads))
         pe = r.parity["edgekit"]
@@ -205,12 +248,15 @@ def table(rows: list[Row]) -> str:
         if r.naive_failed:
             naive = f"does not build ({r.naive_failed[:90]})"
             out.append(f"| {r.source} | {r.runtime} | {r.precision} | {r.threads} | - | {r.edgekit_ms:.2f} | builds "
-                       f"| {naive} | {pe['cosine_min']:.6f} / {pe['max_abs_rel']:.1e} | {r.gflop:.2f} | - "
+                       f"| - | {naive} | {pe['cosine_min']:.6f} / {pe['max_abs_rel']:.1e} | {r.gflop:.2f} | - "
                        f"| {pct('edgekit')} | {_short(r.applied)} |")
             continue
         pn = r.parity["naive"]
+        ratio = (f"{r.speedup:.2f}x [{r.interval[0]:.2f}, {r.interval[1]:.2f}]" if r.interval else f"{r.speedup:.2f}x")
+        ratio = f"**{ratio}**" if r.finding != "within noise" else f"{ratio} within noise"
+        noise = f"[{r.noise[1]:.2f}, {r.noise[2]:.2f}]" if r.noise else "-"
         out.append(f"| {r.source} | {r.runtime} | {r.precision} | {r.threads} | {r.naive_ms:.2f} | {r.edgekit_ms:.2f} "
-                   f"| **{r.speedup:.2f}x** | {pn['cosine_min']:.6f} / {pn['max_abs_rel']:.1e} "
+                   f"| {ratio} | {noise} | {pn['cosine_min']:.6f} / {pn['max_abs_rel']:.1e} "
                    f"| {pe['cosine_min']:.6f} / {pe['max_abs_rel']:.1e} | {r.gflop:.2f} | {pct('naive')} "
                    f"| {pct('edgekit')} | {_short(r.applied)} |")
     return "\n".join(out)
@@ -230,9 +276,18 @@ def verdict(rows: list[Row]) -> list[str]:
             lines.append(("meets" if r.speedup >= 1.05 else "MISSES") + f" the 1.05x windowed-attention target: {tag}")
         if any(w in r.source for w in WINDOWED) and (r.runtime, r.precision, r.threads) == ("onnx", "int8", 2):
             lines.append(("meets" if r.speedup >= 1.2 else "MISSES") + f" the 1.2x quantized windowed target: {tag}")
-        if r.speedup < 0.97:
-            lines.append(f"SLOWER than 0.97x: {tag}")
+        if r.finding == "slower":
+            lines.append(f"SLOWER (the interval lies below 1): {tag} [{r.interval[0]:.2f}, {r.interval[1]:.2f}]")
     return lines
+
+
+def environment() -> str:
+    """The CPU (model, cores, ISA flags) and runtime versions the figures were measured on."""
+    from edgekit.engines.measure import runtime_version
+    from edgekit.engines.timing import environment_line
+
+    return environment_line({n: runtime_version(n) for n in ("onnxruntime", "openvino")}, None).replace(
+        "default thread(s)", "threads per row")
 
 
 def load_avg() -> str:
@@ -253,6 +308,7 @@ def main() -> int:
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="wall: perf_counter (default); cpu: the process's CPU time, one thread only: robust to "
                          "other work on a shared machine, which stretches wall time but not CPU time")
+    ap.add_argument("--rule", help="time one rule or swap alone: edgekit's export without it against with it")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     ap.add_argument("--from-json", type=Path, help="print the table of figures an earlier --json run wrote "
                                                    "(%% of peak against this CPU's peak, measured now)")
@@ -271,7 +327,6 @@ def main() -> int:
     threads = [int(t) for t in args.threads.split(",")]
     if args.clock == "cpu" and threads != [1]:
         ap.error("--clock cpu measures one thread's work: use it with --threads 1")
-    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     start = load_avg()
     measure_peaks(threads, args.precisions.split(","))
     from rich.progress import track
@@ -279,10 +334,13 @@ def main() -> int:
     rows = []
     for source in track(sources, description="naive vs edgekit", transient=True):
         rows.extend(measure(source, args.runtimes.split(","), threads, args.warmup, args.iters,
-                            args.precisions.split(","), clock))
+                            args.precisions.split(","), args.clock, args.rule))
     print(f"<!-- python scripts/bench_rewrites.py --threads {args.threads} --iters {args.iters} --clock {args.clock}"
-          f"{' --models ' + args.models if args.models else ''}; {start} at the start, {load_avg()} at the end; "
-          f"{peaks_note()} -->")
+          f"{' --models ' + args.models if args.models else ''}{' --rule ' + args.rule if args.rule else ''}; "
+          f"{time.strftime('%Y-%m-%d')}; {start} at the start, {load_avg()} at the end; {peaks_note()} -->")
+    print(environment())
+    if args.rule:
+        print(f"naive = edgekit's export without {args.rule}; edgekit = with it.")
     print(table(rows))
     print()
     for line in verdict(rows):

@@ -1,10 +1,8 @@
 """saturate_attention_mask: a constant attention bias's -100 (masked) entries become -1e4, nothing else changes."""
-import time
 
 import numpy as np
 import onnx
 import onnxruntime as ort
-import pytest
 from onnx import helper, numpy_helper
 
 from edgekit.rewrite.rules import saturate_attention_mask
@@ -88,31 +86,23 @@ def test_left_alone_without_masks_or_with_a_fully_masked_row():
     assert count == 0
 
 
-def _intel() -> bool:
-    try:
-        return "GenuineIntel" in open("/proc/cpuinfo").read()
-    except OSError:
-        return False
+def test_it_is_not_slower_on_any_cpu():
+    """The reason the rule exists: ONNX Runtime's softmax @ v can run slower on -100-masked logits (subnormal
+    weights) than on exact zeros; how much depends on the CPU (5x on this case on an Intel Xeon, little on AMD
+    Zen). Whatever this CPU pays, the rewritten graph must not be slower: timed by edgekit's harness
+    (interleaved, single-threaded CPU time, an A/A control), its ratio's interval must not lie below 1."""
+    from edgekit.engines.timing import compare, interleave
 
-
-@pytest.mark.skipif(not _intel(), reason="the subnormal penalty was measured on Intel x86 (5x on this case); other "
-                                          "CPUs pay less or nothing, so the speed claim is only checked there")
-def test_it_is_faster_where_subnormals_were_computed():
-    """The reason the rule exists: on Intel x86, ONNX Runtime's softmax @ v runs slower on -100-masked logits
-    (subnormal weights) than on exact zeros (measured 5x here). Min of alternating runs: load cancels out."""
     before = _softmax_model(_bias(masked_fraction=0.7))
     after, _, _ = rewrite(saturate_attention_mask.rewrite, before)
     feeds = {"s": np.random.default_rng(2).standard_normal((WINDOWS, HEADS, N, N)).astype(np.float32) * 3,
              "v": np.random.default_rng(3).standard_normal((WINDOWS, HEADS, N, 32)).astype(np.float32)}
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
-    sessions = [ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
-                for m in (before, after)]
-    best = [float("inf"), float("inf")]
-    for _ in range(40):
-        for i, s in enumerate(sessions):
-            t0 = time.perf_counter()
-            for _ in range(20):
-                s.run(None, feeds)
-            best[i] = min(best[i], time.perf_counter() - t0)
-    assert best[1] < best[0], f"saturated {best[1] * 1e3:.2f} ms vs -100 mask {best[0] * 1e3:.2f} ms"
+    masked, saturated = (ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+                         for m in (before, after))
+    samples = interleave({"-100 mask": lambda: masked.run(None, feeds), "saturated": lambda: saturated.run(None, feeds)},
+                         baseline="-100 mask", rounds=30, per_round=3, warmup=3)
+    result = compare(samples, "-100 mask", clock="cpu")
+    (row,) = [r for r in result.rows if r.name == "saturated"]
+    assert row.ratio.verdict != "slower", f"saturated vs -100 mask: {row.ratio.text()} (A/A {result.noise.text()})"
