@@ -1,10 +1,13 @@
-"""Every registered model, automatically: forward shape, deploy-mode equivalence, ONNX + ORT parity.
+"""Every registered model, automatically: forward shape, deploy-mode equivalence, ONNX + ORT parity; and
+edgekit's own export (rewrites, parity gate) on ONNX Runtime for one model per family in CI, every model with
+``EDGEKIT_FULL_ZOO=1``.
 
 Segmentation models run at 256x256 (or the smallest size their divisor allows) to keep CI fast;
 their own test files cover 512x512 and 1024x2048.
 """
 from __future__ import annotations
 
+import os
 
 import pytest
 import torch
@@ -15,6 +18,10 @@ from tests.helpers import assert_fp32_parity, cosine, export_onnx, run_onnxrunti
 from tests.models.randomize import randomize_norms
 
 MODELS = reg.list_models()
+# the smallest model of each family (test_every_family_is_exported checks that none is missing)
+PER_FAMILY = ("efficientformerv2_s1", "efficientvit_b0", "fastvit_t8", "mit_b0", "nextvit_small", "repvit_m1_1",
+              "seaformer_small", "swin_tiny")
+EXPORTED = MODELS if os.environ.get("EDGEKIT_FULL_ZOO") else [m for m in PER_FAMILY if m in MODELS]
 
 
 def _size(cfg) -> tuple[int, int]:
@@ -57,3 +64,22 @@ def test_model(name):
     assert not any(n.op_type == "BatchNormalization" for n in proto.graph.node), "deploy mode must merge every BN"
     (out,) = run_onnxruntime(proto, {"input": x.numpy()})
     assert_fp32_parity(out, deploy.numpy())  # the default fp32 tolerance
+
+
+def test_every_family_is_exported():
+    assert {reg.get_cfg(n).family for n in EXPORTED} == {reg.get_cfg(n).family for n in MODELS}
+
+
+@pytest.mark.parametrize("name", EXPORTED)
+def test_edgekit_export_passes_the_parity_gate(name, tmp_path):
+    """The real export path (deploy mode, ONNX Runtime's swaps and rules, the parity gate on the bundled
+    photographs at the default fp32 tolerance), at the smallest input >= 64 the model's divisor allows."""
+    import edgekit
+
+    d = reg.get_cfg(name).size_divisor
+    side = max(d, -(-64 // d) * d)
+    # three of the bundled photographs: random weights give every image the same kind of output
+    manifest = edgekit.export(name, "onnx", tmp_path / "b", input_shape=f"1x3x{side}x{side}", calib_size=3).manifest
+    parity = manifest["parity"]
+    assert parity["measured"] and parity["passed"], parity
+    assert parity["cosine_min"] >= 0.99999 and parity["max_abs_rel"] <= 1e-3

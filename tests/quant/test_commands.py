@@ -43,8 +43,11 @@ def test_quantize_command_then_evaluate(cli, digits, fp32_bundles, tmp_path):
     assert code == 0, err
     r = json.loads(stdout)
     assert r["metric"] == "top-1" and r["images"] == 60 and r["reference"].startswith("bundle ")
-    # the trained tiny model is ~80-90% on held-out digits; int8 keeps it within 5 points on 60 images
-    assert r["reference_value"] > 0.6 and abs(r["reference_value"] - r["value"]) <= 0.05 and r["agreement"] >= 0.93
+    # measured here (Intel Xeon, ORT 1.32): 88.3% for both, agreement 100% on the 60 images. One image is 1.7
+    # points; int8 rounding may differ on another CPU's kernels (VNNI or not), so up to 2 images may change
+    # their top-1 (drop <= 2/60) and up to 3 may disagree with fp32 (agreement >= 57/60)
+    assert r["reference_value"] > 0.6 and abs(r["reference_value"] - r["value"]) <= 2 / 60 + 1e-9
+    assert r["agreement"] >= 57 / 60 - 1e-9
     code, stdout, _ = cli("evaluate", out, "--data", digits / "cls" / "val", "--limit", "10")
     assert code == 0 and "evaluation on 10 labeled images" in stdout and "%" in stdout
 
