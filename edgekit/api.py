@@ -3,16 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekit.config import (
-    ExportConfig,
-    Precision,
-    SourceOptions,
-    Target,
-    Tolerance,
-    parse_rgb,
-    parse_shape,
-    read_labels,
-)
+from edgekit.config import (ExportConfig, Precision, SourceOptions, Target, Tolerance, parse_rgb, parse_shape,
+                            read_labels)
 from edgekit.progress import Reporter
 
 
@@ -182,13 +174,7 @@ def profile(bundles: str | Path | list, *, remote: str | None = None, ssh_config
     """Profile bundles here or on a device over SSH (see `edgekit profile --help`); writes the JSON
     (``out``), HTML and markdown reports asked for. Returns :class:`edgekit.profiling.ProfileReport`,
     whose ``regressed`` is True when a median regressed beyond ``fail_over`` against ``baseline``."""
-    from edgekit.profiling.config import (
-        ProfileConfig,
-        Remote,
-        parse_duration,
-        parse_percent,
-        parse_sweep,
-    )
+    from edgekit.profiling.config import ProfileConfig, Remote, parse_duration, parse_percent, parse_sweep
     from edgekit.profiling.profiler import profile_bundles
     from edgekit.profiling.report import save
 

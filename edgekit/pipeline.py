@@ -8,26 +8,19 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from edgekit.stages.bundle import check_destination, staged_bundle
 from edgekit.calib import load_calibration
 from edgekit.config import ExportConfig, Precision, Tolerance
 from edgekit.errors import ParityError, UsageError, stage
-from edgekit.manifest import (
-    Manifest,
-    export_config_record,
-    file_entries,
-    host_info,
-    read_manifest,
-    sha256_file,
-    write_manifest,
-)
-from edgekit.stages.onnx_export import export_onnx, prepare_for_deploy
-from edgekit.stages.parity import ParityReport, run_parity, torch_reference
+from edgekit.manifest import (Manifest, export_config_record, file_entries, host_info, read_manifest, sha256_file,
+                              write_manifest)
 from edgekit.plugins_bridge import attach_plugin_functions, uses_plugins
 from edgekit.progress import Reporter
 from edgekit.quant.int8 import quantize_onnx_for_target
 from edgekit.rewrite import RewriteReport, apply_rewrites, apply_swaps
 from edgekit.sources import load_source
+from edgekit.stages.bundle import check_destination, staged_bundle
+from edgekit.stages.onnx_export import export_onnx, prepare_for_deploy
+from edgekit.stages.parity import ParityReport, run_parity, torch_reference
 from edgekit.targets import get_backend
 from edgekit.version import __version__
 

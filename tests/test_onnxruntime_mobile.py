@@ -12,14 +12,8 @@ import edgekit
 from edgekit.calib import bundled_images_dir, read_image
 from edgekit.errors import UsageError
 from edgekit.manifest import schema_problem
-from edgekit.targets.onnxruntime.mobile import (
-    OPS_CONFIG,
-    ORT_FILE,
-    RUNTIME_OPT_CONFIG,
-    RUNTIME_OPT_FILE,
-    open_runtime_opt,
-    required_operators,
-)
+from edgekit.targets.onnxruntime.mobile import (OPS_CONFIG, ORT_FILE, RUNTIME_OPT_CONFIG, RUNTIME_OPT_FILE,
+                                                open_runtime_opt, required_operators)
 
 SOURCE = "tests.fixtures.tiny:tiny_classifier"
 

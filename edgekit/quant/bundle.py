@@ -14,14 +14,7 @@ from pathlib import Path
 from edgekit.calib import load_calibration
 from edgekit.config import ExportConfig, Precision, SourceOptions, Target
 from edgekit.errors import UsageError
-from edgekit.manifest import (
-    Manifest,
-    ModelInfo,
-    as_manifest,
-    read_manifest,
-    recorded_export_config,
-    sha256_file,
-)
+from edgekit.manifest import Manifest, ModelInfo, as_manifest, read_manifest, recorded_export_config, sha256_file
 from edgekit.pipeline import Bundle, export
 from edgekit.progress import Reporter
 from edgekit.quant.calibrate import calibrate
@@ -128,10 +121,10 @@ def sensitivity_of_bundle(bundle: str | Path, *, calib: str | Path | None = None
                           options: QuantOptions | None = None, threads: int | None = None,
                           reporter: Reporter | None = None) -> SensitivityReport:
     """Block by block: agreement with fp32 on the calibration set when only that block is int8."""
-    from edgekit.stages.onnx_export import export_onnx, prepare_for_deploy
     from edgekit.plugins_bridge import attach_plugin_functions
     from edgekit.rewrite import RewriteReport, apply_rewrites, apply_swaps
     from edgekit.sources import load_source
+    from edgekit.stages.onnx_export import export_onnx, prepare_for_deploy
     from edgekit.targets import get_backend
 
     rep = reporter or Reporter()

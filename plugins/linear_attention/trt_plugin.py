@@ -21,11 +21,7 @@ import functools
 from typing import List, Tuple, Union
 
 from edgekit.plugins import tensorrt_aot
-from edgekit.plugins.linear_attention.launch_params import (
-    LinearAttentionConfig,
-    grid,
-    kernel_config,
-)
+from edgekit.plugins.linear_attention.launch_params import LinearAttentionConfig, grid, kernel_config
 from edgekit.plugins.linear_attention.schema import SCHEMA
 
 # the kernel's arguments in TensorRT launch order: input pointers, int32 extra args, output pointer; constexprs

@@ -21,11 +21,7 @@ import functools
 from typing import List, Tuple, Union
 
 from edgekit.plugins import tensorrt_aot
-from edgekit.plugins.window_attention.launch_params import (
-    WindowAttentionConfig,
-    grid,
-    kernel_config,
-)
+from edgekit.plugins.window_attention.launch_params import WindowAttentionConfig, grid, kernel_config
 from edgekit.plugins.window_attention.schema import SCHEMA
 
 # the kernel's arguments in TensorRT launch order: input pointers, int32 extra args, output pointer; constexprs

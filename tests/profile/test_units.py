@@ -12,21 +12,9 @@ from edgekit.engines.onnxruntime import parse_ort_trace
 from edgekit.engines.openvino import ov_layers
 from edgekit.engines.tensorrt import trt_layer_names
 from edgekit.errors import UsageError
-from edgekit.profiling.config import (
-    ProfileConfig,
-    Remote,
-    parse_duration,
-    parse_percent,
-    parse_sweep,
-)
+from edgekit.profiling.config import ProfileConfig, Remote, parse_duration, parse_percent, parse_sweep
 from edgekit.profiling.devices import NAMED, describe_cpu, flops_per_cycle, get_device
-from edgekit.profiling.layers import (
-    GraphIndex,
-    aggregate,
-    annotate,
-    module_segments,
-    summarize,
-)
+from edgekit.profiling.layers import GraphIndex, aggregate, annotate, module_segments, summarize
 from edgekit.profiling.regression import compare, verdict
 from edgekit.profiling.roofline import roofline
 

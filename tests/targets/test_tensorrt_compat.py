@@ -11,12 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.targets.tensorrt.compat import (
-    CROSS_MAJOR,
-    engine_mismatches,
-    same_release,
-    version_compatible_runs,
-)
+from edgekit.targets.tensorrt.compat import CROSS_MAJOR, engine_mismatches, same_release, version_compatible_runs
 from edgekit.targets.tensorrt.device import Gpu, TrtEnvironment
 
 ORIN = Gpu(0, "Orin", "8.7")

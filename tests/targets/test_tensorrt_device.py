@@ -14,12 +14,7 @@ from pathlib import Path
 import pytest
 
 from edgekit.targets.tensorrt import device as tensorrt_device
-from edgekit.targets.tensorrt.device import (
-    TrtEnvironment,
-    aot_plugin_problem,
-    library_problem,
-    missing_message,
-)
+from edgekit.targets.tensorrt.device import TrtEnvironment, aot_plugin_problem, library_problem, missing_message
 from tests.tensorrt_bindings import RELEASES
 from tests.tensorrt_stand_in import compiled_module
 

@@ -13,17 +13,12 @@ from pathlib import Path
 
 import onnx
 import pytest
-from edgekit.plugins import tensorrt_aot
 
 from edgekit.errors import EdgekitFailure
+from edgekit.plugins import tensorrt_aot
 from edgekit.targets.tensorrt import device as tensorrt_device
 from edgekit.targets.tensorrt.device import Gpu
-from edgekit.targets.tensorrt.engine import (
-    BuildError,
-    build_engine,
-    make_runtime,
-    runtime_options,
-)
+from edgekit.targets.tensorrt.engine import BuildError, build_engine, make_runtime, runtime_options
 from edgekit.targets.tensorrt.options import TrtOptions
 from edgekit.targets.tensorrt.profiles import ShapeProfile
 from tests.targets.fake_tensorrt import Recorder, fake_tensorrt
@@ -192,10 +187,7 @@ def test_cpp_backend_allows_host_code_for_version_compatible_engines():
 
 
 def test_trtexec_loads_engines_with_the_flags_they_need():
-    from edgekit.targets.tensorrt.command import (
-        trtexec_build_args,
-        trtexec_profile_args,
-    )
+    from edgekit.targets.tensorrt.command import trtexec_build_args, trtexec_profile_args
 
     profiles = (ShapeProfile("input", (1, 3, 64, 64), (2, 3, 64, 64), (4, 3, 64, 64)),)
     plain = trtexec_profile_args(profiles, TrtOptions())

@@ -10,14 +10,8 @@ import json
 
 import pytest
 
-from edgekit.targets.tensorrt.layers import (
-    NodeIndex,
-    audit_attention,
-    find_attention_blocks,
-    map_layers,
-    parse_layer_info,
-    parse_profile,
-)
+from edgekit.targets.tensorrt.layers import (NodeIndex, audit_attention, find_attention_blocks, map_layers,
+                                             parse_layer_info, parse_profile)
 
 SEP = "\x1f"
 

@@ -8,11 +8,7 @@ import torch
 
 from edgekit.config import Precision
 from edgekit.engines.onnxruntime import OrtEngine
-from edgekit.targets.tensorrt.flavour import (
-    FP32_ISLAND_OPS,
-    check_structure,
-    trt_flavour,
-)
+from edgekit.targets.tensorrt.flavour import FP32_ISLAND_OPS, check_structure, trt_flavour
 
 
 def _copy(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -4,17 +4,8 @@ from __future__ import annotations
 import pytest
 
 from edgekit.errors import UsageError
-from edgekit.targets.tensorrt.options import (
-    HardwareCompatibility,
-    TrtOptions,
-    parse_size,
-)
-from edgekit.targets.tensorrt.profiles import (
-    ShapeProfile,
-    default_profiles,
-    parse_shapes,
-    validate_profiles,
-)
+from edgekit.targets.tensorrt.options import HardwareCompatibility, TrtOptions, parse_size
+from edgekit.targets.tensorrt.profiles import ShapeProfile, default_profiles, parse_shapes, validate_profiles
 
 DYNAMIC_BATCH = {"input": ["batch", 3, 224, 224]}
 DYNAMIC_ALL = {"input": ["batch", 3, "height", "width"]}

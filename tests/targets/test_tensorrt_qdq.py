@@ -28,11 +28,7 @@ def _conv_matmul_model() -> onnx.ModelProto:
 
 
 def _quantize(tmp_path, **kwargs) -> onnx.ModelProto:
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        quantize_static,
-    )
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
 
     class Reader(CalibrationDataReader):
         def __init__(self):

@@ -24,28 +24,12 @@ from edgekit.config import Precision, Target
 from edgekit.engines import Engine
 from edgekit.errors import EdgekitFailure, UsageError
 from edgekit.targets.base import BuildResult, TargetBackend, open_engine
-from edgekit.targets.tensorrt.command import (
-    ENGINE_FILE,
-    ONNX_FILE,
-    command_line,
-    trtexec_build_args,
-    trtexec_profile_args,
-    write_onnx_only,
-)
-from edgekit.targets.tensorrt.device import (
-    MIN_TENSORRT,
-    MIN_TENSORRT_AOT_PLUGINS,
-    missing_message,
-    probe,
-)
+from edgekit.targets.tensorrt.command import (ENGINE_FILE, ONNX_FILE, command_line, trtexec_build_args,
+                                              trtexec_profile_args, write_onnx_only)
+from edgekit.targets.tensorrt.device import MIN_TENSORRT, MIN_TENSORRT_AOT_PLUGINS, missing_message, probe
 from edgekit.targets.tensorrt.engine import runtime_options
 from edgekit.targets.tensorrt.options import TrtOptions
-from edgekit.targets.tensorrt.profiles import (
-    ShapeProfile,
-    default_profiles,
-    parse_shapes,
-    validate_profiles,
-)
+from edgekit.targets.tensorrt.profiles import ShapeProfile, default_profiles, parse_shapes, validate_profiles
 
 REPORT_FILE = "tensorrt.json"
 
@@ -135,11 +119,7 @@ class TensorRtBackend(TargetBackend):
 
     def _build_engine(self, model: onnx.ModelProto, out_dir: Path, opts: TrtOptions,
                       plugin_nodes: int) -> tuple[list[str], dict]:
-        from edgekit.targets.tensorrt.engine import (
-            BuildError,
-            build_engine,
-            runtime_facts,
-        )
+        from edgekit.targets.tensorrt.engine import BuildError, build_engine, runtime_facts
 
         env = probe()
         if not env.can_build:
