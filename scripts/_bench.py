@@ -1,12 +1,13 @@
 """Shared measurement for scripts/bench_export.py and scripts/bench_zoo.py.
 
 For one model source: export to ONNX Runtime and OpenVINO (fp32, rewrites on, parity gate on the
-bundled photographs), then median latency of PyTorch eager vs each bundle at 1 and 2 threads, on the
-same pinned input (a bundled photograph, never zeros), in one process.
+bundled photographs), then, at 1 and 2 threads, PyTorch eager and both bundles timed by edgekit's timing
+harness (edgekit/engines/timing.py): run by run in alternation on the same pinned input (a bundled
+photograph, never zeros), in one process, PyTorch also timed twice as the A/A control; each runtime's
+speedup over PyTorch comes with its 95% bootstrap interval.
 """
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -42,18 +43,9 @@ class ModelRow:
     size_mb: dict = field(default_factory=dict)
     parity: dict = field(default_factory=dict)  # target -> {cosine_min, max_abs_rel, agreement}
     ms: dict = field(default_factory=dict)  # "torch@1" / "onnx@2" / "openvino@1" -> median ms
+    vs_torch: dict = field(default_factory=dict)  # "onnx@2" -> [torch / runtime median, low, high] (95% CI)
+    noise: dict = field(default_factory=dict)  # "@2" -> the A/A control [ratio, low, high]
     error: str = ""
-
-
-def median_ms(fn, x, warmup: int, iters: int) -> float:
-    for _ in range(warmup):
-        fn(x)
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn(x)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 def measure(source: str, threads=(1, 2), warmup: int = 5, iters: int = 30, input_shape: str | None = None) -> ModelRow:
@@ -79,15 +71,27 @@ def measure(source: str, threads=(1, 2), warmup: int = 5, iters: int = 30, input
             row.parity[target] = {"cosine_min": p["cosine_min"], "max_abs_rel": p["max_abs_rel"],
                                   "agreement": p["agreement"], "passed": p["passed"]}
             row.gflops = round(b.manifest["model"]["flops"] / 1e9, 3)
+        from edgekit.engines.timing import compare, interleave
+
+        xt = torch.from_numpy(x)
         for n in threads:
             torch.set_num_threads(n)
-            with torch.no_grad():
-                xt = torch.from_numpy(x)
-                row.ms[f"torch@{n}"] = round(median_ms(model, xt, warmup, iters), 2)
-            for target in ("onnx", "openvino"):
-                runner = edgekit.runtime.load(Path(tmp) / target, threads=n)
-                row.ms[f"{target}@{n}"] = round(median_ms(runner.infer, x, warmup, iters), 2)
-                runner.close()
+            runners = {target: edgekit.runtime.load(Path(tmp) / target, threads=n) for target in ("onnx", "openvino")}
+            try:
+                with torch.no_grad():
+                    samples = interleave({"torch": lambda: model(xt), **{t: (lambda r=r: r.infer(x))
+                                                                         for t, r in runners.items()}},
+                                         baseline="torch", rounds=iters, warmup=warmup)
+            finally:
+                for r in runners.values():
+                    r.close()
+            result = compare(samples, "torch")
+            for r in result.rows:
+                row.ms[f"{r.name}@{n}"] = round(r.median_ms, 2)
+                if r.ratio is not None:
+                    row.vs_torch[f"{r.name}@{n}"] = [round(r.ratio.value, 2), round(r.ratio.low, 2),
+                                                     round(r.ratio.high, 2)]
+            row.noise[f"@{n}"] = [round(result.noise.value, 2), round(result.noise.low, 2), round(result.noise.high, 2)]
     return row
 
 
@@ -119,3 +123,12 @@ def load_avg() -> str:
 
 def to_json(rows: list[ModelRow]) -> list[dict]:
     return [asdict(r) for r in rows]
+
+
+def environment() -> str:
+    """The CPU (model, cores, ISA flags) and runtime versions the figures were measured on."""
+    from edgekit.engines.measure import runtime_version
+    from edgekit.engines.timing import environment_line
+
+    line = environment_line({n: runtime_version(n) for n in ("torch", "onnxruntime", "openvino")}, None)
+    return line.replace("default thread(s)", "threads per column")

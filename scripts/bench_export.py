@@ -14,14 +14,23 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import load_avg, run_all, to_json  # noqa: E402
+from _bench import environment, load_avg, run_all, to_json  # noqa: E402
 
 TIMM = ["timm:efficientvit_b0", "timm:swin_tiny_patch4_window7_224", "timm:fastvit_t8", "timm:efficientformerv2_s0"]
 
 
+def _vs(row, key: str) -> str:
+    """PyTorch median / the runtime's, with its 95% interval from the timing harness (rows of older JSON: the
+    plain ratio)."""
+    if key in row.vs_torch:
+        value, low, high = row.vs_torch[key]
+        return f"{value:.2f}x [{low:.2f}, {high:.2f}]" + ("" if low > 1.0 or high < 1.0 else " within noise")
+    return f"{row.ms['torch@2'] / row.ms[key]:.2f}x"
+
+
 def table(rows) -> str:
     out = ["| model | input | export s (ORT / OV) | MB | parity ORT: cos / maxabs/range / agree | parity OV: cos / maxabs/range / agree "
-           "| torch 1T | ORT 1T | OV 1T | torch 2T | ORT 2T | OV 2T | ORT vs torch 2T | OV vs torch 2T |",
+           "| torch 1T | ORT 1T | OV 1T | torch 2T | ORT 2T | OV 2T | ORT vs torch 2T [95% CI] | OV vs torch 2T [95% CI] |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.error:
@@ -32,7 +41,7 @@ def table(rows) -> str:
         out.append(f"| {r.source} | {'x'.join(map(str, r.input_shape[2:]))} | {r.export_s['onnx']} / {r.export_s['openvino']} "
                    f"| {r.size_mb['onnx']} | {p['onnx']} | {p['openvino']} | {ms['torch@1']} | {ms['onnx@1']} | {ms['openvino@1']} "
                    f"| {ms['torch@2']} | {ms['onnx@2']} | {ms['openvino@2']} "
-                   f"| {ms['torch@2'] / ms['onnx@2']:.2f}x | {ms['torch@2'] / ms['openvino@2']:.2f}x |")
+                   f"| {_vs(r, 'onnx@2')} | {_vs(r, 'openvino@2')} |")
     return "\n".join(out)
 
 
@@ -49,6 +58,7 @@ def main() -> int:
     sources = args.models.split(",") if args.models else list_models() + TIMM
     rows = run_all(sources, (1, 2), args.warmup, args.iters, partial=args.partial)
     print(f"<!-- python scripts/bench_export.py --iters {args.iters}; {load_avg()} at the end -->")
+    print(environment())
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps(to_json(rows), indent=1))

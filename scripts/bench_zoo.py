@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import ModelRow, gemm_peak, load_avg, run_all  # noqa: E402
+from _bench import ModelRow, environment, gemm_peak, load_avg, run_all  # noqa: E402
 
 
 def table(rows, peak2: float) -> str:
@@ -50,6 +50,7 @@ def main() -> int:
     else:
         rows = run_all(args.models.split(",") if args.models else list_models(), (1, 2), args.warmup, args.iters)
         print(f"<!-- python scripts/bench_zoo.py --iters {args.iters}; {load_avg()} at the end -->")
+        print(environment())  # a --from-json table was measured where its JSON was written, not here
     peak2 = gemm_peak(2)
     print(f"<!-- 2-thread fp32 GEMM peak here: {peak2:.0f} GFLOP/s -->")
     print(table(rows, peak2))
