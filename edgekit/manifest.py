@@ -28,51 +28,30 @@ MANIFEST_FILE = "manifest.json"
 
 
 class _Record:
-    """A JSON object with typed fields: ``from_dict`` takes the named fields (nested records converted, see
-    ``_PARTS``) and keeps the rest in ``extra``; ``to_dict`` gives back the same keys, in the same order."""
-
-    _PARTS: dict[str, type] = {}  # field -> record type (of each item, for a list)
+    """A part of the manifest's JSON with typed fields: ``from_dict`` takes the named fields and keeps the rest in
+    ``extra`` (and the order the keys came in); ``to_dict`` gives back the same JSON."""
 
     @classmethod
     def from_dict(cls, d: dict):
         names = [f.name for f in dataclasses.fields(cls) if f.name not in ("extra", "keys_")]
-        kw = {}
-        for name in names:
-            if name in d:
-                value, part = d[name], cls._PARTS.get(name)
-                if part is not None and isinstance(value, list):
-                    value = [part.from_dict(v) if isinstance(v, dict) else v for v in value]
-                elif part is not None and isinstance(value, dict):
-                    value = part.from_dict(value)
-                kw[name] = value
-        return cls(**kw, extra={k: v for k, v in d.items() if k not in names}, keys_=tuple(d))
+        return cls(**{n: d[n] for n in names if n in d}, extra={k: v for k, v in d.items() if k not in names},
+                   keys_=tuple(d))
 
     def to_dict(self) -> dict:
-        named = [f.name for f in dataclasses.fields(self) if f.name not in ("extra", "keys_")]
+        fields = [f for f in dataclasses.fields(self) if f.name not in ("extra", "keys_")]
         # the keys it was read with, then any named field set since (a value other than its default); a record
         # made in code (no keys read) has every field that is not None
-        added = [f.name for f in dataclasses.fields(self) if f.name in named and f.name not in self.keys_
-                 and getattr(self, f.name) is not None and (not self.keys_ or getattr(self, f.name) != _default(f))]
+        added = [f.name for f in fields if f.name not in self.keys_ and getattr(self, f.name) is not None
+                 and (not self.keys_ or getattr(self, f.name) != _default(f))]
+        named = {f.name for f in fields}
         out: dict[str, Any] = {}
         for key in (*self.keys_, *added):
-            if key in self.extra:
-                out[key] = self.extra[key]
-            elif key in named:
-                out[key] = _plain(getattr(self, key))
-        out.update({k: v for k, v in self.extra.items() if k not in out})
+            out[key] = getattr(self, key) if key in named else self.extra[key]
         return out
 
 
 def _default(f: dataclasses.Field):
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-
-
-def _plain(value):
-    if isinstance(value, _Record):
-        return value.to_dict()
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 @dataclass
