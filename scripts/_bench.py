@@ -125,10 +125,9 @@ def to_json(rows: list[ModelRow]) -> list[dict]:
     return [asdict(r) for r in rows]
 
 
-def environment() -> str:
+def environment(runtimes=("torch", "onnxruntime", "openvino"), threads: str = "threads per column") -> str:
     """The CPU (model, cores, ISA flags) and runtime versions the figures were measured on."""
     from edgekit.engines.measure import runtime_version
     from edgekit.engines.timing import environment_line
 
-    line = environment_line({n: runtime_version(n) for n in ("torch", "onnxruntime", "openvino")}, None)
-    return line.replace("default thread(s)", "threads per column")
+    return environment_line({n: runtime_version(n) for n in runtimes}, threads)

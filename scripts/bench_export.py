@@ -22,9 +22,11 @@ TIMM = ["timm:efficientvit_b0", "timm:swin_tiny_patch4_window7_224", "timm:fastv
 def _vs(row, key: str) -> str:
     """PyTorch median / the runtime's, with its 95% interval from the timing harness (rows of older JSON: the
     plain ratio)."""
+    from edgekit.engines.timing import Ratio
+
     if key in row.vs_torch:
-        value, low, high = row.vs_torch[key]
-        return f"{value:.2f}x [{low:.2f}, {high:.2f}]" + ("" if low > 1.0 or high < 1.0 else " within noise")
+        ratio = Ratio(*row.vs_torch[key])
+        return ratio.text() + (" within noise" if ratio.verdict == "within noise" else "")
     return f"{row.ms['torch@2'] / row.ms[key]:.2f}x"
 
 

@@ -214,6 +214,8 @@ def bench_model(name: str, targets: list[str], threads: int, warmup: int, iters:
 
 
 def table(rows: list[dict], threads: int) -> str:
+    from edgekit.engines.timing import Ratio
+
     out = ["| model (input) | target | precision | ms 1T (CPU time) | speedup 1T [95% CI] | ms 2T (wall) "
            "| speedup 2T [95% CI] "
            "| top-1 / mIoU | drop vs PyTorch fp32 | agreement with fp32 | notes |",
@@ -246,7 +248,8 @@ def table(rows: list[dict], threads: int) -> str:
             if ci is None:
                 aa = (r.get("noise") or {}).get(key)  # the fp32 row: its A/A control, the noise floor
                 return f"{sp[key]:.2f}x" + (f" (A/A [{aa[0]:.2f}, {aa[1]:.2f}])" if aa else "")
-            return f"{sp[key]:.2f}x [{ci[0]:.2f}, {ci[1]:.2f}]" + ("" if ci[0] > 1 or ci[1] < 1 else " within noise")
+            ratio = Ratio(sp[key], *ci)
+            return ratio.text() + (" within noise" if ratio.verdict == "within noise" else "")
 
         out.append(f"| {r['model']} ({r['input']}) | {r['target']} | {r['variant']} | {ms['cpu1']:.2f} "
                    f"| {speedup('cpu1')} | {ms['wall2']:.2f} | {speedup('wall2')} | {fmt(r['metric'])} "
@@ -260,13 +263,15 @@ GOALS = {"openvino": 2.0, "onnx": 1.5}  # the issue's INT8 speed goals vs fp32 o
 
 def verdict(rows: list[dict]) -> list[str]:
     """The goals, checked on these figures: int8 speed vs fp32 (2 threads, wall) and at most 1 point lost."""
+    from edgekit.engines.timing import Ratio
+
     lines = []
     for r in rows:
         if r["variant"] != "int8" or "error" in r or not r.get("speedup"):
             continue
         sp, drop = r["speedup"]["wall2"], r["torch_metric"] - r["metric"]
         ci = (r.get("interval") or {}).get("wall2")
-        noisy = ci is not None and ci[0] <= 1.0 <= ci[1]  # the harness cannot tell it from fp32 at 2 threads
+        noisy = ci is not None and Ratio(sp, *ci).verdict == "within noise"  # not told apart from fp32 at 2T
         met = "within noise of" if noisy else ("meets" if sp >= GOALS[r["target"]] else "MISSES")
         speed = f"{met} {GOALS[r['target']]}x ({sp:.2f}x at 2T, {r['speedup']['cpu1']:.2f}x at 1T)"
         change = f"{abs(drop) * 100:.1f} pt {'lost' if drop >= 0 else 'gained'}"

@@ -281,15 +281,6 @@ def verdict(rows: list[Row]) -> list[str]:
     return lines
 
 
-def environment() -> str:
-    """The CPU (model, cores, ISA flags) and runtime versions the figures were measured on."""
-    from edgekit.engines.measure import runtime_version
-    from edgekit.engines.timing import environment_line
-
-    return environment_line({n: runtime_version(n) for n in ("onnxruntime", "openvino")}, None).replace(
-        "default thread(s)", "threads per row")
-
-
 def load_avg() -> str:
     return "load average %.2f %.2f %.2f" % os.getloadavg()
 
@@ -338,7 +329,9 @@ def main() -> int:
     print(f"<!-- python scripts/bench_rewrites.py --threads {args.threads} --iters {args.iters} --clock {args.clock}"
           f"{' --models ' + args.models if args.models else ''}{' --rule ' + args.rule if args.rule else ''}; "
           f"{time.strftime('%Y-%m-%d')}; {start} at the start, {load_avg()} at the end; {peaks_note()} -->")
-    print(environment())
+    from _bench import environment  # on sys.path since measure_peaks
+
+    print(environment(("onnxruntime", "openvino"), "threads per row"))
     if args.rule:
         print(f"naive = edgekit's export without {args.rule}; edgekit = with it.")
     print(table(rows))

@@ -148,11 +148,12 @@ def markdown(comparison: Comparison, environment: str = "") -> str:
     return "\n".join(lines)
 
 
-def environment_line(runtimes: dict[str, str | None], threads: int | None) -> str:
-    """CPU model and ISA flags, runtime versions and threads: what every timing table states."""
+def environment_line(runtimes: dict[str, str | None], threads: int | str | None) -> str:
+    """CPU model and ISA flags, runtime versions and threads (a count, or words such as "threads per row" for a
+    table that varies them): what every timing table states."""
     from .measure import cpu_info
 
     cpu = cpu_info()
     versions = ", ".join(f"{k} {v}" for k, v in runtimes.items() if v)
     return (f"Measured on {cpu['model']} ({cpu['cores']} cores; {' '.join(cpu['flags']) or 'no ISA flags read'}), "
-            f"{versions}, {threads or 'default'} thread(s).")
+            f"{versions}, {f'{threads} thread(s)' if isinstance(threads, int) else threads or 'default thread(s)'}.")
