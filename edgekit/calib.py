@@ -5,8 +5,14 @@ decoded with PyAV, OpenCV or imageio, whichever is installed; animated GIFs with
 ``.npz`` arrays (uint8 images (N, H, W, 3) or already-preprocessed float tensors (N, 3, H, W)), or
 a list file naming one image path per line (relative to the list file; ``#`` starts a comment).
 Without a source, the photographs bundled in ``calib/`` are used. Sampling is seeded; the set's hash
-(over the bytes of what was selected, in order) goes into the manifest and keys calibration caches.
+(over the items' own SHA-256 digests, in order) goes into the manifest and keys calibration caches.
 Images are preprocessed with the model's own preprocessing (the manifest's, for a bundle).
+
+int8 keeps calibration and the parity gate apart (:func:`load_image_sets`): a gate scored on the images
+the activation ranges came from is in-sample and flatters the quantized model. Without ``--calib`` it
+calibrates on the generated images in ``calib/generated/`` (scripts/make_calib_images.py) and gates on
+the photographs; with ``--calib`` every 4th item of the set (every 2nd below 8 items) is held out for
+the gate and the rest calibrate. Both sets' hashes go into the manifest.
 """
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ class CalibrationSet:
     source: str
     sha256: str
     images: list[np.ndarray] = field(default_factory=list)  # uint8 RGB originals, when the source had images
+    item_sha256: list[str] = field(default_factory=list)  # each item's own digest, in order
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -43,9 +50,70 @@ class CalibrationSet:
     def describe(self) -> dict:
         return {"source": self.source, "count": len(self), "sha256": self.sha256, "names": self.names}
 
+    def subset(self, indices: list[int], source: str) -> CalibrationSet:
+        """The items at ``indices`` (in order), hashed like a set read on its own."""
+        digests = [self.item_sha256[i] for i in indices]
+        return CalibrationSet([self.inputs[i] for i in indices], [self.names[i] for i in indices], source,
+                              _set_digest(digests), [self.images[i] for i in indices] if self.images else [], digests)
+
+
+PARITY_EVERY = 4  # int8 with --calib: every 4th item is held out for the parity gate...
+PARITY_EVERY_SMALL = 2  # ...every 2nd when the set has fewer than 8 items, so the gate sees more than one
+
+
+@dataclass
+class ImageSets:
+    """The images an export uses: ``parity`` for the gate; ``calibration`` (int8 only) disjoint from it."""
+
+    parity: CalibrationSet
+    calibration: CalibrationSet | None = None
+    split: str = ""  # how the two were separated, for the manifest
+
+    def describe(self) -> dict:
+        """The parity set's manifest entry, with the calibration set it was kept apart from."""
+        out = self.parity.describe()
+        if self.calibration is not None:
+            out.update(disjoint_from_calibration=True, calibration_sha256=self.calibration.sha256, split=self.split)
+        return out
+
+
+def load_image_sets(source: str | Path | None, preprocess: Preprocess, size: int | None = None,
+                    int8: bool = False, seed: int = 0) -> ImageSets:
+    """The parity set, and for int8 a calibration set that shares no image with it (module doc).
+
+    size: as :func:`load_calibration`; without a source it samples each of the two default sets.
+    """
+    if not int8:
+        return ImageSets(load_calibration(source, preprocess, size, seed))
+    if source is None:
+        calibration = load_calibration(generated_images_dir(), preprocess, size, seed)
+        parity = load_calibration(None, preprocess, size, seed)
+        return ImageSets(parity, calibration, "calibration on the generated images (calib/generated), "
+                                              "parity on the bundled photographs")
+    full = load_calibration(source, preprocess, size, seed)
+    if len(full) < 2:
+        raise UsageError(f"int8 needs at least 2 images in --calib ({full.source} gave {len(full)}): one part "
+                         f"calibrates, the other checks parity on images calibration never saw; add images or "
+                         f"raise --calib-size")
+    every = PARITY_EVERY if len(full) >= 8 else PARITY_EVERY_SMALL
+    nth = {2: "2nd", 4: "4th"}[every]
+    held = [i for i in range(len(full)) if i % every == every - 1]
+    rest = [i for i in range(len(full)) if i % every != every - 1]
+    return ImageSets(full.subset(held, f"{full.source} (every {nth} item, held out)"),
+                     full.subset(rest, f"{full.source} (all but every {nth} item)"),
+                     f"every {nth} item of --calib held out for the parity gate, the rest calibrate")
+
+
+def _set_digest(item_digests: list[str]) -> str:
+    return hashlib.sha256("".join(item_digests).encode()).hexdigest()
+
 
 def bundled_images_dir() -> Path:
     return Path(str(resources.files("edgekit.calib_data") / "images"))
+
+
+def generated_images_dir() -> Path:
+    return Path(str(resources.files("edgekit.calib_data") / "generated"))
 
 
 def load_calibration(source: str | Path | None, preprocess: Preprocess, size: int | None = None,
@@ -111,14 +179,13 @@ def read_image(path: Path) -> np.ndarray:
 def _from_image_paths(paths: list[Path], source: Path, preprocess: Preprocess, size: int | None,
                       seed: int) -> CalibrationSet:
     chosen = [paths[i] for i in _sample(len(paths), size, seed)]
-    digest = hashlib.sha256()
-    images, inputs = [], []
+    digests, images, inputs = [], [], []
     for p in chosen:
-        digest.update(p.read_bytes())
+        digests.append(hashlib.sha256(p.read_bytes()).hexdigest())
         image = read_image(p)
         images.append(image)
         inputs.append(preprocess(image))
-    return CalibrationSet(inputs, [p.name for p in chosen], str(source), digest.hexdigest(), images)
+    return CalibrationSet(inputs, [p.name for p in chosen], str(source), _set_digest(digests), images, digests)
 
 
 def _check_tensor(x: np.ndarray, preprocess: Preprocess, where: str) -> np.ndarray:
@@ -144,11 +211,10 @@ def _from_arrays(path: Path, preprocess: Preprocess, size: int | None, seed: int
     if not stacked:
         raise UsageError(f"{path} holds no arrays (an empty set)")
     idx = _sample(len(stacked), size, seed)
-    digest = hashlib.sha256()
-    images, inputs = [], []
+    digests, images, inputs = [], [], []
     for i in idx:
         a = np.ascontiguousarray(stacked[i])
-        digest.update(a.tobytes())
+        digests.append(hashlib.sha256(a.tobytes()).hexdigest())
         if a.dtype == np.uint8 and a.ndim == 3 and a.shape[-1] == 3:
             images.append(a)
             inputs.append(preprocess(a))
@@ -161,7 +227,7 @@ def _from_arrays(path: Path, preprocess: Preprocess, size: int | None, seed: int
             inputs.append(_check_tensor(a, preprocess, str(path)))
         else:
             raise UsageError(f"{path}: arrays must be uint8 images (N, H, W, 3) or float tensors (N, 3, H, W), got {a.dtype} {a.shape}")
-    return CalibrationSet(inputs, [f"{path.name}[{i}]" for i in idx], str(path), digest.hexdigest(), images)
+    return CalibrationSet(inputs, [f"{path.name}[{i}]" for i in idx], str(path), _set_digest(digests), images, digests)
 
 
 def _from_video(path: Path, preprocess: Preprocess, size: int | None, seed: int) -> CalibrationSet:
@@ -184,14 +250,14 @@ def _from_video(path: Path, preprocess: Preprocess, size: int | None, seed: int)
     if not kept:
         raise UsageError(f"video {path} has no frames (or none could be decoded)")
     kept.sort(key=lambda t: t[0])
-    digest = hashlib.sha256()
-    images, inputs = [], []
+    digests, images, inputs = [], [], []
     for _, f in kept:
         f = np.ascontiguousarray(f[..., :3].astype(np.uint8))
-        digest.update(f.tobytes())
+        digests.append(hashlib.sha256(f.tobytes()).hexdigest())
         images.append(f)
         inputs.append(preprocess(f))
-    return CalibrationSet(inputs, [f"{path.name}#{i}" for i, _ in kept], str(path), digest.hexdigest(), images)
+    return CalibrationSet(inputs, [f"{path.name}#{i}" for i, _ in kept], str(path), _set_digest(digests), images,
+                          digests)
 
 
 def video_decoder() -> str | None:

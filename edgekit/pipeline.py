@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from edgekit.calib import load_calibration
+from edgekit.calib import load_image_sets
 from edgekit.config import ExportConfig, Precision, Tolerance
 from edgekit.errors import ParityError, UsageError, stage
 from edgekit.manifest import (Manifest, export_config_record, file_entries, host_info, read_manifest, sha256_file,
@@ -60,9 +60,10 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
         src = load_source(config.source, config.checkpoint, config.input_shape, config.source_options)
         spec = src.spec
         backend.check_model(spec, config.dynamic_batch)  # target options against the model, before the slow steps
-    # read the parity images before the slow steps, so a bad --calib fails fast
-    with rep.step("read parity images"), stage("parity"):
-        calib = load_calibration(config.calib, spec.preprocess, config.calib_size)
+    # read the parity (and int8 calibration) images before the slow steps, so a bad --calib fails fast
+    int8 = config.precision is Precision.INT8
+    with rep.step("read parity and calibration images" if int8 else "read parity images"), stage("parity"):
+        sets = load_image_sets(config.calib, spec.preprocess, config.calib_size, int8=int8)
     if spec.origin.get("weights", "").startswith("random"):
         rep.note(f"{config.source} has random weights ({spec.origin['weights']}): the bundle is for checking the "
                  f"export, not for predictions")
@@ -77,7 +78,7 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
             model = apply_swaps(copy.deepcopy(model), config.target, rewrites, config.precision)
     # a target that converts the torch model itself (CoreML) declares needs_torch and gets no ONNX
     exported, proto, quant_info = ((None, None, None) if backend.needs_torch else
-                                   _onnx_for_target(config, backend, model, spec, calib, rewrites, rep, quant))
+                                   _onnx_for_target(config, backend, model, spec, sets.calibration, rewrites, rep, quant))
 
     with staged_bundle(config.out, config.force) as staging:
         with rep.step(f"build {config.target.value} {config.precision.value}"), stage("build"):
@@ -99,12 +100,12 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
             parity = {"measured": False, "reason": f"{why_not}; parity was not measured",
                       "gate": "not run (nothing runnable here)"}
         else:
-            with rep.step(f"parity vs PyTorch on {len(calib)} images", total=len(calib)), stage("parity"):
-                report = measure_parity(backend, staging, built, reference, calib.inputs, spec, tolerance,
+            with rep.step(f"parity vs PyTorch on {len(sets.parity)} images", total=len(sets.parity)), stage("parity"):
+                report = measure_parity(backend, staging, built, reference, sets.parity.inputs, spec, tolerance,
                                         1 if config.dynamic_batch else spec.input_shape[0], config.threads,
                                         rep.advance, runner=stand_in[0] if stand_in else None)
             parity = {"measured": True, "gate": "enforced" if config.verify else "disabled (--no-verify)",
-                      "set": calib.describe(), **report.to_dict()}
+                      "set": sets.describe(), **report.to_dict()}
             if stand_in:
                 parity.update(measured_on=stand_in[1], artifact={"measured": False, "reason": why_not})
         with stage("bundle"):

@@ -14,7 +14,7 @@ target (ONNX Runtime, OpenVINO), in one run:
     python scripts/train_digits.py                    # once: trains and caches the checkpoints
     PYTHONPATH=. python scripts/bench_quant.py        # prints a markdown table
     PYTHONPATH=. python scripts/bench_quant.py --models efficientvit_b0 --targets onnx --iters 50 \\
-        --write docs/benchmarks.md                    # and replaces the "Quantization" section there
+        --doc docs/benchmarks.md --block quant        # and writes that generated block there
 """
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+import _docblock  # noqa: E402
+from _bench import environment  # noqa: E402
 
 MODELS = {  # name -> (model source, task folder)
     "efficientvit_b0": ("scripts.train_digits:efficientvit_b0_digits", "cls"),
@@ -281,20 +284,6 @@ def verdict(rows: list[dict]) -> list[str]:
     return lines
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace (or append) the '## Quantization' section of ``path``, leaving the rest untouched."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    head = "## Quantization"
-    start = text.find(f"\n{head}\n")
-    section = f"\n{head}\n\n{body.rstrip()}\n"
-    if start < 0:
-        text = text.rstrip() + "\n" + section
-    else:
-        end = text.find("\n## ", start + len(head) + 2)
-        text = text[:start] + section + (text[end:] if end >= 0 else "")
-    path.write_text(text)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="efficientvit_b0,swin_tiny,segformer_b0,efficientvit_b0@256,swin_tiny@256,"
@@ -308,7 +297,7 @@ def main() -> int:
     ap.add_argument("--method", default="entropy")
     ap.add_argument("--limit", type=int, default=None, help="evaluate on the first N validation images")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
-    ap.add_argument("--write", type=Path, default=None, help="replace the Quantization section of this markdown file")
+    _docblock.add_arguments(ap)
     args = ap.parse_args()
     import torch
 
@@ -319,14 +308,13 @@ def main() -> int:
             rows += bench_model(name, args.targets.split(","), args.threads, args.warmup, args.iters, args.method,
                                 args.limit, Path(tmp), lambda s: print(s, file=sys.stderr, flush=True), args.max_drop)
     load = "load average %.2f %.2f %.2f" % os.getloadavg()
-    text = table(rows, args.threads) + "\n\n" + "\n".join(f"- {line}" for line in verdict(rows))
+    text = (f"{environment(('onnxruntime', 'openvino'), 'threads per column')}\nMedians of {args.iters} runs after "
+            f"{args.warmup} warm-ups; {load} at the end.\n\n" + table(rows, args.threads) + "\n\n"
+            + "\n".join(f"- {line}" for line in verdict(rows)))
     print(text)
-    print(f"\n{load}; median of {args.iters} after {args.warmup} warm-ups")
+    _docblock.maybe_write(args, text)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
-    if args.write:
-        write_section(args.write, text + f"\n\n{load} at the end of the run; median of {args.iters} runs after "
-                                         f"{args.warmup} warm-ups (`{' '.join(sys.argv)}`).")
     return 0
 
 

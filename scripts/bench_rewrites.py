@@ -31,11 +31,13 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _docblock  # noqa: E402
 
 TIMM = ["timm:swin_tiny_patch4_window7_224", "timm:efficientvit_b0"]
 # GEMM peak by (precision, threads), measured on this CPU at the start of a run (scripts/_bench.gemm_peak);
@@ -303,15 +305,16 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     ap.add_argument("--from-json", type=Path, help="print the table of figures an earlier --json run wrote "
                                                    "(%% of peak against this CPU's peak, measured now)")
+    _docblock.add_arguments(ap)
     args = ap.parse_args()
     if args.from_json:
-        rows = [Row(**r) for r in json.loads(args.from_json.read_text())]
+        data = json.loads(args.from_json.read_text())
+        rows = [Row(**r) for r in data["rows"]]
         measure_peaks(sorted({r.threads for r in rows if r.threads}), {r.precision for r in rows})
-        print(f"<!-- python scripts/bench_rewrites.py --from-json {args.from_json}; {peaks_note()} -->")
-        print(table(rows))
-        print()
-        for line in verdict(rows):
-            print(f"- {line}")
+        text = (f"{data['environment']}\nFigures of an earlier run (its --json); {peaks_note()}, measured now.\n\n"
+                + table(rows) + "\n\n" + "\n".join(f"- {line}" for line in verdict(rows)))
+        print(text)
+        _docblock.maybe_write(args, text)
         return 0
 
     sources = args.models.split(",") if args.models else attention_models() + TIMM
@@ -326,20 +329,17 @@ def main() -> int:
     for source in track(sources, description="naive vs edgekit", transient=True):
         rows.extend(measure(source, args.runtimes.split(","), threads, args.warmup, args.iters,
                             args.precisions.split(","), args.clock, args.rule))
-    print(f"<!-- python scripts/bench_rewrites.py --threads {args.threads} --iters {args.iters} --clock {args.clock}"
-          f"{' --models ' + args.models if args.models else ''}{' --rule ' + args.rule if args.rule else ''}; "
-          f"{time.strftime('%Y-%m-%d')}; {start} at the start, {load_avg()} at the end; {peaks_note()} -->")
     from _bench import environment  # on sys.path since measure_peaks
 
-    print(environment(("onnxruntime", "openvino"), "threads per row"))
-    if args.rule:
-        print(f"naive = edgekit's export without {args.rule}; edgekit = with it.")
-    print(table(rows))
-    print()
-    for line in verdict(rows):
-        print(f"- {line}")
+    env = environment(("onnxruntime", "openvino"), "threads per row")
+    text = (f"{env}\nMedians ({args.clock} clock) of {args.iters} runs after {args.warmup} warm-ups; {start} at the "
+            f"start, {load_avg()} at the end; {peaks_note()}.\n"
+            + (f"naive = edgekit's export without {args.rule}; edgekit = with it.\n" if args.rule else "")
+            + "\n" + table(rows) + "\n\n" + "\n".join(f"- {line}" for line in verdict(rows)))
+    print(text)
+    _docblock.maybe_write(args, text)
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1))
+        args.json.write_text(json.dumps({"environment": env, "rows": [asdict(r) for r in rows]}, indent=1))
     return 1 if any(r.error for r in rows) else 0
 
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Zoo benchmark: params, GMACs, and median latency (PyTorch eager, ONNX Runtime, OpenVINO; fp32; 1 and
 2 threads) for every zoo model at its default resolution, and achieved GFLOP/s as a fraction of this
-CPU's fp32 peak on two cores (a 2048^3 GEMM in PyTorch, measured when the table is printed; an AMD EPYC
-Zen 4 measured 193 GFLOP/s). Prints a markdown table.
+CPU's fp32 peak on two cores (a 2048^3 GEMM in PyTorch, measured when the table is printed: render a
+--from-json table on the machine that measured it). Prints a markdown table.
 
     python scripts/bench_zoo.py [--models a,b] [--iters 30]
     python scripts/bench_zoo.py --from-json bench.json   # the table from bench_export.py --json figures
@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _docblock  # noqa: E402
 from _bench import ModelRow, environment, gemm_peak, load_avg, run_all  # noqa: E402
 
 
@@ -39,21 +40,23 @@ def main() -> int:
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--from-json", type=Path, help="render figures written by bench_export.py --json instead of measuring")
+    _docblock.add_arguments(ap)
     args = ap.parse_args()
     from edgekit.models import is_model, list_models
 
     if args.from_json:
         import json
 
-        rows = [ModelRow(**r) for r in json.loads(args.from_json.read_text()) if is_model(r["source"])]
-        print(f"<!-- python scripts/bench_zoo.py --from-json {args.from_json} -->")
+        data = json.loads(args.from_json.read_text())
+        rows = [ModelRow(**r) for r in data["rows"] if is_model(r["source"])]  # zoo models only
+        head = f"{data['environment']}\nFigures of bench_export.py (its --json); the peak measured now, here."
     else:
         rows = run_all(args.models.split(",") if args.models else list_models(), (1, 2), args.warmup, args.iters)
-        print(f"<!-- python scripts/bench_zoo.py --iters {args.iters}; {load_avg()} at the end -->")
-        print(environment())  # a --from-json table was measured where its JSON was written, not here
+        head = f"{environment()}\nMedians of {args.iters} runs after {args.warmup} warm-ups; {load_avg()} at the end."
     peak2 = gemm_peak(2)
-    print(f"<!-- 2-thread fp32 GEMM peak here: {peak2:.0f} GFLOP/s -->")
-    print(table(rows, peak2))
+    text = f"{head}\n2-thread fp32 GEMM peak of this CPU: {peak2:.0f} GFLOP/s.\n\n{table(rows, peak2)}"
+    print(text)
+    _docblock.maybe_write(args, text)
     return 1 if any(r.error for r in rows) else 0
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgekit.calib import load_calibration
+from edgekit.calib import bundled_images_dir, generated_images_dir, load_calibration, load_image_sets
 from edgekit.errors import UsageError
 from edgekit.preprocess import Preprocess
 
@@ -55,6 +55,42 @@ def test_seeded_sampling_and_hash(folder):
     assert c.names != a.names and c.sha256 != a.sha256  # another seed picks another subset (8 choose 3 = 56)
     assert full.sha256 != a.sha256
     assert len(load_calibration(folder, PRE, size=100)) == 8  # more than there are: all of them
+
+
+def test_int8_sets_are_disjoint_by_a_fixed_rule(folder):
+    """int8: every 4th item of --calib (every 2nd below 8) is held out for the parity gate; both hashes are
+    those of the subsets read on their own, and no item is in both."""
+    sets = load_image_sets(folder, PRE, int8=True)
+    full = load_calibration(folder, PRE)
+    assert sets.parity.names == [full.names[3], full.names[7]]
+    assert sets.calibration.names == [n for i, n in enumerate(full.names) if i not in (3, 7)]
+    assert not set(sets.parity.item_sha256) & set(sets.calibration.item_sha256)
+    assert sets.parity.sha256 != sets.calibration.sha256 != full.sha256
+    entry = sets.describe()
+    assert entry["sha256"] == sets.parity.sha256 and entry["calibration_sha256"] == sets.calibration.sha256
+    assert entry["disjoint_from_calibration"] is True and "every 4th" in entry["split"]
+    small = load_image_sets(folder, PRE, size=5, int8=True)
+    assert (len(small.calibration), len(small.parity)) == (3, 2)  # every 2nd
+    assert load_image_sets(folder, PRE).calibration is None  # fp32: one set, no calibration
+    with pytest.raises(UsageError, match="int8 needs at least 2 images"):
+        load_image_sets(folder, PRE, size=1, int8=True)
+
+
+def test_int8_default_calibrates_on_generated_images_and_gates_on_photographs():
+    sets = load_image_sets(None, PRE, int8=True)
+    assert sets.calibration.source == str(generated_images_dir()) and len(sets.calibration) == 8
+    assert sets.parity.source == str(bundled_images_dir()) and len(sets.parity) == 6
+    assert not set(sets.parity.item_sha256) & set(sets.calibration.item_sha256)
+
+
+def test_generated_images_are_what_the_script_renders():
+    """The committed renders are reproducible: scripts/make_calib_images.py gives the same pixels."""
+    from scripts import make_calib_images as mk
+
+    files = sorted(generated_images_dir().glob("*.png"))
+    assert [f.name for f in files] == [mk.file_name(i) for i in range(mk.COUNT)]
+    for i in (0, mk.COUNT - 1):
+        np.testing.assert_array_equal(np.asarray(Image.open(files[i]).convert("RGB")), mk.render(seed=1000 + i))
 
 
 def test_hash_changes_when_an_image_changes(folder):

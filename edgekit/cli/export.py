@@ -48,7 +48,8 @@ def target_flag_options(fn):
 @click.option("--input-shape", default=None, help="NxCxHxW, e.g. 1x3x512x512 [default: the model's].")
 @click.option("--dynamic-batch", is_flag=True, help="Export with a dynamic batch dimension.")
 @click.option("--calib", type=click.Path(path_type=Path), default=None,
-              help="Images for the parity gate (and int8 calibration) [default: the bundled photographs].")
+              help="Images for the parity gate; for int8 every 4th is held out for the gate and the rest calibrate "
+                   "[default: the bundled photographs; int8 calibrates on the bundled generated images].")
 @click.option("--calib-size", type=int, default=None, help="Sample this many calibration items (seeded).")
 @quant_options
 @click.option("--threads", type=int, default=None, help="Runtime threads for the parity run.")

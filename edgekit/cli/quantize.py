@@ -34,7 +34,8 @@ def quant_options(fn):
 @click.option("--precision", "-p", type=click.Choice(["int8", "fp16", "bf16"], case_sensitive=False), default="int8",
               show_default=True)
 @click.option("--calib", type=click.Path(path_type=Path), default=None,
-              help="Calibration set: image folder, video, .npy/.npz or list file [default: the bundled photographs].")
+              help="Calibration set: image folder, video, .npy/.npz or list file; every 4th item is held out for the "
+                   "parity gate [default: calibrate on the bundled generated images, gate on the bundled photographs].")
 @click.option("--calib-size", type=int, default=None, help="Sample this many calibration items (seeded).")
 @quant_options
 @click.option("--no-default-islands", is_flag=True,

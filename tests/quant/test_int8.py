@@ -6,7 +6,7 @@ import onnx
 import pytest
 
 import edgekit
-from edgekit.calib import load_calibration
+from edgekit.calib import load_calibration, load_image_sets
 from edgekit.config import Target, Task
 from edgekit.stages.onnx_export import export_onnx, prepare_for_deploy
 from edgekit.quant.calibrate import calibrate
@@ -23,11 +23,14 @@ from tests.quant.conftest import CLS, SEG
 
 @pytest.fixture(scope="module")
 def cls_setup(digits):
-    """fp32 ONNX of the trained tiny classifier, its calibration set (24 training renders) and a scorer."""
+    """fp32 ONNX of the trained tiny classifier, its calibration set (24 training renders) and a scorer on 24
+    held-out validation renders (digits never seen in training, images never seen by calibration)."""
     src = load_source(CLS)
     proto = export_onnx(prepare_for_deploy(src.model), src.spec.input_shape).model
     calib = load_calibration(digits / "cls" / "calib", src.spec.preprocess, size=24)
-    return proto, calib, Scorer(int8_plan(Target.ONNX).scoring, proto, calib.inputs, Task.CLASSIFICATION, threads=2)
+    held_out = load_calibration(digits / "cls" / "val", src.spec.preprocess, size=24)
+    assert not set(calib.item_sha256) & set(held_out.item_sha256)
+    return proto, calib, Scorer(int8_plan(Target.ONNX).scoring, proto, held_out.inputs, Task.CLASSIFICATION, threads=2)
 
 
 @pytest.mark.parametrize("method", list(Method))
@@ -37,7 +40,7 @@ def test_each_method_keeps_the_trained_model(cls_setup, method):
     ranges, _ = calibrate(proto, calib.inputs, calib.sha256, options)
     islands = {i.node for i in find_islands(proto, int8_plan(Target.ONNX).island_rules)}
     score = scorer.score(quantize_qdq(proto, ranges, islands))
-    # the default int8 parity tolerance (cosine >= 0.99, agreement >= 97%) on 24 calibration images
+    # the default int8 parity tolerance (cosine >= 0.99, agreement >= 97%) on 24 held-out images
     assert score.cosine_min >= 0.99 and score.agreement >= 0.97, (method, score)
 
 
@@ -46,8 +49,13 @@ def test_export_int8_onnxruntime_manifest(digits, tmp_path):
                        method="entropy")
     m = b.manifest
     q = m["quantization"]
-    calib = load_calibration(digits / "cls" / "calib", load_source(CLS).spec.preprocess, size=24)
-    assert q["calibration"]["sha256"] == calib.sha256 == m["parity"]["set"]["sha256"]
+    sets = load_image_sets(digits / "cls" / "calib", load_source(CLS).spec.preprocess, size=24, int8=True)
+    # out of sample: 18 images calibrate, every 4th of the 24 is held out for the gate; both hashes recorded
+    assert (q["calibration"]["images"], m["parity"]["set"]["count"]) == (18, 6)
+    assert q["calibration"]["sha256"] == sets.calibration.sha256 == m["parity"]["set"]["calibration_sha256"]
+    assert m["parity"]["set"]["sha256"] == sets.parity.sha256 != sets.calibration.sha256
+    assert not set(sets.parity.item_sha256) & set(sets.calibration.item_sha256)
+    assert m["parity"]["set"]["disjoint_from_calibration"] is True
     assert q["method"] == "entropy" and q["recipe"] in ("edgekit-u8s8", "edgekit-s8s8")
     assert {"layernorm", "gelu", "stem", "head"} <= set(q["islands"])
     # ONNX Runtime's rewrites fuse attention into com.microsoft.Attention, a float kernel ("plugin")
@@ -210,7 +218,8 @@ def test_tensorrt_export_hands_over_qdq(digits):
 
 
 def test_a_budget_finer_than_the_calibration_set_says_so(digits, tmp_path):
-    """16 images: one changed top-1 is 6.25 points, so --max-drop 1 can allow no change; the user is told."""
+    """16 images, of which 12 calibrate (every 4th is held out for the gate): one changed top-1 is 8.33 points,
+    so --max-drop 1 can allow no change; the user is told."""
     from edgekit.progress import Reporter
 
     class Notes(Reporter):
@@ -225,9 +234,9 @@ def test_a_budget_finer_than_the_calibration_set_says_so(digits, tmp_path):
     b = edgekit.quantize(fp32.path, tmp_path / "q", calib=digits / "cls" / "calib", calib_size=16, method="minmax",
                          max_drop=1.0, reporter=rep)
     q = b.manifest["quantization"]
-    assert q["budget"]["agreement_step_points"] == 6.25 and q["budget"]["agreement_min"] == 0.99
+    assert q["budget"]["agreement_step_points"] == 8.3333 and q["budget"]["agreement_min"] == 0.99
     [note] = [n for n in rep.notes if "--max-drop" in n]
-    assert "16 images" in note and "6.25 points" in note and "100+ images" in note
+    assert "12 images" in note and "8.33 points" in note and "100+ images" in note
     rep2 = Notes()
     edgekit.quantize(fp32.path, tmp_path / "q2", calib=digits / "cls" / "calib", calib_size=16, method="minmax",
                      max_drop=10.0, reporter=rep2)

@@ -60,13 +60,13 @@ def test_parity_images_use_the_flags(tmp_path, monkeypatch):
     import edgekit.pipeline as pipeline
 
     seen = {}
-    real = pipeline.load_calibration
+    real = pipeline.load_image_sets
 
     def spy(source, preprocess, size=None, *a, **kw):
         seen["preprocess"] = preprocess
         return real(source, preprocess, size, *a, **kw)
 
-    monkeypatch.setattr(pipeline, "load_calibration", spy)
+    monkeypatch.setattr(pipeline, "load_image_sets", spy)
     edgekit.export(TINY, "onnx", tmp_path / "b", mean="0.1,0.2,0.3", resize="bicubic", calib_size=2)
     assert seen["preprocess"].mean == (0.1, 0.2, 0.3) and seen["preprocess"].resize == "bicubic"
 
