@@ -68,7 +68,8 @@ def main() -> int:
     sources = args.models.split(",") if args.models else list_models() + TIMM
     rows = run_all(sources, (1, 2), args.warmup, args.iters, partial=args.partial)
     env = environment()
-    text = (f"{env}\nMedians of {args.iters} runs after {args.warmup} warm-ups; {load_avg()} at the end.\n\n"
+    text = (f"{env}\nMedians of {args.iters} runs after {args.warmup} warm-ups; {load_avg()} at the end. Baseline: "
+            f"PyTorch eager (the deploy-mode model, same input, same threads); A/A: PyTorch timed twice.\n\n"
             f"{table(rows)}")
     print(text)
     _docblock.maybe_write(args, text)

@@ -32,3 +32,15 @@ def test_rule_switch_leaves_out_one_rule_and_restores_the_registry():
     with br.without("fuse_gelu"):
         assert [r.name for r in registry.rules_for(Target.ONNX)] == [n for n in before if n != "fuse_gelu"]
     assert [r.name for r in registry.rules_for(Target.ONNX)] == before
+
+
+def test_quant_goal_is_judged_on_the_interval():
+    from scripts import bench_quant as bq
+
+    def row(low, high, sp=1.6):
+        return {"model": "m", "target": "onnx", "variant": "int8", "speedup": {"wall2": sp, "cpu1": sp},
+                "interval": {"wall2": [low, high]}, "torch_metric": 0.9, "metric": 0.9}
+
+    meets, misses, unsure, noisy = bq.verdict([row(1.55, 1.7), row(1.2, 1.45, 1.3), row(1.4, 1.7), row(0.9, 1.2, 1.1)])
+    assert "speed meets 1.5x" in meets and "speed MISSES 1.5x" in misses
+    assert "cannot tell" in unsure and "within noise of fp32" in noisy and "MISSES" in noisy
