@@ -57,7 +57,7 @@ def latencies(open_fns: dict, x, warmup: int, iters: int, block: int = 10) -> di
     """Median ms per variant at 1 thread as CPU time of this process (robust on a shared machine: time spent
     descheduled by other processes does not count; 1 thread does no parallel work to hide) and at 2 threads
     as wall time, by edgekit's timing harness: the variants run in turns, ``block`` runs each, the order
-    rotating, fp32 also timed twice as the A/A control. Each variant's speedup over fp32 comes with its 95%
+    shuffled every round, fp32 also timed twice as the A/A control. Each variant's speedup over fp32 comes with its 95%
     interval (``cpu1_ci`` / ``wall2_ci``), and fp32's entry carries the control's (``cpu1_aa`` / ``wall2_aa``)."""
     from edgekit.engines.timing import compare, interleave
 

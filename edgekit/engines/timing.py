@@ -3,7 +3,10 @@ bootstrap confidence interval on every ratio.
 
 Wall-clock medians on a shared 2-core machine move by up to +-30% between runs, so a ratio of two separately
 timed medians says little. Here every candidate runs in the same process, after its warm-up, one run each in
-turn (the order rotating every round, so none always follows the same neighbour); each run records wall time
+turn, in an order shuffled every round (seeded). A fixed or merely rotated order would give every candidate the
+same predecessor each time, and a predecessor leaves traces the next run pays for (runtime thread pools still
+spinning, caches holding its weights): measured here, PyTorch timed right after itself (a rotated A/A control)
+ran up to twice as fast as PyTorch timed after OpenVINO. Each run records wall time
 and this process's CPU time. The baseline is also timed a second time under another name (the A/A control):
 the same artifact timed twice, whose ratio interval is the noise floor of this measurement. A candidate's
 ratio to the baseline is a speedup (or a slowdown) only when its 95% bootstrap interval excludes 1.0;
@@ -14,6 +17,7 @@ timing and the profiler's device side import it alike.
 """
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,8 +59,8 @@ class Ratio:
 
 
 def interleave(candidates: dict[str, Callable[[], object]], baseline: str | None = None, rounds: int = 20,
-               per_round: int = 1, warmup: int = 3, progress: Callable[[int, int], None] | None = None
-               ) -> dict[str, Samples]:
+               per_round: int = 1, warmup: int = 3, progress: Callable[[int, int], None] | None = None,
+               seed: int = 0) -> dict[str, Samples]:
     """Time every candidate ``rounds x per_round`` times, alternating run by run after ``warmup`` runs each.
 
     ``baseline`` (a key of ``candidates``): it is also timed as ``baseline + " (A/A)"``, the control.
@@ -72,8 +76,9 @@ def interleave(candidates: dict[str, Callable[[], object]], baseline: str | None
             run()
     names = list(runs)
     samples = {name: Samples() for name in names}
+    rng = random.Random(seed)
     for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]  # rotate: no candidate always follows another
+        order = rng.sample(names, len(names))  # shuffled: no candidate always follows the same one
         for name in order:
             for _ in range(per_round):
                 w0, c0 = time.perf_counter(), time.process_time()
