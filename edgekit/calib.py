@@ -54,7 +54,8 @@ class CalibrationSet:
         """The items at ``indices`` (in order), hashed like a set read on its own."""
         digests = [self.item_sha256[i] for i in indices]
         return CalibrationSet([self.inputs[i] for i in indices], [self.names[i] for i in indices], source,
-                              _set_digest(digests), [self.images[i] for i in indices] if self.images else [], digests)
+                              _set_digest(digests),
+                              [self.images[i] for i in indices] if len(self.images) == len(self.inputs) else [], digests)
 
 
 PARITY_EVERY = 4  # int8 with --calib: every 4th item is held out for the parity gate...

@@ -81,7 +81,7 @@ def measure(source: str, threads=(1, 2), warmup: int = 5, iters: int = 30, input
                 with torch.no_grad():
                     samples = interleave({"torch": lambda: model(xt), **{t: (lambda r=r: r.infer(x))
                                                                          for t, r in runners.items()}},
-                                         baseline="torch", rounds=iters, warmup=warmup)
+                                         baseline="torch", rounds=iters, warmup=warmup, settle=1)
             finally:
                 for r in runners.values():
                     r.close()

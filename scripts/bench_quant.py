@@ -66,7 +66,7 @@ def latencies(open_fns: dict, x, warmup: int, iters: int, block: int = 10) -> di
         runs = {v: open_fn(threads) for v, open_fn in open_fns.items()}
         base = "fp32" if "fp32" in runs else None
         samples = interleave({v: (lambda run=run: run(x)) for v, run in runs.items()}, baseline=base,
-                             rounds=-(-iters // block), per_round=block, warmup=warmup)
+                             rounds=-(-iters // block), per_round=block, warmup=warmup, settle=1)
         for v in runs:
             out[v][key] = samples[v].median(clock)
         if base is not None:

@@ -65,6 +65,24 @@ def regression_table(reg: dict) -> Table:
     return t
 
 
+def head_to_head_table(h: dict) -> Table:
+    noise = h["noise"]
+    t = Table(title=f"head to head, b{h['batch']} t{h['threads'] or 'default'}: {h['rounds']} interleaved runs each "
+                    f"({h['clock']} clock)", header_style="bold")
+    for col in ("bundle", "median ms", f"vs {h['baseline']} [95% CI]", "verdict"):
+        t.add_column(col, justify="right" if col == "median ms" else "left", overflow="fold")
+    for row in h["rows"]:
+        if "ratio" not in row:
+            t.add_row(row["bundle"], _ms(row["median_ms"]), "baseline", "")
+            continue
+        color = {"faster": "green", "slower": "red"}.get(row["verdict"], "dim")
+        t.add_row(row["bundle"], _ms(row["median_ms"]), f"{row['ratio']:.2f}x [{row['low']:.2f}, {row['high']:.2f}]",
+                  f"[{color}]{row['verdict']}[/{color}]")
+    t.caption = (f"A/A control (the baseline timed twice): {noise['ratio']:.2f}x [{noise['low']:.2f}, "
+                 f"{noise['high']:.2f}]: ratios inside it are noise")
+    return t
+
+
 def summary(data: dict, layer_tables: bool = True) -> Group:
     """Latency table, the first run's top layers of each bundle, and the regression verdict."""
     parts = [latency_table(data)]
@@ -73,6 +91,7 @@ def summary(data: dict, layer_tables: bool = True) -> Group:
             run = next((run for run in r["runs"] if run.get("layers")), None)
             if run:
                 parts.append(layers_table(r, run))
+    parts += [head_to_head_table(h) for h in data.get("head_to_head") or []]
     if data.get("regression"):
         parts.append(regression_table(data["regression"]))
     return Group(*parts)

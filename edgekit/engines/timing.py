@@ -6,7 +6,9 @@ timed medians says little. Here every candidate runs in the same process, after 
 turn, in an order shuffled every round (seeded). A fixed or merely rotated order would give every candidate the
 same predecessor each time, and a predecessor leaves traces the next run pays for (runtime thread pools still
 spinning, caches holding its weights): measured here, PyTorch timed right after itself (a rotated A/A control)
-ran up to twice as fast as PyTorch timed after OpenVINO. Each run records wall time
+ran up to twice as fast as PyTorch timed after OpenVINO. With ``settle`` runs, each turn starts with that many
+untimed runs, so the timed ones never pay for the previous candidate (two ONNX Runtime sessions at 2 threads
+on 2 cores: the A/A interval of naive vs naive spread to [0.82, 1.37] without). Each run records wall time
 and this process's CPU time. The baseline is also timed a second time under another name (the A/A control):
 the same artifact timed twice, whose ratio interval is the noise floor of this measurement. A candidate's
 ratio to the baseline is a speedup (or a slowdown) only when its 95% bootstrap interval excludes 1.0;
@@ -60,10 +62,11 @@ class Ratio:
 
 def interleave(candidates: dict[str, Callable[[], object]], baseline: str | None = None, rounds: int = 20,
                per_round: int = 1, warmup: int = 3, progress: Callable[[int, int], None] | None = None,
-               seed: int = 0) -> dict[str, Samples]:
+               seed: int = 0, settle: int = 0) -> dict[str, Samples]:
     """Time every candidate ``rounds x per_round`` times, alternating run by run after ``warmup`` runs each.
 
     ``baseline`` (a key of ``candidates``): it is also timed as ``baseline + " (A/A)"``, the control.
+    ``settle``: untimed runs at the start of every turn (after a switch from another candidate).
     ``progress(done, total)``: optional, called after every round.
     """
     runs = dict(candidates)
@@ -80,6 +83,8 @@ def interleave(candidates: dict[str, Callable[[], object]], baseline: str | None
     for r in range(rounds):
         order = rng.sample(names, len(names))  # shuffled: no candidate always follows the same one
         for name in order:
+            for _ in range(settle):
+                runs[name]()
             for _ in range(per_round):
                 w0, c0 = time.perf_counter(), time.process_time()
                 runs[name]()

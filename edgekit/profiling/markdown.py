@@ -39,6 +39,18 @@ def render_markdown(data: dict) -> str:
                                f"{rf['achieved_gflops']:.1f}" if rf["achieved_gflops"] else "-",
                                f"{rf['fraction_of_peak'] * 100:.1f}%" if rf["fraction_of_peak"] else "-"]))
     lines += ["", "Times in ms. Cold start = load + first inference."]
+    for h in data.get("head_to_head") or []:
+        noise = h["noise"]
+        lines += ["", f"### Head to head, b{h['batch']} t{h['threads'] or 'default'} ({h['rounds']} interleaved runs "
+                      f"each, {h['clock']} clock)", "",
+                  _row(["bundle", "median ms", f"vs {h['baseline']} [95% CI]", "verdict"]),
+                  _row(["---", "---:", "---", "---"])]
+        for row in h["rows"]:
+            lines.append(_row([row["bundle"], _ms(row["median_ms"]),
+                               f"{row['ratio']:.2f}x [{row['low']:.2f}, {row['high']:.2f}]" if "ratio" in row
+                               else "baseline", row.get("verdict", "")]))
+        lines += ["", f"A/A control (the baseline timed twice): {noise['ratio']:.2f}x [{noise['low']:.2f}, "
+                      f"{noise['high']:.2f}]: ratios inside it are noise."]
     for r in data["results"]:
         for run in r["runs"]:
             layers = run.get("layers")

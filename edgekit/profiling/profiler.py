@@ -3,7 +3,8 @@
 For each bundle: check it (manifest, file hashes, runtime), pin inputs from the calibration images,
 run the measurement loop (:func:`edgekit.engines.measure.sweep`, in this process or on the device), map each
 runtime's per-layer records to ONNX nodes and PyTorch modules, add roofline figures, and compare
-with a baseline when one is given.
+with a baseline when one is given. Several bundles profiled here are also timed head to head by the timing
+harness (:mod:`edgekit.profiling.headtohead`): ratios to the first bundle with intervals and an A/A control.
 """
 from __future__ import annotations
 
@@ -115,9 +116,10 @@ def profile_bundles(config: ProfileConfig, reporter: Reporter | None = None) -> 
             raise UsageError(f"bundle {path} does not match its manifest: {'; '.join(problems)}; re-export it")
         _check_batches(path, manifest, config.batches)
         bundles.append((path, manifest))
-    results, environment = [], None
+    results, environment, pinned = [], None, []
     for path, manifest in bundles:
         images, inputs = pinned_inputs(manifest, config.calib)
+        pinned.append(images)
         label = f"{manifest.model.name or path.name} {manifest.target} {manifest.precision}"
         where = f" on {config.remote}" if config.remote else ""
         with rep.step(f"profile {label}{where}", total=_units(config)):
@@ -132,6 +134,13 @@ def profile_bundles(config: ProfileConfig, reporter: Reporter | None = None) -> 
         results.append(_bundle_result(path, manifest, inputs, measured, device, config))
     device = get_device(config.device, environment["cpu"] if environment else None)
     data = build_report(config, environment, device, results)
+    if len(bundles) > 1 and not config.remote:  # one process, runs interleaved: ratios that mean something
+        from edgekit.profiling.headtohead import head_to_head
+
+        rounds = config.iterations if config.iterations else max(config.min_iterations, 30)
+        with rep.step(f"time the {len(bundles)} bundles head to head (interleaved, A/A control)",
+                      total=rounds * len(config.threads)):
+            data["head_to_head"] = head_to_head(bundles, pinned, config, rep.advance)
     if baseline is not None:
         from edgekit.profiling.regression import compare
 

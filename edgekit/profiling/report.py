@@ -15,7 +15,7 @@ from pathlib import Path
 from edgekit.errors import UsageError
 
 SCHEMA = "edgekit.profile"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: head_to_head
 SCHEMA_FILE = Path(__file__).with_name("profile.schema.json")
 
 

@@ -118,3 +118,33 @@ def test_runner_profile_hook(bundles):
     x = np.full((1, 3, 64, 64), 0.5, np.float32)
     prof = runner.runner.profile([{runner.runner.input_names[0]: x}], iters=3, warmup=1)
     assert prof["iterations"] == 3 and prof["records"] and all(r["time_ms"] >= 0 for r in prof["records"])
+
+
+def test_several_bundles_are_also_timed_head_to_head(bundles):
+    """Two bundles profiled together: both measured alone, then timed interleaved by the timing harness, the
+    first also as its own A/A control; the report carries each ratio with its interval."""
+    from edgekit.profiling.markdown import render_markdown
+
+    data = edgekit.profile([bundles["onnx"], bundles["openvino"]], threads="1,2", **dict(FAST, layer_iters=0)).data
+    _validate(data)
+    assert len(data["results"]) == 2
+    h1, h2 = data["head_to_head"]
+    assert (h1["threads"], h2["threads"], h1["rounds"], h1["clock"]) == (1, 2, FAST["iterations"], "wall")
+    base, other = h1["rows"]
+    assert base["bundle"] == h1["baseline"] == "tiny_classifier onnx fp32" and "ratio" not in base
+    assert other["bundle"] == "tiny_classifier openvino fp32"
+    assert other["low"] <= other["ratio"] <= other["high"] and other["verdict"] in ("faster", "slower", "within noise")
+    assert other["ratio"] == pytest.approx(base["median_ms"] / other["median_ms"])
+    assert h1["noise"]["low"] <= h1["noise"]["ratio"] <= h1["noise"]["high"]
+    text = render_markdown(data)
+    assert "### Head to head, b1 t1" in text and "A/A control (the baseline timed twice)" in text
+    assert edgekit.profile(bundles["onnx"], **dict(FAST, layer_iters=0)).data.get("head_to_head") is None
+
+
+def test_head_to_head_labels_tell_identical_bundles_apart(bundles):
+    from edgekit.manifest import read_manifest
+    from edgekit.profiling.headtohead import labels
+
+    m = read_manifest(bundles["onnx"])
+    assert labels([(bundles["onnx"], m), (bundles["onnx-dyn"], m)]) == [
+        "tiny_classifier onnx fp32 (onnx)", "tiny_classifier onnx fp32 (onnx-dyn)"]

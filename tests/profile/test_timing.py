@@ -27,6 +27,10 @@ def test_candidates_alternate_run_by_run_in_shuffled_order_and_a_control():
     again = []
     timing.interleave({n: (lambda n=n: again.append(n)) for n in names}, baseline="a", rounds=30, warmup=1)
     assert again == calls  # seeded: the same order every time
+    settled = []
+    timing.interleave({n: (lambda n=n: settled.append(n)) for n in names}, baseline="a", rounds=2, warmup=0, settle=1,
+                      per_round=2)
+    assert settled == [n for n in calls[4:12] for _ in range(3)]  # each turn: one untimed run, then two timed
     with pytest.raises(ValueError, match="baseline 'd' is not one of the candidates"):
         timing.interleave({"a": lambda: None}, baseline="d")
 
