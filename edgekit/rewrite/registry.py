@@ -64,12 +64,14 @@ _LAYOUT = _rule(remove_redundant_layout, "Transpose/Reshape pairs and no-op Resh
 _BN = _rule(fold_batchnorm, "a BN after a Conv/Gemm is a per-channel affine map: fold it into the weights")
 _LN = _rule(fuse_layer_norm, "one LayerNormalization kernel instead of nine nodes (and fp32-safe in TensorRT)")
 _MASK = _rule(saturate_attention_mask, "Swin's -100 mask turns into subnormal softmax weights, which x86 computes "
-                                       "on several times slower; at -1e4 they are exact zeros (Swin-T fp32 1T: ORT "
-                                       "1.49x, OpenVINO 1.27x)")
+                                       "on several times slower; at -1e4 they are exact zeros, bit-identical (Swin-T "
+                                       "fp32 on ONNX Runtime: 1.26-1.34x alone; OpenVINO: within noise on the Intel "
+                                       "Xeon measured; docs/rewrites.md)")
 _GRID = _rule(cast_grid_sample_grid, "a GridSample with a double grid on a float image (transformers' Mask2Former, "
                                      "traced) has no ONNX Runtime kernel: the model would not load")
-_PERM = _rule(fuse_window_permutation, "roll + window partition (and reverse + roll back) as one Gather: measured "
-                                       "2.3x faster on that glue in ONNX Runtime and OpenVINO")
+_PERM = _rule(fuse_window_permutation, "roll + window partition (and reverse + roll back) as one Gather, one copy "
+                                       "instead of Slices, Concats and a transpose (zoo Swin-T fp32, one thread: "
+                                       "1.04x ONNX Runtime, 1.07x OpenVINO; docs/rewrites.md)")
 
 _PIPELINES: dict[Target, tuple[Rule, ...]] = {
     Target.ONNX: (
@@ -77,9 +79,10 @@ _PIPELINES: dict[Target, tuple[Rule, ...]] = {
         _rule(fuse_gelu, "com.microsoft.Gelu/FastGelu state the fusion ORT would otherwise have to find at load",
               fuse_gelu.for_domain("com.microsoft")),
         _rule(fuse_attention_ort, "com.microsoft.Attention (QKV projection + softmax attention in one kernel) "
-                                  "measured faster than the decomposed block; MultiHeadAttention did not",
+                                  "measured faster than the decomposed block (zoo Swin-T fp32: 1.09-1.14x, "
+                                  "docs/rewrites.md); MultiHeadAttention (q, k, v apart) was no faster",
               not_for={Precision.INT8: "its QKV projection would stay float inside the fused op; decomposed, the "
-                                       "projection runs as an int8 GEMM: Swin-T int8 1.10x faster (A/B, 1 thread)"}),
+                                       "projection runs as an int8 GEMM"}),
         _PERM, _MASK,
     ),
     Target.OPENVINO: (
@@ -118,20 +121,21 @@ _POOL = _swap(adaptive_pool, "torch.onnx refuses adaptive average pooling to a s
 _SWAPS: dict[Target, tuple[Swap, ...]] = {
     Target.ONNX: (
         _HF_EAGER, _POOL,
-        _swap(linear_attention, "ORT runs the plugin's function body: measured faster than timm's padded form, "
-                                "equal to the zoo's",
-              not_for={Precision.INT8: "the plugin node is one float island; the exported form quantized around it "
-                                       "measured faster (EfficientViT-B0 int8 1T: 0.92x with the swap, A/B)"}),
+        _swap(linear_attention, "one exported form for the zoo's and timm's linear attention; ORT runs the plugin's "
+                                "function body, within noise of both forms (docs/rewrites.md)",
+              not_for={Precision.INT8: "the plugin node is one float island; quantized around the exported form, "
+                                       "more of the block runs in int8"}),
         # no window-attention swap: fuse_attention_ort's com.microsoft.Attention (projection included) is faster
     ),
     Target.OPENVINO: (
         _HF_EAGER, _POOL,
-        _swap(linear_attention, "the inlined function body measured faster than both exported forms"),
+        _swap(linear_attention, "one exported form for every source; its inlined function body runs within noise "
+                                "of both exported forms (docs/rewrites.md)"),
         Swap(window_attention.NAME, "OpenVINO 2026.4's SDPA fusion throws while compiling the zoo Swin's "
                                     "shifted-window attention at 224 (graph_rewrite.cpp:298, SDPAFusionMatcher); the "
                                     "plugin's inlined function body compiles and matches PyTorch (cosine 1 - 2e-13). "
-                                    "Zoo Swin only: timm's converts and fuses without it, and its int8 measured 0.85x "
-                                    "with the plugin", window_attention.apply_zoo_only, "edgekit Swin WindowAttention"),
+                                    "Zoo Swin only: timm's converts and fuses without it",
+             window_attention.apply_zoo_only, "edgekit Swin WindowAttention"),
     ),
     Target.TRT: (
         _HF_EAGER, _POOL,
