@@ -104,6 +104,8 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
                 report = measure_parity(backend, staging, built, reference, sets.parity.inputs, spec, tolerance,
                                         1 if config.dynamic_batch else spec.input_shape[0], config.threads,
                                         rep.advance, runner=stand_in[0] if stand_in else None)
+            for warning in report.warnings:
+                rep.note(f"parity: {warning}")
             parity = {"measured": True, "gate": "enforced" if config.verify else "disabled (--no-verify)",
                       "set": sets.describe(), **report.to_dict()}
             if stand_in:

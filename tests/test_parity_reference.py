@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -73,3 +74,32 @@ def test_the_batch_check_runs_once():
     run_reference(ref, groups)
     run_reference(ref, groups)
     assert ref.batch_ok is True and model.batches == [4, 1, 4]  # the first call checked its first input alone
+
+
+def _const(value):
+    return lambda x: np.full((x.shape[0], 10), value, np.float32)
+
+
+@pytest.mark.parametrize("ref, words", [
+    (lambda x: np.full((x.shape[0], 10), np.nan, np.float32), "not finite (20 of 20 values"),
+    (lambda x: x.reshape(x.shape[0], -1)[:, :10] * np.float32(1e-40), "numerically zero (largest magnitude"),
+    (_const(0.25), "constant (every value 0.25 on every image)"),
+])
+def test_a_degenerate_reference_fails_with_its_diagnosis_not_a_cosine(ref, words):
+    """The gate says what is wrong with the PyTorch output (NaN, numerically zero, constant) instead of failing
+    on a cosine computed on noise; an artifact reproducing it exactly passes, with the diagnosis as a warning."""
+    inputs = [np.random.default_rng(i).normal(size=(1, 3, 4, 4)).astype(np.float32) for i in range(2)]
+    tol = Tolerance.default(Precision.FP32)
+    off = run_parity(ref, lambda x: np.nan_to_num(ref(x)) + np.float32(1e-3), inputs, Task.CLASSIFICATION, tol)
+    assert not off.passed and off.failures == (off.reference_problem,) and words in off.failures[0]
+    assert "cosine" not in off.failures[0] and off.summary().startswith("no figures: the reference is degenerate")
+    same = run_parity(ref, ref, inputs, Task.CLASSIFICATION, tol)
+    assert same.passed and not same.failures and words in same.warnings[0] and "reproduces it exactly" in same.warnings[0]
+
+
+def test_a_small_but_real_signal_is_not_degenerate():
+    from edgekit.stages.parity import degenerate
+
+    rng = np.random.default_rng(0)
+    assert degenerate([rng.normal(size=(1, 10)) * 1e-4]) is None  # above fp32 rounding noise: compared as usual
+    assert degenerate([np.zeros((1, 10))]) is not None

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -33,13 +33,18 @@ class ParityReport(Metrics):
     tolerance: dict = field(default_factory=dict)
     passed: bool = False
     failures: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # e.g. a degenerate reference the artifact reproduces exactly
+    reference_problem: str = ""  # why the reference gives nothing to compare (then the figures mean nothing)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["failures"] = list(self.failures)
+        d["warnings"] = list(self.warnings)
         return d
 
     def summary(self) -> str:
+        if self.reference_problem:
+            return f"no figures: the reference is degenerate on {self.images} images"
         return (f"cosine min {self.cosine_min:.6f}, max abs {self.max_abs:.3g} ({self.max_abs_rel:.2e} of range), "
                 f"rel L2 {self.rel_l2:.2e}, {self.agreement_kind} agreement {self.agreement * 100:.1f}% on {self.images} images")
 
@@ -156,16 +161,57 @@ def check(metrics: Metrics, tolerance: Tolerance) -> ParityReport:
                         failures=tuple(failures))
 
 
+# Below this magnitude a float32 output is rounding noise, not a signal: every op rounds to 2^-24 (6e-8) of
+# its operands, and over a network's depth activations of order 1 leave errors of 1e-7 to 1e-6 in absolute
+# terms, so a cosine between two outputs this small compares rounding, not the model.
+DEGENERATE_MAGNITUDE = 1e-6
+
+
+def degenerate(reference: list[np.ndarray]) -> str | None:
+    """Why the PyTorch outputs give the gate nothing to compare (not finite, numerically zero, or the same
+    value everywhere in every image), or None when they are a signal."""
+    values = np.concatenate([np.asarray(r, dtype=np.float64).ravel() for r in reference])
+    if values.size == 0:
+        return "the PyTorch model returned an empty output"
+    bad = int((~np.isfinite(values)).sum())
+    if bad:
+        return (f"the PyTorch model's own output is not finite ({bad} of {values.size} values NaN or infinite): "
+                f"fix the model (or its weights) first; there is nothing to compare the export with")
+    peak = float(np.abs(values).max())
+    if peak < DEGENERATE_MAGNITUDE:
+        return (f"the PyTorch output is numerically zero (largest magnitude {peak:.1e}, below fp32 rounding noise "
+                f"of {DEGENERATE_MAGNITUDE:g}): typical of randomly initialised or zero-initialised heads; "
+                f"load trained weights (--checkpoint) or check the model's output")
+    spread = max(float(np.ptp(np.asarray(r, dtype=np.float64).reshape(len(r), -1), axis=1).max()) for r in reference)
+    if spread <= 1e-7 * peak:
+        return (f"the PyTorch output is constant (every value {values[0]:.6g} on every image): a dead or "
+                f"zero-initialised head; load trained weights (--checkpoint) or check the model's output")
+    return None
+
+
 def run_parity(reference: Infer, candidate: Infer, inputs: list[np.ndarray], task: Task, tolerance: Tolerance,
                batch: int = 1, progress: Callable[[], None] | None = None) -> ParityReport:
-    """Run both on the inputs (grouped into the artifact's batch size) and compare."""
+    """Run both on the inputs (grouped into the artifact's batch size) and compare.
+
+    A degenerate reference (:func:`degenerate`) fails the gate with that diagnosis instead of figures computed
+    on noise, unless the artifact reproduces it exactly (then it passes, with the diagnosis as a warning)."""
     groups = batches(inputs, batch)
     refs, outs = run_reference(reference, groups), []
     for x in groups:
         outs.append(candidate(x))
         if progress:
             progress()
-    return check(compare(refs, outs, task), tolerance)
+    with np.errstate(invalid="ignore", over="ignore"):
+        report = check(compare(refs, outs, task), tolerance)
+    why = degenerate(refs)
+    if why is None:
+        return report
+    exact = all(np.array_equal(np.asarray(r), np.asarray(o).reshape(np.shape(r)), equal_nan=True)
+                for r, o in zip(refs, outs))
+    if exact:
+        return replace(report, passed=True, failures=(), reference_problem=why,
+                       warnings=(f"{why} (the artifact reproduces it exactly)",))
+    return replace(report, passed=False, failures=(why,), reference_problem=why)
 
 
 def batches(inputs: list[np.ndarray], batch: int) -> list[np.ndarray]:
