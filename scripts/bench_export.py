@@ -27,7 +27,7 @@ def _vs(row, key: str) -> str:
 
     if key in row.vs_torch:
         ratio = Ratio(*row.vs_torch[key])
-        return ratio.text() + (" within noise" if ratio.verdict == "within noise" else "")
+        return ratio.cell()
     return f"{row.ms['torch@2'] / row.ms[key]:.2f}x"
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 import _docblock  # noqa: E402
-from _bench import environment  # noqa: E402
+from _bench import environment, load_avg  # noqa: E402
 
 MODELS = {  # name -> (model source, task folder)
     "efficientvit_b0": ("scripts.train_digits:efficientvit_b0_digits", "cls"),
@@ -251,8 +250,7 @@ def table(rows: list[dict], threads: int) -> str:
             if ci is None:
                 aa = (r.get("noise") or {}).get(key)  # the fp32 row: its A/A control, the noise floor
                 return f"{sp[key]:.2f}x" + (f" (A/A [{aa[0]:.2f}, {aa[1]:.2f}])" if aa else "")
-            ratio = Ratio(sp[key], *ci)
-            return ratio.text() + (" within noise" if ratio.verdict == "within noise" else "")
+            return Ratio(sp[key], *ci).cell()
 
         out.append(f"| {r['model']} ({r['input']}) | {r['target']} | {r['variant']} | {ms['cpu1']:.2f} "
                    f"| {speedup('cpu1')} | {ms['wall2']:.2f} | {speedup('wall2')} | {fmt(r['metric'])} "
@@ -275,11 +273,9 @@ def verdict(rows: list[dict]) -> list[str]:
         sp, drop = r["speedup"]["wall2"], r["torch_metric"] - r["metric"]
         ci = (r.get("interval") or {}).get("wall2")
         goal = GOALS[r["target"]]
-        low, high = ci if ci is not None else (sp, sp)
-        # judged on the interval: met only when even its low end reaches the goal
-        met = "meets" if low >= goal else ("MISSES" if high < goal else "cannot tell (the interval holds)")
-        noisy = ci is not None and Ratio(sp, *ci).verdict == "within noise"  # not told apart from fp32 at 2T
-        speed = (f"{met} {goal}x ({sp:.2f}x [{low:.2f}, {high:.2f}] at 2T{', within noise of fp32' if noisy else ''}; "
+        ratio = Ratio(sp, *(ci if ci is not None else (sp, sp)))
+        noisy = ratio.verdict == "within noise"  # not told apart from fp32 at 2T
+        speed = (f"{ratio.against(goal)} {goal}x ({ratio.text()} at 2T{', within noise of fp32' if noisy else ''}; "
                  f"{r['speedup']['cpu1']:.2f}x at 1T)")
         change = f"{abs(drop) * 100:.1f} pt {'lost' if drop >= 0 else 'gained'}"
         acc = ("holds" if drop <= 0.01 + 1e-9 else "LOSES MORE THAN") + f" 1 point ({change})"
@@ -311,7 +307,7 @@ def main() -> int:
         for name in args.models.split(","):
             rows += bench_model(name, args.targets.split(","), args.threads, args.warmup, args.iters, args.method,
                                 args.limit, Path(tmp), lambda s: print(s, file=sys.stderr, flush=True), args.max_drop)
-    load = "load average %.2f %.2f %.2f" % os.getloadavg()
+    load = load_avg()
     text = (f"{environment(('onnxruntime', 'openvino'), 'threads per column')}\nMedians of {args.iters} runs after "
             f"{args.warmup} warm-ups; {load} at the end. Baselines: fp32 of the same runtime (A/A: fp32 timed "
             f"twice); naive int8 = the --no-rewrite export quantized with the tool's defaults (notes column).\n\n"

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -38,6 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _docblock  # noqa: E402
+from _bench import load_avg  # noqa: E402
 
 TIMM = ["timm:swin_tiny_patch4_window7_224", "timm:efficientvit_b0"]
 # GEMM peak by (precision, threads), measured on this CPU at the start of a run (scripts/_bench.gemm_peak);
@@ -266,6 +266,8 @@ def table(rows: list[Row]) -> str:
 
 def verdict(rows: list[Row]) -> list[str]:
     """The issue's targets, checked on these figures."""
+    from edgekit.engines.timing import Ratio
+
     lines = []
     for r in rows:
         if r.error or r.naive_failed:
@@ -273,20 +275,15 @@ def verdict(rows: list[Row]) -> list[str]:
                 lines.append(f"{r.source} {r.runtime} {r.precision} {r.threads}T: the naive export does not build; "
                              f"edgekit's does ({r.edgekit_ms:.2f} ms)")
             continue
-        low, high = r.interval if r.interval else (r.speedup, r.speedup)
-        tag = f"{r.source} {r.runtime} {r.precision} {r.threads}T: {r.speedup:.2f}x [{low:.2f}, {high:.2f}]"
+        ratio = Ratio(r.speedup, *(r.interval or (r.speedup, r.speedup)))
+        tag = f"{r.source} {r.runtime} {r.precision} {r.threads}T: {ratio.text()}"
         windowed = any(w in r.source for w in WINDOWED) and (r.runtime, r.threads) == ("onnx", 2)
         for precision, goal, what in (("fp32", 1.05, "windowed-attention"), ("int8", 1.2, "quantized windowed")):
-            if windowed and r.precision == precision:  # met only when the interval's low end reaches the goal
-                met = "meets" if low >= goal else ("MISSES" if high < goal else "cannot tell (the interval holds)")
-                lines.append(f"{met} the {goal}x {what} target: {tag}")
+            if windowed and r.precision == precision:
+                lines.append(f"{ratio.against(goal)} the {goal}x {what} target: {tag}")
         if r.finding == "slower":
             lines.append(f"SLOWER (the interval lies below 1): {tag}")
     return lines
-
-
-def load_avg() -> str:
-    return "load average %.2f %.2f %.2f" % os.getloadavg()
 
 
 def main() -> int:

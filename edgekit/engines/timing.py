@@ -59,6 +59,16 @@ class Ratio:
     def text(self) -> str:
         return f"{self.value:.2f}x [{self.low:.2f}, {self.high:.2f}]"
 
+    def cell(self) -> str:
+        """:meth:`text`, marked "within noise" when the interval holds 1: a table cell."""
+        return self.text() + (" within noise" if self.verdict == "within noise" else "")
+
+    def against(self, goal: float) -> str:
+        """A speed goal judged on the interval: met only when even its low end reaches the goal."""
+        if self.low >= goal:
+            return "meets"
+        return "MISSES" if self.high < goal else "cannot tell (the interval holds)"
+
 
 def interleave(candidates: dict[str, Callable[[], object]], baseline: str | None = None, rounds: int = 20,
                per_round: int = 1, warmup: int = 3, progress: Callable[[int, int], None] | None = None,

@@ -21,10 +21,20 @@ from edgekit.manifest import Manifest
 from edgekit.profiling.config import ProfileConfig
 
 
+def label(path: Path, manifest: Manifest) -> str:
+    """How reports name a bundle: "model target precision"."""
+    return f"{manifest.model.name or path.name} {manifest.target} {manifest.precision}"
+
+
 def labels(bundles: list[tuple[Path, Manifest]]) -> list[str]:
-    """"model target precision" per bundle, with the folder name added where two would read the same."""
-    plain = [f"{m.model.name or p.name} {m.target} {m.precision}" for p, m in bundles]
-    return [f"{label} ({p.name})" if plain.count(label) > 1 else label for label, (p, _) in zip(plain, bundles)]
+    """:func:`label` per bundle, with the folder name added where two would read the same."""
+    plain = [label(p, m) for p, m in bundles]
+    return [f"{name} ({p.name})" if plain.count(name) > 1 else name for name, (p, _) in zip(plain, bundles)]
+
+
+def rounds(config: ProfileConfig) -> int:
+    """Interleaved rounds: ``--iterations``, or for a ``--duration`` run its minimum count, at least 30."""
+    return config.iterations if config.iterations else max(config.min_iterations, 30)
 
 
 def head_to_head(bundles: list[tuple[Path, Manifest]], images: list[np.ndarray], config: ProfileConfig,
@@ -36,7 +46,7 @@ def head_to_head(bundles: list[tuple[Path, Manifest]], images: list[np.ndarray],
     import edgekit.runtime
 
     names = labels(bundles)
-    rounds = config.iterations if config.iterations else max(config.min_iterations, 30)
+    n_rounds = rounds(config)
     batch = config.batches[0]
     out = []
     for threads in config.threads:
@@ -48,13 +58,13 @@ def head_to_head(bundles: list[tuple[Path, Manifest]], images: list[np.ndarray],
                 spec = manifest.inputs[0]
                 feed = measure.make_feeds(imgs, batch, spec.name, spec.dtype)[0]
                 calls[name] = (lambda r=runner, f=feed: r.infer(f))
-            samples = interleave(calls, baseline=names[0], rounds=rounds, warmup=config.warmup, settle=1,
+            samples = interleave(calls, baseline=names[0], rounds=n_rounds, warmup=config.warmup, settle=1,
                                  progress=(lambda done, total: advance(1)) if advance else None)
         finally:
             for runner in runners:
                 runner.close()
         result = compare(samples, names[0])
-        out.append({"batch": batch, "threads": threads, "clock": result.clock, "rounds": rounds,
+        out.append({"batch": batch, "threads": threads, "clock": result.clock, "rounds": n_rounds,
                     "baseline": names[0],
                     "noise": {"ratio": result.noise.value, "low": result.noise.low, "high": result.noise.high},
                     "rows": [{"bundle": row.name, "median_ms": row.median_ms,

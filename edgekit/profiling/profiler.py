@@ -17,6 +17,7 @@ from edgekit.engines import measure
 from edgekit.errors import UsageError
 from edgekit.manifest import Manifest, as_manifest
 from edgekit.profiling.config import ProfileConfig
+from edgekit.profiling import headtohead
 from edgekit.profiling.devices import get_device
 from edgekit.profiling.layers import GraphIndex, summarize
 from edgekit.profiling.report import build_report, load_report, run_key
@@ -120,9 +121,8 @@ def profile_bundles(config: ProfileConfig, reporter: Reporter | None = None) -> 
     for path, manifest in bundles:
         images, inputs = pinned_inputs(manifest, config.calib)
         pinned.append(images)
-        label = f"{manifest.model.name or path.name} {manifest.target} {manifest.precision}"
         where = f" on {config.remote}" if config.remote else ""
-        with rep.step(f"profile {label}{where}", total=_units(config)):
+        with rep.step(f"profile {headtohead.label(path, manifest)}{where}", total=_units(config)):
             if config.remote:
                 from edgekit.profiling.remote import profile_remote
 
@@ -135,12 +135,9 @@ def profile_bundles(config: ProfileConfig, reporter: Reporter | None = None) -> 
     device = get_device(config.device, environment["cpu"] if environment else None)
     data = build_report(config, environment, device, results)
     if len(bundles) > 1 and not config.remote:  # one process, runs interleaved: ratios that mean something
-        from edgekit.profiling.headtohead import head_to_head
-
-        rounds = config.iterations if config.iterations else max(config.min_iterations, 30)
         with rep.step(f"time the {len(bundles)} bundles head to head (interleaved, A/A control)",
-                      total=rounds * len(config.threads)):
-            data["head_to_head"] = head_to_head(bundles, pinned, config, rep.advance)
+                      total=headtohead.rounds(config) * len(config.threads)):
+            data["head_to_head"] = headtohead.head_to_head(bundles, pinned, config, rep.advance)
     if baseline is not None:
         from edgekit.profiling.regression import compare
 

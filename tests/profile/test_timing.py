@@ -90,3 +90,10 @@ def test_a_real_twice_as_slow_candidate_is_found_and_the_machine_is_named():
     line = timing.environment_line({"onnxruntime": "1.0", "openvino": None}, 2)
     assert line.startswith("Measured on ") and "onnxruntime 1.0" in line and "openvino" not in line
     assert "2 thread(s)" in line
+
+
+def test_a_ratio_reads_as_a_table_cell_and_against_a_goal():
+    assert timing.Ratio(1.2, 0.9, 1.5).cell() == "1.20x [0.90, 1.50] within noise"
+    assert timing.Ratio(1.2, 1.1, 1.3).cell() == "1.20x [1.10, 1.30]"
+    assert [timing.Ratio(1.6, 1.55, 1.7).against(1.5), timing.Ratio(1.3, 1.2, 1.45).against(1.5),
+            timing.Ratio(1.5, 1.4, 1.7).against(1.5)] == ["meets", "MISSES", "cannot tell (the interval holds)"]
