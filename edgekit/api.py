@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekit.config import (ExportConfig, Precision, SourceOptions, Target, Tolerance, parse_rgb, parse_shape,
-                            read_labels)
+from edgekit.config import (ExportConfig, Precision, SourceOptions, Target, Tolerance, parse_features, parse_rgb,
+                            parse_shape, read_labels)
 from edgekit.progress import Reporter
 
 
@@ -18,7 +18,8 @@ def export(source: str, target: str | Target = "onnx", out: str | Path = "bundle
            keep_fp: tuple[str, ...] = (), max_drop: float | None = None,
            mean: str | tuple[float, float, float] | None = None, std: str | tuple[float, float, float] | None = None,
            resize: str | None = None, labels: str | Path | list[str] | tuple[str, ...] | None = None,
-           num_classes: int | None = None, pretrained: bool = False):
+           num_classes: int | None = None, pretrained: bool = False,
+           features: str | tuple[int, ...] | None = None):
     """Export a model to a bundle (see `edgekit export --help`). Returns :class:`edgekit.pipeline.Bundle`.
 
     source: a zoo name, ``timm:<name>[.<tag>]``, ``hf:<repo id>``, a model directory (``save_pretrained`` /
@@ -26,12 +27,14 @@ def export(source: str, target: str | Target = "onnx", out: str | Path = "bundle
     mean, std ("R,G,B" on the 0-1 scale), resize (bilinear, bicubic, nearest), labels (a file with one label
     per line, or the labels themselves), num_classes: override what the model's files say (flag > model files
     > zoo config > ImageNet default). pretrained: timm's published weights, through the Hugging Face cache.
+    features: stage indices ("1,2,3" or a tuple) to export a zoo or timm model's feature maps instead of its
+    classifier (outputs ``stage1``...).
     method, percentile, keep_fp, max_drop: int8 only, see :func:`quantize`."""
     from edgekit.pipeline import export as _export
 
     if isinstance(input_shape, str):
         input_shape = parse_shape(input_shape)
-    source_options = source_options_from(mean, std, resize, labels, num_classes, pretrained)
+    source_options = source_options_from(mean, std, resize, labels, num_classes, pretrained, features)
     config = ExportConfig(source=source, target=Target.parse(target), precision=Precision.parse(precision),
                           out=Path(out), checkpoint=Path(checkpoint) if checkpoint else None,
                           input_shape=tuple(input_shape) if input_shape else None, dynamic_batch=dynamic_batch,
@@ -43,7 +46,7 @@ def export(source: str, target: str | Target = "onnx", out: str | Path = "bundle
 
 
 def source_options_from(mean=None, std=None, resize: str | None = None, labels=None, num_classes: int | None = None,
-                        pretrained: bool = False) -> SourceOptions:
+                        pretrained: bool = False, features: str | tuple[int, ...] | None = None) -> SourceOptions:
     """Strings (as typed) -> validated :class:`SourceOptions`; ``labels`` is a file path or a sequence of labels."""
     label_file = None
     if isinstance(labels, (str, Path)):
@@ -53,7 +56,9 @@ def source_options_from(mean=None, std=None, resize: str | None = None, labels=N
     return SourceOptions(mean=parse_rgb(mean, "--mean") if mean is not None else None,
                          std=parse_rgb(std, "--std") if std is not None else None,
                          resize=resize.lower() if resize else None, labels=labels, labels_file=label_file,
-                         num_classes=num_classes, pretrained=pretrained)
+                         num_classes=num_classes, pretrained=pretrained,
+                         features=parse_features(features) if isinstance(features, str) else
+                         (tuple(int(i) for i in features) if features is not None else None))
 
 
 def _quant_options(method, percentile, keep_fp, default_islands, max_drop, cache: bool = True):

@@ -46,6 +46,7 @@ class Precision(_Choice):
 class Task(_Choice):
     CLASSIFICATION = "classification"
     SEGMENTATION = "segmentation"
+    FEATURES = "features"  # outputs that are not class scores: feature maps, token sequences, embeddings
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class SourceOptions:
     labels_file: str | None = None  # where the labels were read from, for the manifest
     num_classes: int | None = None
     pretrained: bool = False  # timm:<name>[.<tag>]: the published weights, through the Hugging Face cache
+    features: tuple[int, ...] | None = None  # --features: these stages' maps (0-based, as timm's out_indices)
 
     def __post_init__(self):
         if self.resize is not None and self.resize not in RESIZE_METHODS:
@@ -123,12 +125,20 @@ class SourceOptions:
         if self.labels is not None and self.num_classes is not None and len(self.labels) != self.num_classes:
             raise UsageError(f"--labels {self.labels_file or ''} has {len(self.labels)} labels but --num-classes is "
                              f"{self.num_classes}; give one label per class")
+        if self.features is not None:
+            if not self.features or any(i < 0 for i in self.features) or len(set(self.features)) != len(self.features):
+                raise UsageError(f"--features {','.join(map(str, self.features))}: give distinct stage indices >= 0, "
+                                 f"e.g. --features 1,2,3")
+            for flag, given in (("--labels", self.labels), ("--num-classes", self.num_classes)):
+                if given is not None:
+                    raise UsageError(f"--features exports feature maps, which have no classes: drop {flag}")
 
     def to_dict(self) -> dict:
         """Only what was given: the manifest records it so a later re-export (edgekit quantize) is the same."""
         d = {"mean": list(self.mean) if self.mean else None, "std": list(self.std) if self.std else None,
              "resize": self.resize, "labels": list(self.labels) if self.labels else None,
-             "labels_file": self.labels_file, "num_classes": self.num_classes, "pretrained": self.pretrained or None}
+             "labels_file": self.labels_file, "num_classes": self.num_classes, "pretrained": self.pretrained or None,
+             "features": list(self.features) if self.features is not None else None}
         return {k: v for k, v in d.items() if v is not None}
 
     @staticmethod
@@ -137,7 +147,18 @@ class SourceOptions:
         return SourceOptions(mean=tuple(d["mean"]) if d.get("mean") else None,
                              std=tuple(d["std"]) if d.get("std") else None, resize=d.get("resize"),
                              labels=tuple(d["labels"]) if d.get("labels") else None, labels_file=d.get("labels_file"),
-                             num_classes=d.get("num_classes"), pretrained=bool(d.get("pretrained", False)))
+                             num_classes=d.get("num_classes"), pretrained=bool(d.get("pretrained", False)),
+                             features=tuple(d["features"]) if d.get("features") is not None else None)
+
+
+def parse_features(text: str | None) -> tuple[int, ...] | None:
+    """'1,2,3' -> (1, 2, 3): the stage indices of --features (None when not given)."""
+    if text is None:
+        return None
+    try:
+        return tuple(int(p) for p in str(text).replace(" ", ",").split(",") if p)
+    except ValueError:
+        raise UsageError(f"--features {text!r}: give stage indices separated by commas, e.g. --features 1,2,3") from None
 
 
 def parse_rgb(text: str | tuple | list, flag: str) -> tuple[float, float, float]:

@@ -23,7 +23,8 @@ from typing import Any
 from edgekit.config import ExportConfig
 from edgekit.errors import UsageError
 
-SCHEMA_VERSION = "1.1"  # 1.1: model.origin, preprocess.origin, model.source_options, labels as a list
+SCHEMA_VERSION = "1.2"  # 1.1: model.origin, preprocess.origin, model.source_options, labels as a list; 1.2: the
+# features task (model.num_classes 0) and outputs with kind, stride and channels
 MANIFEST_FILE = "manifest.json"
 
 

@@ -125,8 +125,9 @@ def measure_parity(backend, bundle_dir: Path, built, reference, inputs: list[np.
     """Open the built artifact (or use ``runner``, a stand-in) and compare it with the PyTorch reference."""
     runner = runner or backend.open(bundle_dir, built.files, built.options, threads)
     try:
-        return run_parity(reference, lambda x: runner.infer({runner.input_names[0]: x})[0], inputs, spec.task,
-                          tolerance, batch, advance)
+        names = spec.output_names
+        return run_parity(reference, lambda x: runner.infer_named({runner.input_names[0]: x}, names)[:len(names)], inputs,
+                          spec.task, tolerance, batch, advance, names)
     finally:
         runner.close()
 
@@ -135,7 +136,8 @@ def _onnx_for_target(config: ExportConfig, backend, model, spec, calib, rewrites
                      quant=None):
     """Export, rewrite, attach plugin functions, quantize (int8) -> (ExportResult, ModelProto, quant info)."""
     with rep.step(f"export ONNX (opset {config.opset})"), stage("export"):
-        exported = export_onnx(model, spec.input_shape, config.opset, config.dynamic_batch)
+        exported = export_onnx(model, spec.input_shape, config.opset, config.dynamic_batch,
+                               output_names=spec.output_names)
     for note in exported.notes:
         rep.note(note)
     proto = exported.model
@@ -176,6 +178,9 @@ def _manifest(config: ExportConfig, spec, exported, rewrites: RewriteReport, bui
     # a target built from the torch model (needs_torch) describes its own I/O and conversion
     inputs = _io_spec(proto, proto.graph.input) if proto is not None else built.inputs
     outputs = _io_spec(proto, proto.graph.output) if proto is not None else built.outputs
+    described = {o.name: o.to_dict() for o in spec.outputs}
+    for entry in outputs:  # what each output is: logits, or a feature map (with its stride), tokens, an embedding
+        entry.update(described.get(entry["name"], {"kind": "logits"}))
     return {
         "edgekit_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -41,21 +41,43 @@ class BundleRunner:
         labels = self.labels
         return labels[index] if labels is not None and 0 <= index < len(labels) else str(index)
 
+    @property
+    def output_names(self) -> list[str]:
+        """The bundle's outputs, in order (``output`` for a classifier or segmenter; ``stage1``... for maps)."""
+        return [o["name"] for o in self.manifest["outputs"]]
+
     def infer(self, x: np.ndarray) -> np.ndarray:
         """Run an already-preprocessed float32 tensor; returns the first output."""
-        return self.runner.infer({self.runner.input_names[0]: x.astype(np.float32, copy=False)})[0]
+        return self.outputs(x)[self.output_names[0]]
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        """Run one 8-bit RGB image (H, W, 3) with the bundle's preprocessing; returns the raw output
-        (logits (1, classes) or (1, classes, h, w))."""
+    def outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Run an already-preprocessed float32 tensor; returns every output by name, in the manifest's order."""
+        names = self.output_names
+        outs = self.runner.infer_named({self.runner.input_names[0]: x.astype(np.float32, copy=False)}, names)
+        return dict(zip(names, outs))
+
+    def __call__(self, image: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
+        """Run one 8-bit RGB image (H, W, 3) with the bundle's preprocessing; returns the raw output of batch
+        element 0: logits (1, classes) or (1, classes, h, w), or for a features bundle every output by name
+        (``{"stage1": (1, C, H/s, W/s), ...}``, ``{"embedding": (1, D)}``)."""
         x = self.preprocess(image)
         batch = self.manifest.batch
         if isinstance(batch, int) and batch > 1:
             x = np.repeat(x, batch, axis=0)
+        if self.task is Task.FEATURES:
+            return {name: out[:1] for name, out in self.outputs(x).items()}
         return self.infer(x)[:1]
+
+    def features(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output of a features bundle for one 8-bit RGB image, by name (batch element 0)."""
+        if self.task is not Task.FEATURES:
+            raise UsageError(f"bundle {self.path} is a {self.task.value} model; features() is for features bundles "
+                             f"(exported with --features, or a model without a classifier)")
+        return self(image)
 
     def classify(self, image: np.ndarray, k: int = 5) -> list[tuple[int, float]]:
         """Top-k (class index, probability) of a classification bundle."""
+        self._needs(Task.CLASSIFICATION, "classify")
         logits = self(image)[0].astype(np.float64)
         p = np.exp(logits - logits.max())
         p /= p.sum()
@@ -64,8 +86,14 @@ class BundleRunner:
 
     def segment(self, image: np.ndarray) -> np.ndarray:
         """Label map (h, w) uint8/uint16 at the model's output resolution."""
+        self._needs(Task.SEGMENTATION, "segment")
         labels = self(image)[0].argmax(0)
         return labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16)
+
+    def _needs(self, task: Task, method: str) -> None:
+        if self.task is Task.FEATURES:
+            raise UsageError(f"bundle {self.path} outputs features ({', '.join(self.output_names)}), not class "
+                             f"scores: {method}() needs a {task.value} bundle; use bundle(image) or features(image)")
 
     def close(self) -> None:
         self.runner.close()

@@ -417,6 +417,15 @@ class EfficientFormerV2(nn.Module):
             return self.head(x)
         return (self.head(x) + self.head_dist(x)) / 2
 
+    def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 3, H, W) -> every stage's output, NCHW, in order of stride (the maps ``--features`` picks from)."""
+        x = self.stem(x)
+        maps = []
+        for stage in self.stages:
+            x = stage(x)
+            maps.append(x)
+        return maps
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 

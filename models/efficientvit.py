@@ -376,6 +376,15 @@ class EfficientVit(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 3, H, W) -> every stage's output, NCHW, in order of stride (the maps ``--features`` picks from)."""
+        x = self.stem(x)
+        maps = []
+        for stage in self.stages:
+            x = stage(x)
+            maps.append(x)
+        return maps
+
 
 class EfficientVitSeg(nn.Module):
     """EfficientViT-Seg: (B, 3, H, W) -> logits (B, num_classes, H/8, W/8). H, W multiples of 32.
@@ -410,6 +419,9 @@ class EfficientVitSeg(nn.Module):
             x = stage(x)
             feats.append(x)
         return feats
+
+    def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.forward_features(x)
 
     def forward_head(self, feats: list[torch.Tensor]) -> torch.Tensor:
         return self.head([feats[i] for i in self.head_indices])

@@ -519,6 +519,15 @@ class FastVit(nn.Module):
         """(B, C, h, w) -> (B, num_classes), or pooled (B, C) with pre_logits."""
         return self.head(x, pre_logits=pre_logits)
 
+    def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 3, H, W) -> every stage's output, NCHW, in order of stride (the maps ``--features`` picks from)."""
+        x = self.stem(x)
+        maps = []
+        for stage in self.stages:
+            x = stage(x)
+            maps.append(x)
+        return maps
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 

@@ -404,7 +404,7 @@ class NextViT(nn.Module):
             raise ValueError(f"model built for {self.img_size}, got input {tuple(x.shape[-2:])}; "
                              "rebuild it with img_size=(H, W)")
 
-    def forward_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, H, W) -> four NCHW maps at strides 4, 8, 16, 32."""
         self._check_input(x)
         x = self.stem(x)
@@ -424,7 +424,7 @@ class NextViT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         if self.features_only:
-            return self.forward_pyramid(x)
+            return self.forward_intermediates(x)
         return self.forward_head(self.forward_features(x))
 
     def reparameterize(self) -> None:
@@ -450,7 +450,11 @@ class NextViTSeg(nn.Module):
                                    in_strides=(4, 8, 16, 32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode_head(self.backbone.forward_pyramid(x))
+        return self.decode_head(self.backbone.forward_intermediates(x))
+
+    def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The backbone's four NCHW maps, strides 4, 8, 16, 32."""
+        return self.backbone.forward_intermediates(x)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -266,6 +266,15 @@ class RepVit(nn.Module):
         x = self.head_drop(x.mean((2, 3)))
         return x if pre_logits else self.head(x)
 
+    def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 3, H, W) -> every stage's output, NCHW, in order of stride (the maps ``--features`` picks from)."""
+        x = self.stem(x)
+        maps = []
+        for stage in self.stages:
+            x = stage(x)
+            maps.append(x)
+        return maps
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 

@@ -437,6 +437,9 @@ class SeaFormerSeg(nn.Module):
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.backbone.forward_intermediates(x)
 
+    def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.forward_features(x)
+
     def forward_head(self, feats: list[torch.Tensor]) -> torch.Tensor:
         return self.decode_head(feats)
 

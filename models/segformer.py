@@ -335,6 +335,9 @@ class SegFormer(nn.Module):
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.encoder.forward_intermediates(x)
 
+    def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.forward_features(x)
+
     def forward_head(self, feats: list[torch.Tensor]) -> torch.Tensor:
         return self.decode_head(feats)
 

@@ -106,7 +106,7 @@ def _cpp_check(cpp, b):
 def test_schema_version_is_one_source_of_truth(cpp):
     schema = json.loads(SCHEMA_FILE.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
-    assert schema["x-schema-version"] == SCHEMA_VERSION == "1.1"
+    assert schema["x-schema-version"] == SCHEMA_VERSION == "1.2"
     out = subprocess.run([str(cpp.edgekit_run), "--version"], capture_output=True, text=True, check=True).stdout
     assert f"manifest schema {SCHEMA_VERSION};" in out
 

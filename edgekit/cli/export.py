@@ -41,6 +41,9 @@ def target_flag_options(fn):
 @click.option("--num-classes", type=int, default=None, help="Classes of the model (must agree with a checkpoint).")
 @click.option("--labels", type=click.Path(path_type=Path), default=None,
               help="Text file, one label per line, one line per class (in class order).")
+@click.option("--features", default=None, metavar="I,J,...",
+              help="Export the backbone: these stages' feature maps (0-based, as timm's out_indices) as outputs "
+                   "stage<I>..., for a zoo or timm model; e.g. --features 1,2,3.")
 @click.option("--mean", default=None, metavar="R,G,B", help="Normalisation mean on the 0-1 scale, as timm writes it.")
 @click.option("--std", default=None, metavar="R,G,B", help="Normalisation std on the 0-1 scale.")
 @click.option("--resize", type=click.Choice(["bilinear", "bicubic", "nearest"], case_sensitive=False), default=None,
@@ -62,7 +65,8 @@ def target_flag_options(fn):
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 @run
-def export(model, target, precision, out, checkpoint, pretrained, num_classes, labels, mean, std, resize, input_shape,
+def export(model, target, precision, out, checkpoint, pretrained, num_classes, labels, features, mean, std, resize,
+           input_shape,
            dynamic_batch, calib, calib_size, method, percentile, keep_fp, max_drop, threads, opset, no_verify,
            no_rewrite, explain, force, quiet, as_json, **flag_values):
     """Export MODEL to a bundle: a zoo name, timm:<name>[.<tag>], hf:<repo id>, a model directory
@@ -80,7 +84,8 @@ def export(model, target, precision, out, checkpoint, pretrained, num_classes, l
                                 opset=opset, verify=not no_verify, force=force, rewrite=not no_rewrite,
                                 target_options=target_options, reporter=progress, method=method,
                                 percentile=percentile, keep_fp=keep_fp, max_drop=max_drop, mean=mean, std=std,
-                                resize=resize, labels=labels, num_classes=num_classes, pretrained=pretrained)
+                                resize=resize, labels=labels, num_classes=num_classes, pretrained=pretrained,
+                                features=features)
     except ParityError as e:
         progress.close()
         if e.report is not None and not quiet:

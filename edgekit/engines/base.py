@@ -31,6 +31,16 @@ class Engine:
     def infer(self, feeds: dict) -> list:
         raise NotImplementedError
 
+    def infer_named(self, feeds: dict, names) -> list:
+        """:meth:`infer`'s outputs in the order of ``names`` (the manifest's), matched by name where the artifact
+        has them all; a runtime whose names differ (CoreML's) is taken in its own order."""
+        outs = self.infer(feeds)
+        names = list(names)
+        if len(outs) > 1 and names != list(self.output_names) and set(names) <= set(self.output_names):
+            index = {n: i for i, n in enumerate(self.output_names)}
+            return [outs[index[n]] for n in names]
+        return outs
+
     def time(self, feeds: dict, warmup: int = 5, iters: int = 30) -> list[float]:
         """Latencies in ms of ``iters`` runs after ``warmup``."""
         for _ in range(warmup):

@@ -25,11 +25,11 @@ class CoreMlEngine(Engine):
         self.model = ct.models.MLModel(str(Path(model)), compute_units=getattr(ct.ComputeUnit, options["compute_units"]))
         self.mean = np.asarray(options["mean"], np.float32).reshape(1, 3, 1, 1)
         self.std = np.asarray(options["std"], np.float32).reshape(1, 3, 1, 1)
-        self.input_names, self.output_names = [options["input"]], [options["output"]]
+        self.input_names, self.output_names = [options["input"]], list(options.get("outputs") or [options["output"]])
 
     def infer(self, feeds: dict) -> list:
         x = feeds[self.input_names[0]]
         # the bundle's preprocessing resizes in 8 bits, so this recovers the camera image exactly
         pixels = np.clip(np.rint((x * self.std + self.mean) * 255.0), 0, 255).astype(np.uint8)[0].transpose(1, 2, 0)
         out = self.model.predict({self.input_names[0]: self._image.fromarray(pixels)})
-        return [np.asarray(out[self.output_names[0]], dtype=np.float32)]
+        return [np.asarray(out[name], dtype=np.float32) for name in self.output_names]

@@ -67,6 +67,10 @@ def load_source(source: str, checkpoint: Path | None = None, input_shape: tuple[
             convert = checkpoint_filter(loaded.spec.name)
         load_into(loaded.model, state, Path(checkpoint), convert)
         loaded.spec.origin["weights"] = f"checkpoint {checkpoint}"
+    if options.features is not None:
+        from edgekit.sources.features import with_stage_maps
+
+        loaded = with_stage_maps(loaded, options.features)
     loaded = apply_options(loaded, options)
     loaded.model.eval()
     return loaded

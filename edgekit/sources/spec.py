@@ -28,6 +28,51 @@ MODEL_KEYS = ("num_classes", "labels", "weights", "input_size")
 
 
 @dataclass(frozen=True)
+class OutputSpec:
+    """One output of the model, as the manifest lists it.
+
+    kind: "logits" (class scores), "map" (B, C, H, W), "tokens" (B, N, D) or "embedding" (B, D).
+    stride: input height / map height, for maps; channels: C of a map, D of tokens or an embedding."""
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    stride: int | None = None
+    channels: int | None = None
+
+    @property
+    def layout(self) -> str:
+        return {4: "NCHW", 3: "NLC", 2: "NC"}.get(len(self.shape), "")
+
+    def to_dict(self) -> dict:
+        d = {"name": self.name, "kind": self.kind, "layout": self.layout}
+        if self.stride is not None:
+            d["stride"] = self.stride
+        if self.channels is not None:
+            d["channels"] = self.channels
+        return d
+
+
+def describe_outputs(names, tensors, input_shape: tuple[int, ...], task: Task) -> tuple[OutputSpec, ...]:
+    """What each of the model's outputs is, from its shape on an input of ``input_shape``: logits for a
+    classifier or segmenter; for features a map (4-d, with its stride), tokens (3-d) or an embedding (2-d)."""
+    specs = []
+    for name, t in zip(names, tensors, strict=True):
+        shape = tuple(int(d) for d in t.shape)
+        if task is not Task.FEATURES:
+            kind = "logits"
+        else:
+            kind = {4: "map", 3: "tokens", 2: "embedding"}.get(len(shape))
+            if kind is None:
+                raise UsageError(f"output {name!r} has shape {shape_text(shape)}: a feature output must be an "
+                                 f"embedding (B, D), tokens (B, N, D) or a map (B, C, H, W)")
+        stride = max(1, round(input_shape[2] / shape[2])) if len(shape) == 4 else None
+        channels = shape[-1] if kind in ("tokens", "embedding") else shape[1] if kind == "map" else None
+        specs.append(OutputSpec(name, kind, shape, stride, channels))
+    return tuple(specs)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     source: str
@@ -40,6 +85,11 @@ class ModelSpec:
     size_divisor: int = 1
     tolerance: dict = field(default_factory=dict)  # {"fp16_cosine": (0.998, "reason")}
     origin: dict = field(default_factory=dict)  # value -> where it came from ("flag", "checkpoint (head.fc.weight)")
+    outputs: tuple[OutputSpec, ...] = ()  # every output in order; () = one output named "output"
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.outputs) or ("output",)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "source": self.source, "task": self.task.value,

@@ -207,9 +207,6 @@ def _id2label(config: dict) -> list[str] | None:
 def _spec(model: nn.Module, arch: str, source: str, pcfg: dict, input_shape: tuple[int, ...] | None, origin: dict,
           cfg_origin: str, labels: tuple[str, ...] | None) -> SourceModel:
     num_classes = int(getattr(model, "num_classes", pcfg.get("num_classes", 1000)) or 0)
-    if num_classes < 1:
-        raise UsageError(f"{source} has no classifier (num_classes=0): edgekit exports classification and "
-                         f"segmentation models; pass --num-classes N for a classifier, or a checkpoint that has one")
     shape = tuple(input_shape) if input_shape else (1, *pcfg.get("input_size", (3, 224, 224)))
     check_shape(shape, 1, source)
     origin.setdefault("size", "flag (--input-shape)" if input_shape else cfg_origin)
@@ -230,4 +227,10 @@ def _spec(model: nn.Module, arch: str, source: str, pcfg: dict, input_shape: tup
                                            std=tuple(pcfg.get("std", IMAGENET_STD)),
                                            resize=interp if interp in RESIZE_METHODS else "bilinear"),
                      num_classes=num_classes, labels=labels or "", origin=origin)
+    if num_classes < 1:  # no classifier: the pooled embedding (or, with global_pool='', the tokens or map)
+        from edgekit.sources.features import features_spec, output_tensors, probe
+
+        _, tensors = output_tensors(probe(model, source, shape))
+        name = {2: "embedding", 3: "tokens", 4: "features"}.get(tensors[0].ndim, "output")
+        return features_spec(SourceModel(model, spec), model, [name] if len(tensors) == 1 else None)
     return SourceModel(model, spec)

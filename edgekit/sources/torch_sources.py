@@ -11,7 +11,7 @@ from torch import nn
 from edgekit.config import SourceOptions, Task
 from edgekit.errors import UsageError
 from edgekit.preprocess import Preprocess
-from edgekit.sources.spec import DEFAULT, IMAGENET_MEAN, IMAGENET_STD, ZOO, ModelSpec, SourceModel, check_shape, shape_text
+from edgekit.sources.spec import DEFAULT, IMAGENET_MEAN, IMAGENET_STD, ZOO, ModelSpec, SourceModel, check_shape
 
 
 def zoo_model(name: str, input_shape: tuple[int, ...] | None, options: SourceOptions,
@@ -123,14 +123,9 @@ class _ExportedProgramModule(nn.Module):
 
 def probe_output(model: nn.Module, source: str, input_shape: tuple[int, ...]) -> torch.Tensor:
     """The model's first output on a zero image of ``input_shape``; a model that cannot run it is a usage error."""
-    model.eval()
-    with torch.no_grad():
-        try:
-            out = model(torch.zeros(*input_shape))
-        except Exception as e:  # the model's forward may raise anything
-            raise UsageError(f"{source} fails on an input of shape {shape_text(input_shape)}: "
-                             f"{e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
-    return out[0] if isinstance(out, (tuple, list)) else out
+    from edgekit.sources.features import output_tensors, probe
+
+    return output_tensors(probe(model, source, input_shape))[1][0]
 
 
 def spec_from_module(model: nn.Module, source: str, input_shape: tuple[int, ...] | None) -> SourceModel:
@@ -142,10 +137,15 @@ def spec_from_module(model: nn.Module, source: str, input_shape: tuple[int, ...]
     if input_shape is None:
         raise UsageError(f"{source}: pass --input-shape (e.g. 1x3x224x224); the model does not declare its input size")
     check_shape(tuple(input_shape), cfg.size_divisor if cfg else 1, source)
-    out = probe_output(model, source, tuple(input_shape))
-    task = Task.SEGMENTATION if out.ndim == 4 else Task.CLASSIFICATION
-    num_classes = int(out.shape[1])
-    stride = int(input_shape[2] // out.shape[2]) if out.ndim == 4 else 1
+    from edgekit.sources.features import output_tensors, probe
+
+    raw = probe(model, source, tuple(input_shape))
+    names, tensors = output_tensors(raw)
+    out = tensors[0]
+    features = len(tensors) > 1 or (cfg is not None and cfg.task == Task.FEATURES.value)
+    task = Task.FEATURES if features else Task.SEGMENTATION if out.ndim == 4 else Task.CLASSIFICATION
+    num_classes = 0 if features else int(out.shape[1])
+    stride = int(input_shape[2] // out.shape[2]) if out.ndim == 4 and not features else 1
     mean, std = (cfg.mean, cfg.std) if cfg else (IMAGENET_MEAN, IMAGENET_STD)
     declared = "model (edgekit_cfg)"
     origin = {"size": "flag (--input-shape)" if given else declared, "mean": declared if cfg else DEFAULT,
@@ -158,4 +158,9 @@ def spec_from_module(model: nn.Module, source: str, input_shape: tuple[int, ...]
                      input_shape=tuple(input_shape),
                      preprocess=Preprocess(size=tuple(input_shape[2:]), mean=mean, std=std, resize=resize),
                      num_classes=num_classes, labels=cfg.labels if cfg else "", output_stride=stride, origin=origin)
+    if features:
+        from edgekit.sources.features import DictOutputs, features_spec
+
+        return features_spec(SourceModel(model, spec), DictOutputs(model, names) if isinstance(raw, dict) else model,
+                             names)
     return SourceModel(model, spec)

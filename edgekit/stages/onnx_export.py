@@ -44,7 +44,9 @@ def prepare_for_deploy(model: nn.Module) -> nn.Module:
 
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, ...], opset: int = 17, dynamic_batch: bool = False,
-                simplify: bool = True) -> ExportResult:
+                simplify: bool = True, output_names: tuple[str, ...] = (OUTPUT_NAME,)) -> ExportResult:
+    """``model`` as ONNX, its input named ``input`` and its outputs ``output_names`` (one per tensor it returns,
+    in order: a backbone's ``stage1``, ``stage2``...)."""
     start = time.perf_counter()
     x = torch.randn(*input_shape)
     notes: list[str] = []
@@ -53,7 +55,7 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], opset: int = 17,
     exporter = ""
     for name, fn in (("torchscript", _export_torchscript), ("dynamo", _export_dynamo)):
         try:
-            proto = fn(model, x, opset, dynamic_batch)
+            proto = fn(model, x, opset, dynamic_batch, tuple(output_names))
             exporter = name
             break
         except Exception as e:  # exporters raise many kinds; the next one may succeed
@@ -84,25 +86,31 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], opset: int = 17,
         proto = onnx.shape_inference.infer_shapes(proto)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise EdgekitFailure(f"exported ONNX fails the checker: {str(e).splitlines()[0]}") from None
+    got = tuple(o.name for o in proto.graph.output)
+    if got != tuple(output_names):
+        raise EdgekitFailure(f"the exported ONNX has outputs {', '.join(got)}, expected {', '.join(output_names)}: "
+                             f"the model's outputs changed while exporting")
     return ExportResult(proto, exporter, _default_opset(proto), time.perf_counter() - start, simplifier, notes)
 
 
-def _export_torchscript(model: nn.Module, x: torch.Tensor, opset: int, dynamic_batch: bool) -> onnx.ModelProto:
+def _export_torchscript(model: nn.Module, x: torch.Tensor, opset: int, dynamic_batch: bool,
+                        output_names: tuple[str, ...]) -> onnx.ModelProto:
     buf = io.BytesIO()
-    dynamic_axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
+    dynamic_axes = {n: {0: "batch"} for n in (INPUT_NAME, *output_names)} if dynamic_batch else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (x,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-                          output_names=[OUTPUT_NAME], dynamic_axes=dynamic_axes, do_constant_folding=True)
+                          output_names=list(output_names), dynamic_axes=dynamic_axes, do_constant_folding=True)
     return onnx.load_from_string(buf.getvalue())
 
 
-def _export_dynamo(model: nn.Module, x: torch.Tensor, opset: int, dynamic_batch: bool) -> onnx.ModelProto:
+def _export_dynamo(model: nn.Module, x: torch.Tensor, opset: int, dynamic_batch: bool,
+                   output_names: tuple[str, ...]) -> onnx.ModelProto:
     dynamic_shapes = ({"x": {0: torch.export.Dim("batch")}},) if dynamic_batch else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prog = torch.onnx.export(model, (x,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
-                                 output_names=[OUTPUT_NAME], dynamic_shapes=dynamic_shapes, optimize=True,
+                                 output_names=list(output_names), dynamic_shapes=dynamic_shapes, optimize=True,
                                  verbose=False)
     return prog.model_proto
 

@@ -83,10 +83,3 @@ def test_a_tag_needs_pretrained(cli, tmp_path):
     assert code == 2
     assert ("timm:edgenext_xx_small.in1k names published weights (in1k); add --pretrained to load them"
             in _one_line(err))
-
-
-def test_a_model_without_classifier_is_said_plainly(cli, tmp_path):
-    """eva02_tiny_patch14_224 is a timm encoder whose classifier is empty (num_classes=0)."""
-    code, _, err = cli("export", "timm:eva02_tiny_patch14_224", "--out", tmp_path / "b")
-    assert code == 2
-    assert "timm:eva02_tiny_patch14_224 has no classifier (num_classes=0)" in _one_line(err)

@@ -68,7 +68,8 @@ class CoreMlBackend(TargetBackend):
             raise UsageError("CoreML image inputs take one image at a time: export with batch 1 and without "
                              "--dynamic-batch")
         if self.options.output is CoreMlOutput.LABELS and spec.task is not Task.SEGMENTATION:
-            raise UsageError("--coreml-output labels is for segmentation models; this one classifies")
+            raise UsageError(f"--coreml-output labels is for segmentation models; this one is a {spec.task.value} "
+                             f"model")
 
     def build_torch(self, model, spec, out_dir: Path, precision: Precision) -> BuildResult:
         """Convert ``model`` (deploy-mode, swapped for CoreML) for ``spec``'s input into ``out_dir``."""
@@ -80,10 +81,12 @@ class CoreMlBackend(TargetBackend):
         ct = coremltools()
         pre = spec.preprocess
         labels = self.options.output is CoreMlOutput.LABELS
+        features = spec.task is Task.FEATURES
         output = "labels" if labels else "logits"
+        names = spec.output_names if features else (output,)
         compute = "fp32" if precision is Precision.FP32 else "fp16"
         wrapped = Deployed(copy.deepcopy(model), pre.mean, pre.std, labels)
-        converted = convert(wrapped, tuple(spec.input_shape), output, compute, self.options.deployment_target,
+        converted = convert(wrapped, tuple(spec.input_shape), names, compute, self.options.deployment_target,
                             pre.channel_order)
         mlmodel, notes = converted.mlmodel, list(converted.notes)
         quantization = None
@@ -96,7 +99,7 @@ class CoreMlBackend(TargetBackend):
         # metadata values are strings: a label set's name as it is, one label per class as a JSON list
         label_names = spec.labels if isinstance(spec.labels, str) else json.dumps(list(spec.labels))
         mlmodel.user_defined_metadata.update({"edgekit.preprocess": json.dumps(pre.to_dict()),
-                                              "edgekit.output": output, "edgekit.labels": label_names})
+                                              "edgekit.output": ",".join(names), "edgekit.labels": label_names})
         mlmodel.save(str(out_dir / PACKAGE))
         files = sorted((p.relative_to(out_dir).as_posix() for p in (out_dir / PACKAGE).rglob("*") if p.is_file()),
                        key=lambda f: (not f.endswith("Manifest.json"), f))  # the package's own manifest first
@@ -108,14 +111,19 @@ class CoreMlBackend(TargetBackend):
                      if spec.task is Task.SEGMENTATION else [n, spec.num_classes])
         runtime = {"name": "coremltools", "version": ct.__version__, "format": "mlprogram",
                    "deployment_target": self.options.deployment_target, "compute_precision": compute}
-        run_options = {"compute_units": self.options.compute_units, "input": IMAGE_INPUT, "output": output,
+        run_options = {"compute_units": self.options.compute_units, "input": IMAGE_INPUT, "output": names[0],
                        "mean": list(pre.mean), "std": list(pre.std)}
+        if features:
+            run_options["outputs"] = list(names)
+            described = [{"name": o.name, "shape": list(o.shape), "dtype": "float32", "layout": o.layout}
+                         for o in spec.outputs]
         return BuildResult(
             [*files, REPORT_FILE], runtime, precision, run_options, notes,
             inputs=[{"name": IMAGE_INPUT, "shape": [n, 3, h, w], "dtype": "uint8", "layout": "NCHW",
                      "kind": f"image ({pre.channel_order}, 8-bit; scaled by 1/255 and normalised inside the model)"}],
-            outputs=[{"name": output, "shape": out_shape, "dtype": "int32" if labels else "float32",
-                      "layout": "NHW" if labels else ("NCHW" if len(out_shape) == 4 else "")}],
+            outputs=described if features else [
+                {"name": output, "shape": out_shape, "dtype": "int32" if labels else "float32",
+                 "layout": "NHW" if labels else ("NCHW" if len(out_shape) == 4 else "")}],
             export={"converter": f"coremltools {ct.__version__}", "frontend": converted.frontend,
                     "format": "mlprogram", "deployment_target": self.options.deployment_target,
                     "compute_precision": compute, "notes": converted.notes,

@@ -31,7 +31,8 @@ IMAGE_INPUT = "image"
 
 
 class Deployed(nn.Module):
-    """image in [0, 1] (N, 3, H, W) -> normalised -> model -> logits, or int32 labels (N, h, w) for segmentation."""
+    """image in [0, 1] (N, 3, H, W) -> normalised -> model -> logits, int32 labels (N, h, w) for segmentation, or
+    a features model's outputs (a tuple, in order)."""
 
     def __init__(self, model: nn.Module, mean, std, labels: bool = False):
         super().__init__()
@@ -40,10 +41,12 @@ class Deployed(nn.Module):
         self.register_buffer("inv_std", 1.0 / torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         self.labels = labels
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         out = self.model((image - self.mean) * self.inv_std)
+        if isinstance(out, dict):
+            out = tuple(out.values())
         if isinstance(out, (tuple, list)):
-            out = out[0]
+            return out[0] if len(out) == 1 else tuple(out)
         return out.argmax(1).to(torch.int32) if self.labels else out
 
 
@@ -96,9 +99,10 @@ def _exported(wrapped: nn.Module, example: torch.Tensor):
 FRONTENDS = (("torch.jit.trace", _traced), ("torch.export", _exported))
 
 
-def convert(wrapped: Deployed, input_shape: tuple[int, ...], output_name: str, compute_precision: str,
-            deployment_target: str, channel_order: str = "RGB") -> Converted:
-    """Convert with the first frontend that works; raise EdgekitFailure naming why each failed."""
+def convert(wrapped: Deployed, input_shape: tuple[int, ...], output_names: str | tuple[str, ...],
+            compute_precision: str, deployment_target: str, channel_order: str = "RGB") -> Converted:
+    """Convert with the first frontend that works; raise EdgekitFailure naming why each failed. Every output of
+    the model is kept, named ``output_names`` in order."""
     import coremltools as ct
 
     wrapped.eval()
@@ -108,13 +112,14 @@ def convert(wrapped: Deployed, input_shape: tuple[int, ...], output_name: str, c
     precision = {"fp16": ct.precision.FLOAT16, "fp32": ct.precision.FLOAT32}[compute_precision]
     target = getattr(ct.target, deployment_target)
     # fp32 logits (the app reads what every other target gives; ML Program would default fp16 programs to fp16)
-    output = ct.TensorType(name=output_name, dtype=np.int32 if wrapped.labels else np.float32)
+    names = (output_names,) if isinstance(output_names, str) else tuple(output_names)
+    outputs = [ct.TensorType(name=n, dtype=np.int32 if wrapped.labels else np.float32) for n in names]
     failures, notes = [], []
     for name, frontend in FRONTENDS:
         try:
             with quiet() as log:
                 source, frontend_notes = frontend(wrapped, example)
-                mlmodel = ct.convert(source, inputs=[image], outputs=[output],
+                mlmodel = ct.convert(source, inputs=[image], outputs=outputs,
                                      convert_to="mlprogram", compute_precision=precision,
                                      minimum_deployment_target=target)
         except Exception as e:  # both frontends and the converter raise many kinds; the next may work
