@@ -16,7 +16,8 @@ Ort::Env& env() {  // one per process, as ONNX Runtime asks
 
 class OnnxRuntimeBackend : public Backend {
  public:
-  OnnxRuntimeBackend(const std::filesystem::path& model, const BackendOptions& o) : session_(nullptr) {
+  OnnxRuntimeBackend(const std::filesystem::path& model, const Manifest& m, const BackendOptions& o) : session_(nullptr) {
+    std::vector<std::vector<std::string>> session_outputs;
     try {
       Ort::SessionOptions so;
       so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);  // the parity run's setting
@@ -28,10 +29,13 @@ class OnnxRuntimeBackend : public Backend {
       Ort::AllocatorWithDefaultOptions allocator;
       input_name_ = session_.GetInputNameAllocated(0, allocator).get();
       for (std::size_t i = 0; i < session_.GetOutputCount(); ++i)
-        output_names_.emplace_back(session_.GetOutputNameAllocated(i, allocator).get());
+        session_outputs.push_back({session_.GetOutputNameAllocated(i, allocator).get()});
     } catch (const std::exception& e) {
       throw RuntimeFailure("ONNX Runtime cannot load " + model.filename().string() + ": " + first_line(e.what()));
     }
+    // Run() is asked for the manifest's outputs by name, in the manifest's order
+    for (std::size_t i : match_outputs(m, session_outputs, model.filename().string()))
+      output_names_.push_back(session_outputs[i].front());
   }
 
   std::vector<Tensor> infer(const Tensor& input) override {
@@ -67,15 +71,15 @@ class OnnxRuntimeBackend : public Backend {
  private:
   Ort::Session session_;
   std::string input_name_;
-  std::vector<std::string> output_names_;
+  std::vector<std::string> output_names_;  // the manifest's outputs, in its order
 };
 
 }  // namespace
 
 std::string onnxruntime_version() { return OrtGetApiBase()->GetVersionString(); }
 
-std::unique_ptr<Backend> open_onnxruntime(const std::filesystem::path& model, const Manifest&, const BackendOptions& o) {
-  return std::make_unique<OnnxRuntimeBackend>(model, o);
+std::unique_ptr<Backend> open_onnxruntime(const std::filesystem::path& model, const Manifest& m, const BackendOptions& o) {
+  return std::make_unique<OnnxRuntimeBackend>(model, m, o);
 }
 
 }  // namespace edgekit::detail

@@ -68,6 +68,16 @@ class OpenVinoBackend : public Backend {
       throw RuntimeFailure("OpenVINO cannot compile " + xml.filename().string() + " for " + device + ": " +
                            first_line(e.what()));
     }
+    // A port carries a set of tensor names (the ONNX output name among them); any of them matches.
+    std::vector<std::vector<std::string>> names;
+    for (const ov::Output<const ov::Node>& port : compiled_.outputs()) {
+      std::vector<std::string> n;
+      if (!port.get_names().empty()) n.push_back(port.get_any_name());
+      for (const std::string& other : port.get_names())
+        if (n.empty() || other != n.front()) n.push_back(other);
+      names.push_back(std::move(n));
+    }
+    outputs_ = match_outputs(m, names, xml.filename().string());
   }
 
   std::vector<Tensor> infer(const Tensor& input) override {
@@ -78,7 +88,7 @@ class OpenVinoBackend : public Backend {
       request_.set_input_tensor(in);
       request_.infer();
       std::vector<Tensor> out;
-      for (std::size_t i = 0; i < compiled_.outputs().size(); ++i) out.push_back(to_float(request_.get_output_tensor(i)));
+      for (std::size_t port : outputs_) out.push_back(to_float(request_.get_output_tensor(port)));
       return out;
     } catch (const RuntimeFailure&) {
       throw;
@@ -90,6 +100,7 @@ class OpenVinoBackend : public Backend {
  private:
   ov::CompiledModel compiled_;
   ov::InferRequest request_;
+  std::vector<std::size_t> outputs_;  // the output port of each manifest output, in manifest order
 };
 
 }  // namespace

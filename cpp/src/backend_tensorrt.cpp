@@ -82,7 +82,6 @@ class TensorRtBackend : public Backend {
     if (!engine_) throw RuntimeFailure("TensorRT cannot deserialize " + engine_file.filename().string() + ": " + logger().last_error);
     context_.reset(engine_->createExecutionContext());
     if (!context_) throw RuntimeFailure("TensorRT cannot create an execution context: " + logger().last_error);
-    check(cudaStreamCreate(&stream_), "cudaStreamCreate");
     for (int i = 0; i < engine_->getNbIOTensors(); ++i) {
       Binding b;
       b.name = engine_->getIOTensorName(i);
@@ -91,6 +90,17 @@ class TensorRtBackend : public Backend {
       element_size(b.type);
       bindings_.push_back(b);
     }
+    // Outputs are read back by tensor name (the ONNX output names the engine was built from), in the manifest's order
+    std::vector<std::size_t> output_bindings;
+    std::vector<std::vector<std::string>> output_names;
+    for (std::size_t i = 0; i < bindings_.size(); ++i) {
+      if (bindings_[i].input) continue;
+      output_bindings.push_back(i);
+      output_names.push_back({bindings_[i].name});
+    }
+    for (std::size_t i : match_outputs(m, output_names, engine_file.filename().string()))
+      outputs_.push_back(output_bindings[i]);
+    check(cudaStreamCreate(&stream_), "cudaStreamCreate");  // last: a constructor that throws runs no destructor
   }
 
   ~TensorRtBackend() override {
@@ -121,8 +131,8 @@ class TensorRtBackend : public Backend {
       if (b.input) upload(b, input.data, count);
     }
     if (!context_->enqueueV3(stream_)) throw RuntimeFailure("TensorRT enqueueV3 failed: " + logger().last_error);
-    for (Binding& b : bindings_) {
-      if (b.input) continue;
+    for (std::size_t i : outputs_) {
+      const Binding& b = bindings_[i];
       nvinfer1::Dims d = context_->getTensorShape(b.name.c_str());
       Tensor t;
       for (int i = 0; i < d.nbDims; ++i) t.shape.push_back(d.d[i]);
@@ -168,6 +178,7 @@ class TensorRtBackend : public Backend {
   std::unique_ptr<nvinfer1::IExecutionContext> context_;
   cudaStream_t stream_ = nullptr;
   std::vector<Binding> bindings_;
+  std::vector<std::size_t> outputs_;  // the binding of each manifest output, in manifest order
 };
 
 }  // namespace

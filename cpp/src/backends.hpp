@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "edgekit/backend.hpp"
 
@@ -26,5 +27,11 @@ std::unique_ptr<Backend> open_onnxruntime(const std::filesystem::path& model, co
 
 // "RuntimeError: ..." -> its first line, at most 400 characters (runtimes' messages run long).
 std::string first_line(const std::string& message);
+
+// For each of the manifest's outputs, in order, the index of the artifact output that carries its name.
+// `artifact` holds each artifact output's names, the one to show first (an OpenVINO port has a set of
+// names). Throws BundleError when the manifest lists a name twice or one the artifact (`file`) lacks.
+std::vector<std::size_t> match_outputs(const Manifest& m, const std::vector<std::vector<std::string>>& artifact,
+                                       const std::string& file);
 
 }  // namespace edgekit::detail

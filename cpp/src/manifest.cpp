@@ -114,6 +114,10 @@ TensorSpec tensor(const json& v, const std::string& where) {
   }
   t.dtype = string(require(v, where, "dtype"), at(where, "dtype"));
   if (v.contains("layout")) t.layout = string(v["layout"], at(where, "layout"));
+  // What an output holds (features bundles say it); absent in older manifests and where it does not apply.
+  if (v.contains("kind")) t.kind = one_of(v["kind"], at(where, "kind"), {"logits", "map", "tokens", "embedding"});
+  if (v.contains("stride")) t.stride = integer(v["stride"], at(where, "stride"), 1);
+  if (v.contains("channels")) t.channels = integer(v["channels"], at(where, "channels"), 1);
   return t;
 }
 
@@ -189,7 +193,7 @@ Manifest from_json(const json& m) {
   out.target = one_of(require(m, "", "target"), "target", {"onnx", "openvino", "trt", "coreml"});
   out.precision = one_of(require(m, "", "precision"), "precision", {"fp32", "fp16", "bf16", "int8"});
   const json& model = object(require(m, "", "model"), "model");
-  out.task = one_of(require(model, "model", "task"), "model.task", {"classification", "segmentation"});
+  out.task = one_of(require(model, "model", "task"), "model.task", {"classification", "segmentation", "features"});
   if (model.contains("name") && model["name"].is_string()) out.model_name = model["name"].get<std::string>();
   if (model.contains("labels")) {  // a label set's name, one label per class, or null
     const json& labels = model["labels"];

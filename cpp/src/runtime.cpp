@@ -1,5 +1,5 @@
 // Bundle: the checks before running (same order and words as edgekit/runtime.py), then
-// preprocess -> backend -> logits / label map.
+// preprocess -> backend -> every output by name -> logits / label map.
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -185,7 +185,7 @@ Tensor Bundle::preprocess(const ImageView& image) const {
   return t;
 }
 
-Tensor Bundle::run_tensor(const Tensor& x) {
+std::vector<NamedTensor> Bundle::run_all_tensor(const Tensor& x) {
   const std::vector<std::int64_t>& declared = manifest_.inputs.at(0).shape;
   Tensor input = x;
   if (!declared.empty() && declared[0] > 1) {  // a fixed batch: the image is repeated, as the Python runtime does
@@ -194,27 +194,49 @@ Tensor Bundle::run_tensor(const Tensor& x) {
     for (std::int64_t b = 1; b < declared[0]; ++b) input.data.insert(input.data.end(), x.data.begin(), x.data.end());
   }
   std::vector<Tensor> outputs = backend_->infer(input);
-  if (outputs.empty()) throw RuntimeFailure("the model returned no outputs");
-  Tensor out = std::move(outputs[0]);
-  if (!out.shape.empty() && out.shape[0] > 1) {  // batch element 0
-    out.data.resize(out.data.size() / static_cast<std::size_t>(out.shape[0]));
-    out.shape[0] = 1;
+  if (outputs.size() != manifest_.outputs.size())  // a backend bug, not the bundle's: backends match by name
+    throw RuntimeFailure("the backend returned " + std::to_string(outputs.size()) + " outputs for the manifest's " +
+                         std::to_string(manifest_.outputs.size()));
+  std::vector<NamedTensor> named;
+  named.reserve(outputs.size());
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    Tensor& out = outputs[i];
+    if (!out.shape.empty() && out.shape[0] > 1) {  // batch element 0
+      out.data.resize(out.data.size() / static_cast<std::size_t>(out.shape[0]));
+      out.shape[0] = 1;
+    }
+    named.push_back({manifest_.outputs[i].name, std::move(out)});
   }
-  return out;
+  return named;
 }
+
+std::vector<NamedTensor> Bundle::run_all(const ImageView& image) { return run_all_tensor(preprocess(image)); }
+
+Tensor Bundle::run_tensor(const Tensor& input) { return std::move(run_all_tensor(input).front().tensor); }
 
 Tensor Bundle::run(const ImageView& image) { return run_tensor(preprocess(image)); }
 
 std::vector<Class> Bundle::classify(const ImageView& image, int k) {
   if (manifest_.task != "classification")
-    throw BundleError("bundle " + path_.string() + " is a " + manifest_.task + " model; use segment()");
+    throw BundleError("bundle " + path_.string() + " is a " + manifest_.task + " model; use " +
+                      (manifest_.task == "features" ? "run_all()" : "segment()"));
   return top_k(run(image), k);
 }
 
 LabelMap Bundle::segment(const ImageView& image) {
   if (manifest_.task != "segmentation")
-    throw BundleError("bundle " + path_.string() + " is a " + manifest_.task + " model; use classify()");
+    throw BundleError("bundle " + path_.string() + " is a " + manifest_.task + " model; use " +
+                      (manifest_.task == "features" ? "run_all()" : "classify()"));
   return argmax_labels(run(image));
+}
+
+const Tensor& output(const std::vector<NamedTensor>& outputs, const std::string& name) {
+  std::vector<std::string> names;
+  for (const NamedTensor& o : outputs) {
+    if (o.name == name) return o.tensor;
+    names.push_back(o.name);
+  }
+  throw BundleError("the bundle has no output named '" + name + "'; its outputs: " + join(names, ", "));
 }
 
 std::vector<Class> top_k(const Tensor& logits, int k) {
@@ -261,6 +283,28 @@ namespace detail {
 std::string first_line(const std::string& message) {
   std::string s = message.substr(0, message.find('\n'));
   return s.size() > 400 ? s.substr(0, 400) : s;
+}
+
+std::vector<std::size_t> match_outputs(const Manifest& m, const std::vector<std::vector<std::string>>& artifact,
+                                       const std::string& file) {
+  std::vector<std::string> shown;  // the artifact's outputs, for the message
+  for (const auto& names : artifact) shown.push_back(names.empty() ? "(unnamed)" : names.front());
+  std::vector<std::size_t> index;
+  for (std::size_t i = 0; i < m.outputs.size(); ++i) {
+    const std::string& name = m.outputs[i].name;
+    for (std::size_t j = 0; j < i; ++j)
+      if (m.outputs[j].name == name)
+        throw BundleError("the manifest lists the output '" + name + "' twice (outputs[" + std::to_string(j) + "] and outputs[" +
+                          std::to_string(i) + "]); the bundle is damaged or was edited");
+    std::size_t found = artifact.size();
+    for (std::size_t a = 0; a < artifact.size() && found == artifact.size(); ++a)
+      if (std::find(artifact[a].begin(), artifact[a].end(), name) != artifact[a].end()) found = a;
+    if (found == artifact.size())
+      throw BundleError(file + " has no output named '" + name + "' (its outputs: " + join(shown, ", ") +
+                        "); the manifest does not match the model: re-export the bundle");
+    index.push_back(found);
+  }
+  return index;
 }
 }  // namespace detail
 

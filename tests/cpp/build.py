@@ -1,4 +1,5 @@
-"""Build the C++ runtime, edgekit-run and the preprocessing probe once per source version.
+"""Build the C++ runtime, its examples (edgekit-run, feature-head) and the preprocessing probe once per
+source version.
 
 The build lives outside the source tree in ``$EDGEKIT_CACHE/cpp-build/<key>`` (default
 ``~/.cache/edgekit``), keyed by the sources, the OpenVINO wheel and the toolchain, so a second test
@@ -26,6 +27,7 @@ class CppTools:
     edgekit_run: Path
     preprocess_probe: Path
     build_dir: Path
+    feature_head: Path
 
 
 def _missing() -> str | None:
@@ -63,8 +65,9 @@ def build() -> CppTools:
     openvino_cmake = Path(openvino.__file__).parent / "cmake"
     cache = Path(os.environ.get("EDGEKIT_CACHE", Path.home() / ".cache" / "edgekit")) / "cpp-build"
     build_dir = cache / _key(openvino_cmake)
-    tools = CppTools(build_dir / "edgekit" / "examples" / "edgekit_run" / "edgekit-run",
-                     build_dir / "edgekit-preprocess-probe", build_dir)
+    examples = build_dir / "edgekit" / "examples"
+    tools = CppTools(examples / "edgekit_run" / "edgekit-run", build_dir / "edgekit-preprocess-probe", build_dir,
+                     examples / "feature_head" / "feature-head")
     build_dir.mkdir(parents=True, exist_ok=True)
     with open(build_dir / ".lock", "w") as lock:  # one builder at a time per key
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -74,7 +77,8 @@ def build() -> CppTools:
         steps = [
             ["cmake", "-S", str(ROOT / "tests" / "cpp"), "-B", str(build_dir), *generator, "-DCMAKE_BUILD_TYPE=Release",
              "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG", f"-DOpenVINO_DIR={openvino_cmake}"],
-            ["cmake", "--build", str(build_dir), "-j", "2", "--target", "edgekit-run", "edgekit-preprocess-probe"],
+            ["cmake", "--build", str(build_dir), "-j", "2", "--target", "edgekit-run", "feature-head",
+             "edgekit-preprocess-probe"],
         ]
         for cmd in steps:
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)

@@ -29,6 +29,8 @@ struct BackendOptions {
 class Backend {
  public:
   virtual ~Backend() = default;
+  // The manifest's outputs, in the manifest's order: each is the artifact output of that name (matched
+  // when the backend was opened), never the one that happens to sit at the same position.
   virtual std::vector<Tensor> infer(const Tensor& input) = 0;
 };
 
@@ -42,7 +44,8 @@ struct BackendInfo {
 std::vector<BackendInfo> compiled_backends();
 
 // Opens files[0] of a checked bundle with the backend for manifest.target; throws BundleError when
-// this build has no such backend, RuntimeFailure when the runtime cannot load the artifact.
+// this build has no such backend or the artifact has no output of a name the manifest lists,
+// RuntimeFailure when the runtime cannot load the artifact.
 std::unique_ptr<Backend> open_backend(const std::filesystem::path& bundle_dir, const Manifest& manifest,
                                       const BackendOptions& options);
 

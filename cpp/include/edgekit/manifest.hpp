@@ -32,11 +32,17 @@ struct Preprocess {
   float scale = 1.0f / 255.0f;
 };
 
+// One input or output of the model. Outputs are listed in the graph's output order and are matched to
+// the artifact's outputs by name. kind, stride and channels describe a features bundle's outputs;
+// manifests written before they existed leave them out, and so may any output.
 struct TensorSpec {
   std::string name;
   std::vector<std::int64_t> shape;  // -1 for a dynamic dimension
   std::string dtype;
-  std::string layout;
+  std::string layout;         // "NCHW", "NLC", "NC", ...; empty when the manifest does not say
+  std::string kind;           // "logits", "map" (B, C, H, W), "tokens" (B, N, D), "embedding" (B, D); empty: not said
+  std::int64_t stride = 0;    // a map's stride (input height / map height); 0: not said
+  std::int64_t channels = 0;  // a map's C, tokens' or an embedding's D; 0: not said
 };
 
 struct FileEntry {
@@ -50,7 +56,7 @@ struct Manifest {
   std::string edgekit_version;
   std::string target;     // onnx, openvino, trt, coreml
   std::string precision;  // fp32, fp16, bf16, int8
-  std::string task;       // classification, segmentation
+  std::string task;       // classification, segmentation, features (outputs are feature maps or embeddings)
   std::string model_name;
   std::vector<std::string> labels;  // model.labels when it lists one label per class; empty otherwise
   std::string runtime_name;     // onnxruntime, openvino, tensorrt, ...

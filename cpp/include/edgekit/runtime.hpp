@@ -7,6 +7,17 @@
 // Before anything runs, load() checks the manifest's schema version and fields, every file's sha256,
 // that this build has the bundle's backend, and the installed runtime's version; each mismatch is said
 // plainly in one BundleError. Same checks, same words as edgekit.runtime.load in Python.
+//
+// Every output, by name: a features bundle (task "features") has several outputs, feature maps or
+// embeddings, listed in the manifest in the graph's order. run_all() returns them all, in that order,
+// each matched to the artifact's output of the same name when the bundle was opened (an artifact that
+// lacks a name the manifest lists is refused with that name). Take one by name with output():
+//
+//   auto maps = bundle.run_all(image);                         // [{"stage1", ...}, {"stage2", ...}, ...]
+//   const edgekit::Tensor& s2 = edgekit::output(maps, "stage2");  // (1, 32, 8, 8); throws, listing the names
+//   const edgekit::TensorSpec& spec = bundle.manifest().outputs[1];  // kind "map", stride 8, channels 32
+//
+// run() keeps returning the first output only, as it always has.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +50,12 @@ struct LabelMap {
   std::vector<std::uint16_t> labels;  // row-major (height, width)
 };
 
+// One output of a run: the manifest's name for it and its values (batch element 0).
+struct NamedTensor {
+  std::string name;
+  Tensor tensor;
+};
+
 // Problems that stop `manifest` from running with this build (backend missing, runtime too old);
 // empty when it can run. The runtime-version rule is the Python runtime's: installed >= built major.minor.
 std::vector<std::string> preflight(const Manifest& manifest);
@@ -52,6 +69,9 @@ class Bundle {
 
   // The float32 input the image becomes: (1, 3, h, w) or (1, h, w, 3).
   Tensor preprocess(const ImageView& image) const;
+  // Every output for the image, in the manifest's order, batch element 0 of each.
+  std::vector<NamedTensor> run_all(const ImageView& image);
+  std::vector<NamedTensor> run_all_tensor(const Tensor& input);  // an already-preprocessed (1, ...) input
   // The first output for the image, batch element 0: logits (1, classes) or (1, classes, h, w).
   Tensor run(const ImageView& image);
   Tensor run_tensor(const Tensor& input);  // an already-preprocessed (1, ...) input
@@ -64,6 +84,10 @@ class Bundle {
   Manifest manifest_;
   std::unique_ptr<Backend> backend_;
 };
+
+// The output called `name` among `outputs` (what run_all returned; the reference lives as long as they
+// do); throws BundleError listing the names there are.
+const Tensor& output(const std::vector<NamedTensor>& outputs, const std::string& name);
 
 // Top-k of logits (softmax in double, as edgekit.runtime.BundleRunner.classify).
 std::vector<Class> top_k(const Tensor& logits, int k);

@@ -5,8 +5,9 @@
 // Classification bundles publish vision_msgs/Classification on ~/classification (top_k classes, class_id
 // is the class index as text, score the softmax probability). Segmentation bundles publish the label map
 // on ~/labels (mono8, or mono16 past 255 classes) at the model's output resolution, with the image's
-// header. The bundle is checked (schema, sha256 of every file, runtime version) when the node starts:
-// a mismatch stops the node with the runtime's one-line reason.
+// header. Features bundles are refused (this node has no message for feature maps). The bundle is
+// checked (schema, sha256 of every file, runtime version) when the node starts: a mismatch stops the node
+// with the runtime's one-line reason.
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,6 +61,9 @@ class EdgekitNode : public rclcpp::Node {
     if (path.empty()) throw std::runtime_error("set the bundle parameter: --ros-args -p bundle:=/path/to/bundle");
     bundle_ = std::make_unique<edgekit::Bundle>(edgekit::Bundle::load(path, options));
     const edgekit::Manifest& m = bundle_->manifest();
+    if (m.task == "features")  // feature maps have no message type of their own: a head turns them into one
+      throw std::runtime_error("bundle " + path + " is a features model; this node publishes classes or label maps: "
+                               "run a head on Bundle::run_all() in your own node (docs/cpp-features.md)");
     if (m.task == "classification")
       classes_pub_ = create_publisher<vision_msgs::msg::Classification>("~/classification", 10);
     else
