@@ -1,6 +1,7 @@
 """Accuracy of a bundle on a labeled folder, and its agreement with the fp32 model (`edgekit evaluate`).
 
-Folder layouts (see docs/quantization.md):
+Folder layouts (see docs/quantization.md; a features bundle takes any folder of images, as features have
+no labels: it is scored by its agreement with the fp32 reference, per output):
 
 - classification: ``DIR/<class>/<image>`` — one subfolder per class. Folders named by integers
   are those class indices; otherwise the names, sorted, are classes 0, 1, ... (torchvision's
@@ -40,11 +41,16 @@ class EvalReport:
     agreement: float | None  # with the reference: top-1 or per-pixel label agreement, in [0, 1]
     reference: str  # what the agreement is measured against ("" when none)
     reference_value: float | None  # the reference's own metric on the same images
+    outputs: dict | None = None  # features: each output's agreement with the reference, by name
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def summary(self) -> str:
+        if self.outputs is not None:
+            each = ", ".join(f"{name} {o['cosine_mean']:.6f} (min {o['cosine_min']:.6f})"
+                             for name, o in self.outputs.items())
+            return f"cosine with the reference on {self.images} images, per output: {each}"
         s = f"{self.metric} {self._fmt(self.value)} on {self.images} images"
         if self.reference_value is not None:
             s += f" (fp32 reference {self._fmt(self.reference_value)}, drop {self._fmt(self.reference_value - self.value)})"
@@ -218,6 +224,8 @@ def evaluate_bundle(bundle: str | Path, data: str | Path, reference: str | Path 
     runner = runtime.load(bundle, threads=threads)
     try:
         task = runner.task
+        if task is Task.FEATURES:
+            return _evaluate_features(runner, data, reference, limit, threads, rep)
         labeled = read_labeled_folder(data, task)
         ref_fn, ref_name = _reference(runner.manifest, reference, threads)
         num_classes = int(runner.manifest.model.num_classes)
@@ -231,13 +239,48 @@ def evaluate_bundle(bundle: str | Path, data: str | Path, reference: str | Path 
                       ref_metric)
 
 
-def _batched(runner) -> Infer:
+def _evaluate_features(runner, data: str | Path, reference, limit: int | None, threads: int | None,
+                       rep: Reporter) -> EvalReport:
+    """A features bundle on a folder of images: each output's cosine agreement with the fp32 reference (the
+    parity gate's :func:`~edgekit.stages.parity.compare`), as features have no labels to score."""
+    from edgekit.stages.parity import compare, run_reference
+
+    root = Path(data)
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()) \
+        if root.is_dir() else []
+    if not paths:
+        raise UsageError(f"evaluation data {root} holds no images; a features bundle is evaluated on a folder of "
+                         f"images (no labels needed) against its fp32 reference")
+    ref_fn, ref_name = _reference(runner.manifest, reference, threads)
+    if ref_fn is None:
+        raise UsageError(f"bundle {runner.path} outputs features, which have no labels: evaluate measures their "
+                         f"agreement with the fp32 model, and none was found; pass --reference (an fp32 bundle or "
+                         f"the model source)")
+    paths = paths[:limit] if limit is not None else paths
+    names = tuple(runner.output_names)
+    run = _batched(runner, every_output=True)
+    refs, outs = [], []
+    with rep.step(f"evaluate on {len(paths)} images", total=len(paths)):
+        for path in paths:
+            x = runner.preprocess(read_image(path))
+            outs.append(run(x))
+            refs.append(run_reference(ref_fn, [x])[0])
+            rep.advance()
+    m = compare(refs, outs, Task.FEATURES, names)
+    per = m.outputs or {names[0]: {"cosine_min": m.cosine_min, "cosine_mean": m.cosine_mean, "rel_l2": m.rel_l2}}
+    per = {n: {k: round(float(o[k]), 6) for k in ("cosine_min", "cosine_mean", "rel_l2")} for n, o in per.items()}
+    return EvalReport(Task.FEATURES.value, len(paths), "cosine", m.cosine_mean, m.cosine_mean, ref_name, None, per)
+
+
+def _batched(runner, every_output: bool = False) -> Infer:
     """Feed a (1, ...) input to a bundle built for batch N (repeat it, keep the first output)."""
     batch = runner.manifest.batch
 
-    def run(x: np.ndarray) -> np.ndarray:
+    def run(x: np.ndarray):
         if isinstance(batch, int) and batch > 1:
             x = np.repeat(x, batch, axis=0)
+        if every_output:
+            return [out[:1] for out in runner.outputs(x).values()]
         return runner.infer(x)[:1]
 
     return run
@@ -252,7 +295,7 @@ def _reference(manifest: Manifest, reference: str | Path | None, threads: int | 
         from edgekit import runtime
 
         ref = runtime.load(reference, threads=threads)
-        return _batched(ref), f"bundle {reference} ({ref.manifest.precision})"
+        return _batched(ref, every_output=ref.task is Task.FEATURES), f"bundle {reference} ({ref.manifest.precision})"
     source = str(reference) if reference is not None else manifest.model.source
     if not source:
         return None, ""

@@ -10,22 +10,35 @@ def _mb(n: int) -> str:
 
 
 def parity_table(parity: dict) -> Table:
+    """The gate's figures; for several outputs one row each, then the worst, which decides."""
+    several = bool(parity.get("outputs"))
     t = Table(title="parity vs PyTorch fp32", show_header=True, header_style="bold")
-    for col in ("images", "cosine min", "max abs", "max abs / range", "rel L2", "agreement", "gate"):
+    for col in (("output",) if several else ()) + ("images", "cosine min", "max abs", "max abs / range", "rel L2",
+                                                     "agreement", "gate"):
         t.add_column(col, justify="right")
     if not parity.get("measured", True):
-        t.add_row("-", "-", "-", "-", "-", "-", parity.get("reason", "not measured"))
+        t.add_row(*(["-"] if several else []), "-", "-", "-", "-", "-", "-", parity.get("reason", "not measured"))
         return t
     tol = parity.get("tolerance", {})
     status = "[green]pass[/green]" if parity.get("passed") else "[red]FAIL[/red]"
-    t.add_row(str(parity["images"]), f"{parity['cosine_min']:.6f} (>= {tol.get('cosine')})",
-              f"{parity['max_abs']:.3g}",
-              f"{parity['max_abs_rel']:.2e}" + (f" (<= {tol['max_abs_rel']:.0e})" if tol.get("max_abs_rel") else ""),
-              f"{parity['rel_l2']:.2e}",
-              f"{parity['agreement'] * 100:.1f}% {parity['agreement_kind']}"
-              + (f" (>= {tol['agreement'] * 100:.0f}%)" if tol.get("agreement") else ""),
-              f"{status} {parity.get('gate', '')}")
+    rows = [(name, figures, "") for name, figures in (parity.get("outputs") or {}).items()]
+    rows.append(("worst" if several else "", parity, f"{status} {parity.get('gate', '')}"))
+    for name, f, gate in rows:
+        t.add_row(*([name] if several else []), str(parity["images"]), f"{f['cosine_min']:.6f} (>= {tol.get('cosine')})",
+                  f"{f['max_abs']:.3g}",
+                  f"{f['max_abs_rel']:.2e}" + (f" (<= {tol['max_abs_rel']:.0e})" if tol.get("max_abs_rel") else ""),
+                  f"{f['rel_l2']:.2e}",
+                  f"{f['agreement'] * 100:.1f}% {parity['agreement_kind']}"
+                  + (f" (>= {tol['agreement'] * 100:.0f}%)" if tol.get("agreement") else ""), gate)
     return t
+
+
+def _what(extra: dict) -> str:
+    """' (map, stride 8)' for an output the manifest describes as a feature; '' for logits and inputs."""
+    kind = extra.get("kind")
+    if kind in (None, "logits") or not isinstance(kind, str):
+        return ""
+    return f" ({kind}, stride {extra['stride']})" if extra.get("stride") else f" ({kind})"
 
 
 def manifest_summary(m: dict, explain: bool = False) -> Group:
@@ -37,7 +50,8 @@ def manifest_summary(m: dict, explain: bool = False) -> Group:
     head.add_column(style="bold")
     head.add_column()
     model = m.model
-    head.add_row("model", f"{model.name} ({model.task}, {model.num_classes} classes) from {model.source}")
+    what = (f"{len(m.outputs)} feature output(s)" if model.task == "features" else f"{model.num_classes} classes")
+    head.add_row("model", f"{model.name} ({model.task}, {what}) from {model.source}")
     origin = model.origin or {}
     if origin.get("weights"):
         head.add_row("weights", origin["weights"])
@@ -49,7 +63,7 @@ def manifest_summary(m: dict, explain: bool = False) -> Group:
     if m.runtime_options:
         head.add_row("runtime options", ", ".join(f"{k}={v}" for k, v in m.runtime_options.items()))
     for io, tensors in (("inputs", m.inputs), ("outputs", m.outputs)):
-        head.add_row(io, "; ".join(f"{v.name} {v.dtype} {'x'.join(map(str, v.shape))}" for v in tensors))
+        head.add_row(io, "; ".join(f"{v.name} {v.dtype} {'x'.join(map(str, v.shape))}{_what(v.extra)}" for v in tensors))
     pp = m.preprocess
     if pp:
         head.add_row("preprocess", f"resize {pp['size'][0]}x{pp['size'][1]} {pp['resize']}, {pp['channel_order']}, "
@@ -158,7 +172,17 @@ def sensitivity_table(report: dict) -> Table:
 
 
 def eval_table(report: dict, bundle: str) -> Table:
-    """Accuracy of a bundle on a labeled folder, with the fp32 reference's and their agreement."""
+    """Accuracy of a bundle on a labeled folder, with the fp32 reference's and their agreement; for a features
+    bundle each output's cosine with the reference."""
+    if report.get("outputs") is not None:
+        t = Table(title=f"agreement with the fp32 reference on {report['images']} images", show_header=True,
+                  header_style="bold")
+        for col in ("output", "cosine mean", "cosine min", "rel L2 (worst image)"):
+            t.add_column(col, justify="right")
+        for name, o in report["outputs"].items():
+            t.add_row(name, f"{o['cosine_mean']:.6f}", f"{o['cosine_min']:.6f}", f"{o['rel_l2']:.2e}")
+        t.caption = f"{bundle}; reference: {report['reference']}"
+        return t
     pct = report["metric"] == "top-1"
 
     def fmt(v):

@@ -21,12 +21,12 @@ from edgekit.errors import EdgekitFailure
 from edgekit.stages.parity import batches, compare
 from edgekit.quant.plan import Scoring
 
-Infer = Callable[[np.ndarray], np.ndarray]
+Infer = Callable[[np.ndarray], list[np.ndarray]]  # every output, in order
 
 
 @dataclass(frozen=True)
 class Score:
-    agreement: float  # top-1 or per-pixel label agreement with fp32, in [0, 1]
+    agreement: float  # top-1, per-pixel label or (features) mean cosine agreement with fp32, in [0, 1]
     cosine_min: float  # worst image
     cosine_mean: float
     ms: float | None = None  # single-thread latency on this machine (median CPU ms), when timed
@@ -63,7 +63,7 @@ def compile_for(scoring: Scoring, proto: onnx.ModelProto, threads: int | None) -
         what = "OpenVINO cannot compile" if runtime == "openvino" else "ONNX Runtime cannot load"
         raise EdgekitFailure(f"{what} the quantized model: {e.detail[:300]}") from None
     name = engine.input_names[0]
-    return lambda x: engine.infer({name: x})[0]
+    return lambda x: engine.infer({name: x})  # every output, in the graph's order
 
 
 def _to_openvino(proto: onnx.ModelProto):

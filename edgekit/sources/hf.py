@@ -26,6 +26,8 @@ from edgekit.preprocess import Preprocess
 from edgekit.sources.spec import DEFAULT, IMAGENET_MEAN, IMAGENET_STD, ModelSpec, SourceModel, check_shape
 
 CLASSIFICATION, SEMANTIC, UNIVERSAL = "image classification", "semantic segmentation", "universal segmentation"
+BACKBONE, BASE = "backbone", "base model"  # exported as features: feature maps, hidden states
+_HEADED = (CLASSIFICATION, SEMANTIC, UNIVERSAL)
 # universal-segmentation types whose forward takes more than pixels, or that are not image models
 _UNSUPPORTED = {"oneformer": "OneFormer's forward needs its text task tokens (task_inputs), which a vision export "
                              "cannot feed", "videomt": "a video model"}
@@ -36,14 +38,18 @@ _PIL_NAMES = {1: "LANCZOS", 4: "BOX", 5: "HAMMING"}
 def _mappings() -> dict[str, dict[str, str | tuple]]:
     from transformers.models.auto import modeling_auto as auto
 
-    return {CLASSIFICATION: dict(auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES),
-            SEMANTIC: dict(auto.MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES),
-            UNIVERSAL: {k: v for k, v in auto.MODEL_FOR_UNIVERSAL_SEGMENTATION_MAPPING_NAMES.items()
-                        if k not in _UNSUPPORTED}}
+    headed = {CLASSIFICATION: dict(auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES),
+              SEMANTIC: dict(auto.MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES),
+              UNIVERSAL: {k: v for k, v in auto.MODEL_FOR_UNIVERSAL_SEGMENTATION_MAPPING_NAMES.items()
+                          if k not in _UNSUPPORTED}}
+    backbones = dict(auto.MODEL_FOR_BACKBONE_MAPPING_NAMES)
+    vision = {t for m in headed.values() for t in m} | set(backbones)  # the base models of vision model types only
+    return {**headed, BACKBONE: backbones,
+            BASE: {k: v for k, v in auto.MODEL_MAPPING_NAMES.items() if k in vision}}
 
 
 def supported_model_types() -> list[str]:
-    return sorted({t for m in _mappings().values() for t in m})
+    return sorted({t for task, m in _mappings().items() if task in _HEADED for t in m})
 
 
 def _auto_class(task: str):
@@ -51,7 +57,21 @@ def _auto_class(task: str):
 
     return {CLASSIFICATION: transformers.AutoModelForImageClassification,
             SEMANTIC: transformers.AutoModelForSemanticSegmentation,
-            UNIVERSAL: transformers.AutoModelForUniversalSegmentation}[task]
+            UNIVERSAL: transformers.AutoModelForUniversalSegmentation,
+            BACKBONE: transformers.AutoBackbone, BASE: transformers.AutoModel}[task]
+
+
+def _model_class(task: str, model_type: str, architectures: list[str]):
+    """The class that loads a directory saved for ``task``: the Auto class, except for backbones, whose
+    AutoBackbone.from_pretrained asks the Hub whether a local path is a repo (and reads timm otherwise);
+    their own class (``ConvNextBackbone``) is taken from ``architectures`` or the model type instead."""
+    if task != BACKBONE:
+        return _auto_class(task)
+    import transformers
+
+    known = set(_mappings()[BACKBONE].values())
+    name = next((a for a in architectures if a in known), None) or _mappings()[BACKBONE][model_type]
+    return getattr(transformers, name)
 
 
 def _task_of(model_type: str, architectures: list[str]) -> str:
@@ -59,15 +79,15 @@ def _task_of(model_type: str, architectures: list[str]) -> str:
     mappings = _mappings()
     classes = {task: {c for v in m.values() for c in (v if isinstance(v, tuple) else (v,))} for task, m in mappings.items()}
     for arch in architectures:
-        for task in (CLASSIFICATION, SEMANTIC, UNIVERSAL):
+        for task in (*_HEADED, BACKBONE, BASE):
             if arch in classes[task]:
                 return task
     if model_type in _UNSUPPORTED:
         raise UsageError(f"{model_type} is not supported: {_UNSUPPORTED[model_type]}")
     if architectures:
-        raise UsageError(f"{architectures[0]} has no classification or segmentation head; edgekit exports image "
-                         f"classification, semantic and universal segmentation models (save the model with its head, "
-                         f"e.g. {model_type}'s ...ForImageClassification)")
+        raise UsageError(f"{architectures[0]} is not a model edgekit exports: it takes image classification, semantic "
+                         f"and universal segmentation models, *Backbone models (feature maps) and the base *Model of "
+                         f"vision model types (hidden states)")
     for task in (CLASSIFICATION, SEMANTIC, UNIVERSAL):
         if model_type in mappings[task]:
             return task
@@ -104,9 +124,7 @@ def transformers_directory(directory: Path, input_shape: tuple[int, ...] | None,
     _import_transformers()
     raw = json.loads((directory / "config.json").read_text())
     model_type = raw.get("model_type")
-    if model_type not in supported_model_types():
-        _task_of(str(model_type), list(raw.get("architectures") or []))  # says why (unsupported / not vision)
-    task = _task_of(model_type, list(raw.get("architectures") or []))
+    task = _task_of(str(model_type), list(raw.get("architectures") or []))  # says why when it is none edgekit takes
     if model_type == "timm_wrapper":  # transformers builds the model with timm, which needs its stand-in import
         from edgekit.timm_compat import import_timm
 
@@ -114,14 +132,14 @@ def transformers_directory(directory: Path, input_shape: tuple[int, ...] | None,
     _check_pickles(directory)
     with _quiet_transformers():
         try:
-            model, info = _auto_class(task).from_pretrained(str(directory), local_files_only=True,
-                                                            output_loading_info=True)
+            model, info = _model_class(task, str(model_type), list(raw.get("architectures") or [])).from_pretrained(
+                str(directory), local_files_only=True, output_loading_info=True)
         except (OSError, RuntimeError, ValueError, KeyError, TypeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
             raise UsageError(f"the weights in {directory} do not fit its config.json: {first}") from None
     _check_loading(directory, info)
     config = model.config
-    num_classes = int(config.num_labels)
+    num_classes = int(config.num_labels) if task in _HEADED else 0
     if options.num_classes is not None and options.num_classes != num_classes:
         raise UsageError(f"--num-classes {options.num_classes} contradicts {directory}: config.json and its weights "
                          f"have {num_classes} classes")
@@ -140,6 +158,9 @@ def transformers_directory(directory: Path, input_shape: tuple[int, ...] | None,
         shape = tuple(input_shape)
         origin["size"] = "flag (--input-shape)"
     check_shape(shape, divisor, f"{model_type} ({source})")
+    name = Path(source).name if Path(source).exists() else source.split("/")[-1]
+    if task not in _HEADED:
+        return _features_model(model, task, name, source, shape, pre, origin, divisor, options)
     wrapped = {CLASSIFICATION: ClassifierLogits, SEMANTIC: SegmentationLogits, UNIVERSAL: SemanticFromQueries}[task](model)
     from edgekit.sources.torch_sources import probe_output
 
@@ -149,12 +170,57 @@ def transformers_directory(directory: Path, input_shape: tuple[int, ...] | None,
     labels = _labels(config, num_classes)
     if labels:
         origin["labels"] = here
-    spec = ModelSpec(name=Path(source).name if Path(source).exists() else source.split("/")[-1], source=source,
-                     task=Task.CLASSIFICATION if task == CLASSIFICATION else Task.SEGMENTATION, input_shape=shape,
+    spec = ModelSpec(name=name, source=source, task=Task.CLASSIFICATION if task == CLASSIFICATION else Task.SEGMENTATION, input_shape=shape,
                      preprocess=Preprocess(size=tuple(shape[2:]), **pre), num_classes=num_classes, labels=labels,
                      output_stride=int(shape[2] // out.shape[2]) if out.ndim == 4 else 1, size_divisor=divisor,
                      origin=origin)
     return SourceModel(wrapped, spec)
+
+
+def _features_model(model: nn.Module, task: str, name: str, source: str, shape: tuple[int, ...], pre: dict,
+                    origin: dict, divisor: int, options: SourceOptions) -> SourceModel:
+    """A ``*Backbone`` (its ``out_features`` maps) or a base ``*Model`` (``last_hidden_state``, and
+    ``pooler_output`` where the model pools) as a features source."""
+    from edgekit.sources.features import features_spec
+
+    if options.labels is not None or options.num_classes is not None:
+        raise UsageError(f"{source} outputs features, which have no classes: drop --labels / --num-classes")
+    origin = {k: v for k, v in origin.items() if k != "num_classes"}
+    if task == BACKBONE:
+        wrapped, names = BackboneMaps(model), [str(n) for n in model.config.out_features]
+    else:
+        with torch.no_grad():
+            out = model(pixel_values=torch.zeros(*shape))
+        names = [k for k in ("last_hidden_state", "pooler_output") if getattr(out, k, None) is not None]
+        wrapped = HiddenStates(model, names)
+    spec = ModelSpec(name=name, source=source, task=Task.FEATURES, input_shape=shape,
+                     preprocess=Preprocess(size=tuple(shape[2:]), **pre), num_classes=0, size_divisor=divisor,
+                     origin=origin)
+    return features_spec(SourceModel(wrapped, spec), wrapped, names)
+
+
+class BackboneMaps(nn.Module):
+    """A transformers ``*Backbone``: (B, 3, H, W) -> its ``feature_maps`` (one per ``out_features`` stage)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.model(pixel_values=x).feature_maps)
+
+
+class HiddenStates(nn.Module):
+    """A transformers base model: (B, 3, H, W) -> the named fields of its output (``last_hidden_state``...)."""
+
+    def __init__(self, model: nn.Module, names: list[str]):
+        super().__init__()
+        self.model = model
+        self.names = tuple(names)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(pixel_values=x)
+        return tuple(getattr(out, n) for n in self.names)
 
 
 def _check_pickles(directory: Path) -> None:
