@@ -127,6 +127,11 @@ def check_shape(shape: tuple[int, ...], divisor: int, name: str) -> None:
 def apply_options(loaded: SourceModel, options: SourceOptions) -> SourceModel:
     """The user's flags over what the source said; a flag that contradicts the model is an error."""
     spec = loaded.spec
+    if spec.task is Task.FEATURES:
+        for flag, given in (("--labels", options.labels), ("--num-classes", options.num_classes)):
+            if given is not None:
+                raise UsageError(f"{spec.source} outputs features ({', '.join(spec.output_names)}), which have no "
+                                 f"classes: drop {flag}")
     origin = dict(spec.origin)
     pre = {}
     for key in ("mean", "std", "resize"):
