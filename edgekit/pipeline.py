@@ -178,9 +178,14 @@ def _manifest(config: ExportConfig, spec, exported, rewrites: RewriteReport, bui
     # a target built from the torch model (needs_torch) describes its own I/O and conversion
     inputs = _io_spec(proto, proto.graph.input) if proto is not None else built.inputs
     outputs = _io_spec(proto, proto.graph.output) if proto is not None else built.outputs
-    described = {o.name: o.to_dict() for o in spec.outputs}
+    described = {o.name: o for o in spec.outputs}
     for entry in outputs:  # what each output is: logits, or a feature map (with its stride), tokens, an embedding
-        entry.update(described.get(entry["name"], {"kind": "logits"}))
+        out = described.get(entry["name"])
+        entry.update(out.to_dict() if out else {"kind": "logits"})
+        if out and len(entry["shape"]) == len(out.shape):  # a dim shape inference lost (a rewrite's reshape) is
+            # the one PyTorch gave; only the batch stays symbolic, and only under --dynamic-batch
+            entry["shape"] = [d if isinstance(d, int) or (i == 0 and config.dynamic_batch) else out.shape[i]
+                              for i, d in enumerate(entry["shape"])]
     return {
         "edgekit_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

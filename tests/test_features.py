@@ -22,7 +22,7 @@ FAMILIES = {
     "mit_b0": [(1, 64, 8), (2, 160, 16), (3, 256, 32)],
     "nextvit_small": [(1, 256, 8), (2, 512, 16), (3, 1024, 32)],
     "repvit_m1_1": [(1, 128, 8), (2, 256, 16), (3, 512, 32)],
-    "seaformer_small": [(0, 48, 8), (1, 160, 32), (2, 192, 32)],
+    "seaformer_small": [(0, 48, 8), (1, 160, 32), (2, 192, 64)],
     "swin_tiny": [(1, 192, 8), (2, 384, 16), (3, 768, 32)],
 }
 FAST = {"efficientvit_b0", "mit_b0"}  # the rest run under -m slow (whole-family sweep)
@@ -194,3 +194,37 @@ def test_bad_feature_requests_are_one_line_and_write_nothing(cli, tmp_path, args
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert code == 2 and len(lines) == 1 and words in lines[0] and "Traceback" not in err, err
     assert not out.exists()
+
+
+def test_timm_stage_maps_through_forward_intermediates(tmp_path):
+    """--features on a timm model: its forward_intermediates at those indices, strides from the probe."""
+    bundle = edgekit.export("timm:efficientvit_b0", "onnx", tmp_path / "b", features="1,2,3",
+                            input_shape="1x3x128x128", calib_size=3)
+    assert [(o["name"], o["stride"], o["channels"]) for o in bundle.manifest["outputs"]] == [
+        ("stage1", 8, 32), ("stage2", 16, 64), ("stage3", 32, 128)]
+    assert bundle.parity["passed"] and bundle.manifest["model"]["source_options"]["features"] == [1, 2, 3]
+
+
+def test_quantize_and_profile_a_features_bundle(tmp_path):
+    """`edgekit quantize` re-exports the features model from the manifest (its --features recorded) and keeps
+    every output; `edgekit profile` times a run of all of them and maps layers back as for any bundle."""
+    fp32 = edgekit.export("efficientvit_b0", "onnx", tmp_path / "fp32", features="2,3", input_shape="1x3x128x128",
+                          calib_size=3)
+    int8 = edgekit.quantize(fp32.path, tmp_path / "int8", max_drop=2.0)
+    assert [o["name"] for o in int8.manifest["outputs"]] == ["stage2", "stage3"]
+    assert int8.parity["passed"] and set(int8.parity["outputs"]) == {"stage2", "stage3"}
+    assert int8.manifest["quantization"]["budget"]["agreement_min"] == pytest.approx(0.98)
+    report = edgekit.profile(fp32.path, warmup=1, iterations=5, layer_iters=2)
+    (result,) = report.data["results"]
+    (run,) = result["runs"]
+    assert result["bundle"]["task"] == "features"
+    assert run["latency_ms"]["median"] > 0 and run["layers"]["records"] and run["layers"]["by_block"]
+
+
+def test_a_transformers_backbone_given_as_a_module(tmp_path):
+    """package.module:factory returning a transformers *Backbone: its out_features maps, by name."""
+    pytest.importorskip("transformers")
+    bundle = edgekit.export("tests.fixtures.tiny:hf_backbone", "onnx", tmp_path / "b", input_shape="1x3x64x64")
+    assert [(o["name"], o["stride"], o["channels"]) for o in bundle.manifest["outputs"]] == [
+        ("stage2", 8, 16), ("stage3", 16, 24), ("stage4", 32, 32)]
+    assert bundle.parity["passed"]

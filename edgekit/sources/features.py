@@ -11,8 +11,8 @@ manifest. Names are what a downstream head asks for:
 | a model returning a dict of tensors | its keys, in the dict's order |
 | a model returning a tuple of tensors | ``output0``, ``output1``, ... |
 | timm model with ``num_classes=0`` | ``embedding`` (B, D), or ``tokens`` / ``features`` without pooling |
-| transformers ``*Backbone`` | its ``out_features`` (``stage1``, ...) |
-| transformers base ``*Model`` | ``last_hidden_state`` and, when the model has one, ``pooler_output`` |
+| transformers ``*Backbone`` (a directory, or a factory returning one) | its ``out_features`` (``stage1``, ...) |
+| transformers base ``*Model`` (likewise) | ``last_hidden_state`` and, when the model has one, ``pooler_output`` |
 """
 from __future__ import annotations
 
@@ -60,6 +60,22 @@ class DictOutputs(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(x)
         return tuple(out[k] for k in self.keys)
+
+
+def transformers_outputs(model: nn.Module, out) -> tuple[nn.Module, list[str]] | None:
+    """A transformers model given as a module (``package.module:factory`` returning one): a ``*Backbone`` as its
+    ``feature_maps`` named by ``out_features``, a base model as its ``last_hidden_state`` (and ``pooler_output``);
+    None for anything else."""
+    if not (isinstance(out, dict) and type(out).__module__.startswith("transformers")):
+        return None
+    from edgekit.sources.hf import BackboneMaps, HiddenStates
+
+    maps = out.get("feature_maps")
+    if maps is not None:
+        names = list(getattr(getattr(model, "config", None), "out_features", None) or [])
+        return BackboneMaps(model), names if len(names) == len(maps) else [f"stage{i}" for i in range(len(maps))]
+    names = [k for k in ("last_hidden_state", "pooler_output") if out.get(k) is not None]
+    return (HiddenStates(model, names), names) if names else None
 
 
 def output_tensors(out) -> tuple[list[str], list[torch.Tensor]]:

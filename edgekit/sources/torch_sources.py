@@ -137,12 +137,16 @@ def spec_from_module(model: nn.Module, source: str, input_shape: tuple[int, ...]
     if input_shape is None:
         raise UsageError(f"{source}: pass --input-shape (e.g. 1x3x224x224); the model does not declare its input size")
     check_shape(tuple(input_shape), cfg.size_divisor if cfg else 1, source)
-    from edgekit.sources.features import output_tensors, probe
+    from edgekit.sources.features import output_tensors, probe, transformers_outputs
 
     raw = probe(model, source, tuple(input_shape))
+    hf = transformers_outputs(model, raw)
+    if hf is not None:  # a transformers backbone or base model: its maps or hidden states, by name
+        model, hf_names = hf
+        raw = dict(zip(hf_names, output_tensors(probe(model, source, tuple(input_shape)))[1]))
     names, tensors = output_tensors(raw)
     out = tensors[0]
-    features = len(tensors) > 1 or (cfg is not None and cfg.task == Task.FEATURES.value)
+    features = len(tensors) > 1 or hf is not None or (cfg is not None and cfg.task == Task.FEATURES.value)
     task = Task.FEATURES if features else Task.SEGMENTATION if out.ndim == 4 else Task.CLASSIFICATION
     num_classes = 0 if features else int(out.shape[1])
     stride = int(input_shape[2] // out.shape[2]) if out.ndim == 4 and not features else 1
@@ -161,6 +165,10 @@ def spec_from_module(model: nn.Module, source: str, input_shape: tuple[int, ...]
     if features:
         from edgekit.sources.features import DictOutputs, features_spec
 
-        return features_spec(SourceModel(model, spec), DictOutputs(model, names) if isinstance(raw, dict) else model,
-                             names)
+        wrapped = DictOutputs(model, names) if isinstance(raw, dict) and hf is None else model
+        return features_spec(SourceModel(model, spec), wrapped, names)
+    if isinstance(raw, dict):  # one tensor in a dict (a transformers classifier's logits): as a plain output
+        from edgekit.sources.features import DictOutputs
+
+        model = DictOutputs(model, names)
     return SourceModel(model, spec)
