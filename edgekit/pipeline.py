@@ -126,8 +126,11 @@ def measure_parity(backend, bundle_dir: Path, built, reference, inputs: list[np.
     runner = runner or backend.open(bundle_dir, built.files, built.options, threads)
     try:
         names = spec.output_names
-        return run_parity(reference, lambda x: runner.infer_named({runner.input_names[0]: x}, names)[:len(names)], inputs,
-                          spec.task, tolerance, batch, advance, names)
+
+        def candidate(x: np.ndarray) -> list[np.ndarray]:
+            return runner.infer_named({runner.input_names[0]: x}, names)[:len(names)]
+
+        return run_parity(reference, candidate, inputs, spec.task, tolerance, batch, advance, names)
     finally:
         runner.close()
 
@@ -181,7 +184,7 @@ def _manifest(config: ExportConfig, spec, exported, rewrites: RewriteReport, bui
     described = {o.name: o for o in spec.outputs}
     for entry in outputs:  # what each output is: logits, or a feature map (with its stride), tokens, an embedding
         out = described.get(entry["name"])
-        entry.update(out.to_dict() if out else {"kind": "logits"})
+        entry.update(out.to_dict() if out else {"kind": "labels" if entry["dtype"].startswith("int") else "logits"})
         if out and len(entry["shape"]) == len(out.shape):  # a dim shape inference lost (a rewrite's reshape) is
             # the one PyTorch gave; only the batch stays symbolic, and only under --dynamic-batch
             entry["shape"] = [d if isinstance(d, int) or (i == 0 and config.dynamic_batch) else out.shape[i]

@@ -115,7 +115,7 @@ TensorSpec tensor(const json& v, const std::string& where) {
   t.dtype = string(require(v, where, "dtype"), at(where, "dtype"));
   if (v.contains("layout")) t.layout = string(v["layout"], at(where, "layout"));
   // What an output holds (features bundles say it); absent in older manifests and where it does not apply.
-  if (v.contains("kind")) t.kind = one_of(v["kind"], at(where, "kind"), {"logits", "map", "tokens", "embedding"});
+  if (v.contains("kind")) t.kind = one_of(v["kind"], at(where, "kind"), {"logits", "labels", "map", "tokens", "embedding"});
   if (v.contains("stride")) t.stride = integer(v["stride"], at(where, "stride"), 1);
   if (v.contains("channels")) t.channels = integer(v["channels"], at(where, "channels"), 1);
   return t;

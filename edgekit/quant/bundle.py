@@ -142,7 +142,7 @@ def sensitivity_of_bundle(bundle: str | Path, *, calib: str | Path | None = None
             model = apply_swaps(model, config.target, rewrites, Precision.INT8)
     with rep.step("export ONNX"):
         proto = export_onnx(model, spec.input_shape, config.opset, config.dynamic_batch,
-                               output_names=spec.output_names).model
+                            output_names=spec.output_names).model
         if config.rewrite:
             proto = apply_rewrites(proto, config.target, rewrites, Precision.INT8)
         proto = attach_plugin_functions(proto)

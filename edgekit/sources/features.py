@@ -62,14 +62,36 @@ class DictOutputs(nn.Module):
         return tuple(out[k] for k in self.keys)
 
 
+class BackboneMaps(nn.Module):
+    """A transformers ``*Backbone``: (B, 3, H, W) -> its ``feature_maps`` (one per ``out_features`` stage)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.model(pixel_values=x).feature_maps)
+
+
+class HiddenStates(nn.Module):
+    """A transformers base model: (B, 3, H, W) -> the named fields of its output (``last_hidden_state``...)."""
+
+    def __init__(self, model: nn.Module, names: list[str]):
+        super().__init__()
+        self.model = model
+        self.names = tuple(names)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(pixel_values=x)
+        return tuple(getattr(out, n) for n in self.names)
+
+
 def transformers_outputs(model: nn.Module, out) -> tuple[nn.Module, list[str]] | None:
     """A transformers model given as a module (``package.module:factory`` returning one): a ``*Backbone`` as its
     ``feature_maps`` named by ``out_features``, a base model as its ``last_hidden_state`` (and ``pooler_output``);
     None for anything else."""
     if not (isinstance(out, dict) and type(out).__module__.startswith("transformers")):
         return None
-    from edgekit.sources.hf import BackboneMaps, HiddenStates
-
     maps = out.get("feature_maps")
     if maps is not None:
         names = list(getattr(getattr(model, "config", None), "out_features", None) or [])

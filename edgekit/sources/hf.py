@@ -181,7 +181,7 @@ def _features_model(model: nn.Module, task: str, name: str, source: str, shape: 
                     origin: dict, divisor: int, options: SourceOptions) -> SourceModel:
     """A ``*Backbone`` (its ``out_features`` maps) or a base ``*Model`` (``last_hidden_state``, and
     ``pooler_output`` where the model pools) as a features source."""
-    from edgekit.sources.features import features_spec
+    from edgekit.sources.features import BackboneMaps, HiddenStates, features_spec
 
     if options.labels is not None or options.num_classes is not None:
         raise UsageError(f"{source} outputs features, which have no classes: drop --labels / --num-classes")
@@ -197,30 +197,6 @@ def _features_model(model: nn.Module, task: str, name: str, source: str, shape: 
                      preprocess=Preprocess(size=tuple(shape[2:]), **pre), num_classes=0, size_divisor=divisor,
                      origin=origin)
     return features_spec(SourceModel(wrapped, spec), wrapped, names)
-
-
-class BackboneMaps(nn.Module):
-    """A transformers ``*Backbone``: (B, 3, H, W) -> its ``feature_maps`` (one per ``out_features`` stage)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(self.model(pixel_values=x).feature_maps)
-
-
-class HiddenStates(nn.Module):
-    """A transformers base model: (B, 3, H, W) -> the named fields of its output (``last_hidden_state``...)."""
-
-    def __init__(self, model: nn.Module, names: list[str]):
-        super().__init__()
-        self.model = model
-        self.names = tuple(names)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.model(pixel_values=x)
-        return tuple(getattr(out, n) for n in self.names)
 
 
 def _check_pickles(directory: Path) -> None:

@@ -6,7 +6,8 @@ import pytest
 
 import edgekit
 
-# one zoo model per family, at a small input; what `--features` gives for it: (stage, channels, stride) per output
+# one zoo model per family, at a small input (SIZE, SeaFormer twice that: its last stage is stride 64); what
+# `--features` gives for it: (stage, channels, stride) per output
 FAMILIES = {
     "efficientformerv2_s1": [(1, 48, 8), (2, 120, 16), (3, 224, 32)],
     "efficientvit_b0": [(1, 32, 8), (2, 64, 16), (3, 128, 32)],
@@ -17,7 +18,7 @@ FAMILIES = {
     "seaformer_small": [(0, 48, 8), (1, 160, 32), (2, 192, 64)],
     "swin_tiny": [(1, 192, 8), (2, 384, 16), (3, 768, 32)],
 }
-SIZE = 64
+SIZE = 32
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -25,14 +26,15 @@ def test_every_family_exports_its_stage_maps_on_both_runtimes(name, tmp_path):
     """--features picks stage maps from the family's forward_intermediates: named stage<i>, NCHW, their stride and
     channels in the manifest, each output gated against PyTorch on ONNX Runtime and OpenVINO."""
     want = FAMILIES[name]
+    size = SIZE * 2 if name.startswith("seaformer") else SIZE
     indices = ",".join(str(i) for i, _, _ in want)
     for target in ("onnx", "openvino"):
-        bundle = edgekit.export(name, target, tmp_path / target, features=indices, input_shape=f"1x3x{SIZE}x{SIZE}",
+        bundle = edgekit.export(name, target, tmp_path / target, features=indices, input_shape=f"1x3x{size}x{size}",
                                 calib_size=3)
         m = bundle.manifest
         assert m["model"]["task"] == "features" and m["model"]["num_classes"] == 0
         assert [(o["name"], o["kind"], o["layout"], o["channels"], o["stride"], o["shape"]) for o in m["outputs"]] == [
-            (f"stage{i}", "map", "NCHW", c, s, [1, c, SIZE // s, SIZE // s]) for i, c, s in want]
+            (f"stage{i}", "map", "NCHW", c, s, [1, c, size // s, size // s]) for i, c, s in want]
         parity = bundle.parity
         assert parity["passed"] and parity["agreement_kind"] == "cosine"
         assert list(parity["outputs"]) == [f"stage{i}" for i, _, _ in want]

@@ -140,7 +140,7 @@ def _unknown_type(tmp_path):
 def _text_model(tmp_path):
     d = _vit(tmp_path)
     (d / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertForMaskedLM"]}))
-    return d, "BertForMaskedLM has no classification or segmentation head"
+    return d, "BertForMaskedLM is not a model edgekit exports"
 
 
 def _weights_do_not_fit(tmp_path):
@@ -149,15 +149,6 @@ def _weights_do_not_fit(tmp_path):
     config.update(num_labels=7, id2label={str(i): str(i) for i in range(7)}, label2id={str(i): i for i in range(7)})
     (d / "config.json").write_text(json.dumps(config))
     return d, "do not fit its config.json"
-
-
-def _headless(tmp_path):
-    from transformers import ViTConfig, ViTModel
-
-    d = tmp_path / "base"
-    ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, patch_size=8,
-                       image_size=32)).save_pretrained(d)
-    return d, "ViTModel has no classification or segmentation head"
 
 
 def _bad_preprocessor_size(tmp_path):
@@ -198,7 +189,7 @@ def _labels_contradict(tmp_path):
 
 
 BAD = {f.__name__.strip("_"): f for f in (_no_config, _no_weights, _unknown_type, _text_model, _weights_do_not_fit,
-                                          _headless, _bad_preprocessor_size, _pickled_bin, _timm_weights_do_not_fit,
+                                          _bad_preprocessor_size, _pickled_bin, _timm_weights_do_not_fit,
                                           _labels_contradict, _saved_for_another_size)}
 
 

@@ -37,7 +37,7 @@ def test_bundle_manifest_and_program(fp16_bundle):
                             "deployment_target": "iOS16", "compute_precision": "fp16"}
     assert m["inputs"] == [{"name": "image", "shape": [1, 3, 64, 64], "dtype": "uint8", "layout": "NCHW",
                             "kind": "image (RGB, 8-bit; scaled by 1/255 and normalised inside the model)"}]
-    assert m["outputs"][0] == {"name": "logits", "shape": [1, 10], "dtype": "float32", "layout": ""}
+    assert m["outputs"][0] == {"name": "logits", "shape": [1, 10], "dtype": "float32", "layout": "", "kind": "logits"}
     program = json.loads((path / "coreml.json").read_text())["program"]
     for op in ("conv", "linear", "layer_norm", "softmax", "matmul"):
         assert program["ops"].get(op, 0) >= 1, op
@@ -95,7 +95,8 @@ def test_wrapper_bakes_in_exactly_the_bundle_preprocessing():
 def test_segmentation_label_map_output(tmp_path):
     m = edgekit.export(SEG, "coreml", tmp_path / "b", input_shape="1x3x64x64",
                        target_options={"coreml_output": "labels"}).manifest
-    assert m["outputs"][0] == {"name": "labels", "shape": [1, 16, 16], "dtype": "int32", "layout": "NHW"}
+    assert m["outputs"][0] == {"name": "labels", "shape": [1, 16, 16], "dtype": "int32", "layout": "NHW",
+                               "kind": "labels"}
     program = json.loads((tmp_path / "b" / "coreml.json").read_text())["program"]
     assert program["ops"].get("reduce_argmax") == 1
     with torch.no_grad():  # the label map is the argmax of the logits the wrapper computes

@@ -40,7 +40,7 @@ struct TensorSpec {
   std::vector<std::int64_t> shape;  // -1 for a dynamic dimension
   std::string dtype;
   std::string layout;         // "NCHW", "NLC", "NC", ...; empty when the manifest does not say
-  std::string kind;           // "logits", "map" (B, C, H, W), "tokens" (B, N, D), "embedding" (B, D); empty: not said
+  std::string kind;           // "logits", "labels" (a class map), "map" (B, C, H, W), "tokens" (B, N, D), "embedding" (B, D); empty: not said
   std::int64_t stride = 0;    // a map's stride (input height / map height); 0: not said
   std::int64_t channels = 0;  // a map's C, tokens' or an embedding's D; 0: not said
 };
