@@ -19,7 +19,7 @@ def export(source: str, target: str | Target = "onnx", out: str | Path = "bundle
            mean: str | tuple[float, float, float] | None = None, std: str | tuple[float, float, float] | None = None,
            resize: str | None = None, labels: str | Path | list[str] | tuple[str, ...] | None = None,
            num_classes: int | None = None, pretrained: bool = False,
-           features: str | tuple[int, ...] | None = None):
+           features: str | tuple[int, ...] | None = None, auto_fix: bool = False):
     """Export a model to a bundle (see `edgekit export --help`). Returns :class:`edgekit.pipeline.Bundle`.
 
     source: a zoo name, ``timm:<name>[.<tag>]``, ``hf:<repo id>``, a model directory (``save_pretrained`` /
@@ -29,7 +29,9 @@ def export(source: str, target: str | Target = "onnx", out: str | Path = "bundle
     > zoo config > ImageNet default). pretrained: timm's published weights, through the Hugging Face cache.
     features: stage indices ("1,2,3" or a tuple) to export a zoo or timm model's feature maps instead of its
     classifier (outputs ``stage1``...).
-    method, percentile, keep_fp, max_drop: int8 only, see :func:`quantize`."""
+    method, percentile, max_drop: int8 only, see :func:`quantize`. keep_fp: node-name patterns kept in float
+    (fp16, bf16 on ONNX Runtime; int8 everywhere). auto_fix: when the gate fails at reduced precision, keep the
+    first diverging module in float and export again (``--auto-fix``)."""
     from edgekit.pipeline import export as _export
 
     if isinstance(input_shape, str):
@@ -40,7 +42,8 @@ def export(source: str, target: str | Target = "onnx", out: str | Path = "bundle
                           input_shape=tuple(input_shape) if input_shape else None, dynamic_batch=dynamic_batch,
                           calib=Path(calib) if calib else None, calib_size=calib_size, threads=threads, opset=opset,
                           verify=verify, force=force, rewrite=rewrite, tolerance=tolerance,
-                          target_options=dict(target_options or {}), source_options=source_options)
+                          target_options=dict(target_options or {}), source_options=source_options,
+                          keep_fp=tuple(keep_fp), auto_fix=auto_fix)
     quant = _quant_options(method, percentile, keep_fp, True, max_drop) if config.precision is Precision.INT8 else None
     return _export(config, reporter, quant)
 

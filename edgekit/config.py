@@ -223,6 +223,8 @@ class ExportConfig:
     tolerance: Tolerance | None = None
     target_options: dict = field(default_factory=dict)
     source_options: SourceOptions = field(default_factory=SourceOptions)
+    keep_fp: tuple[str, ...] = ()  # fp16 / bf16 / int8: node-name patterns kept in float beyond the default islands
+    auto_fix: bool = False  # a failing gate: locate the first diverging module, keep it in float, export again
 
     def to_dict(self) -> dict:
         """Every field as JSON: the manifest records it (``export_config``) so that `edgekit quantize` re-runs the
@@ -260,4 +262,5 @@ class ExportConfig:
                             verify=bool(get("verify")), force=bool(get("force")), rewrite=bool(get("rewrite")),
                             explain=bool(get("explain")), tolerance=get("tolerance", Tolerance.from_dict),
                             target_options=dict(get("target_options") or {}),
-                            source_options=SourceOptions.from_dict(d.get("source_options")))
+                            source_options=SourceOptions.from_dict(d.get("source_options")),
+                            keep_fp=tuple(get("keep_fp") or ()), auto_fix=bool(get("auto_fix")))

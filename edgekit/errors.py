@@ -26,9 +26,10 @@ class EdgekitFailure(EdgekitError):
 class ParityError(EdgekitFailure):
     """The built artifact does not match PyTorch within tolerance; carries the figures."""
 
-    def __init__(self, message: str, report=None):
+    def __init__(self, message: str, report=None, locator=None):
         super().__init__(message)
         self.report = report
+        self.locator = locator  # edgekit.debug.locate.LocatorReport, when the divergence was located
 
 
 def first_line(exc: BaseException) -> str:

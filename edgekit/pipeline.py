@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,9 @@ class Bundle:
         return self.manifest.parity or {}
 
 
+AUTO_FIX_ROUNDS = 3  # modules kept in float, one a round, before --auto-fix gives up
+
+
 def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -> Bundle:
     """Export ``config.source`` for ``config.target``; returns the written bundle.
 
@@ -42,8 +45,29 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
 
     Raises UsageError for bad input, ParityError when the artifact diverges from PyTorch beyond
     tolerance (unless ``config.verify`` is False), EdgekitFailure for other failed steps. On any
-    error nothing is left at ``config.out``.
+    error nothing is left at ``config.out``. A failing fp16 / bf16 / int8 gate is located layer by layer
+    (:mod:`edgekit.debug.locate`): the error names the first diverging module and the ``--keep-fp`` pattern
+    that keeps it in float, and with ``config.auto_fix`` that pattern is applied and the export run again
+    (up to :data:`AUTO_FIX_ROUNDS` modules), the manifest recording what was changed and why.
     """
+    fixes: list[dict] = []
+    for _ in range(AUTO_FIX_ROUNDS + 1):
+        try:
+            return _export_once(config, reporter, quant, fixes)
+        except ParityError as e:
+            diagnosis = (e.locator.diagnosis if e.locator is not None else None) or {}
+            patterns = tuple(p for p in diagnosis.get("keep_fp", ()) if p not in config.keep_fp)
+            if not config.auto_fix or not patterns or len(fixes) >= AUTO_FIX_ROUNDS:
+                raise
+            fixes.append({"module": diagnosis["module"], "kind": diagnosis["kind"], "cause": diagnosis["cause"],
+                          "keep_fp": list(patterns)})
+            (reporter or Reporter()).note(f"--auto-fix: keeping {diagnosis['module']} in float "
+                                          f"({', '.join(patterns)}): {diagnosis['cause']}")
+            config = replace(config, keep_fp=config.keep_fp + patterns)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: list[dict]) -> Bundle:
     rep = reporter or Reporter()
     backend = get_backend(config.target, config.target_options)
     if config.precision not in backend.precisions:
@@ -68,6 +92,11 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
         rep.note(f"{config.source} has random weights ({spec.origin['weights']}): the bundle is for checking the "
                  f"export, not for predictions")
 
+    if int8 and config.keep_fp:
+        from edgekit.quant import QuantOptions
+
+        base = quant or QuantOptions()
+        quant = replace(base, keep_fp=tuple(dict.fromkeys(base.keep_fp + config.keep_fp)))
     rewrites = RewriteReport()
     with rep.step("prepare for deploy"), stage("prepare"):
         model = prepare_for_deploy(src.model)
@@ -77,15 +106,15 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
 
             model = apply_swaps(copy.deepcopy(model), config.target, rewrites, config.precision)
     # a target that converts the torch model itself (CoreML) declares needs_torch and gets no ONNX
-    exported, proto, quant_info = ((None, None, None) if backend.needs_torch else
-                                   _onnx_for_target(config, backend, model, spec, sets.calibration, rewrites, rep, quant))
+    exported, proto, quant_info, fp32_proto = ((None, None, None, None) if backend.needs_torch else _onnx_for_target(
+        config, backend, model, spec, sets.calibration, rewrites, rep, quant))
 
     with staged_bundle(config.out, config.force) as staging:
         with rep.step(f"build {config.target.value} {config.precision.value}"), stage("build"):
             if backend.needs_torch:
                 built = backend.build_torch(model, spec, staging, config.precision)
             else:
-                built = backend.build(proto, spec, staging, config.precision)
+                built = backend.build(proto, spec, staging, config.precision, config.keep_fp)
         for note in built.notes:
             rep.note(note)
         tolerance = config.tolerance or Tolerance.default(config.precision).overridden(spec.tolerance, config.precision)
@@ -112,12 +141,48 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
                 parity.update(measured_on=stand_in[1], artifact={"measured": False, "reason": why_not})
         with stage("bundle"):
             manifest = _manifest(config, spec, exported, rewrites, built, parity, proto, staging, quant_info, model)
+            if fixes:
+                manifest["auto_fix"] = fixes
             write_manifest(staging, manifest)
         if report is not None and not report.passed and config.verify:
+            located = _locate(config, fp32_proto, proto, built, staging, sets.parity.inputs, rep)
+            where = ""
+            if located is not None:
+                path = Path(str(config.out) + ".parity-report.json")
+                _write_report(path, config, report, located, fixes)
+                diagnosis = located.diagnosis or {}
+                fix = (f"; keep it in float with --keep-fp '{diagnosis['keep_fp'][0]}' or pass --auto-fix"
+                       if diagnosis.get("keep_fp") and not config.auto_fix else "")
+                where = f"; {located.line()}{fix}; report: {path}"
             raise ParityError(f"parity gate failed for {config.target.value} {config.precision.value}: "
-                              f"{'; '.join(report.failures)} ({report.summary()}); no bundle written. "
-                              f"Pass --no-verify to write it anyway", report)
+                              f"{'; '.join(report.failures)} ({report.summary()}){where}; no bundle written. "
+                              f"Pass --no-verify to write it anyway", report, located)
     return Bundle(Path(config.out), read_manifest(config.out))
+
+
+def _locate(config: ExportConfig, fp32_proto, proto, built, staging: Path, inputs, rep: Reporter):
+    """The divergence locator on a failing reduced-precision gate, where the artifact's runtime runs here (ONNX
+    Runtime, OpenVINO); None elsewhere (fp32: no reduced-precision graph to compare; TensorRT, CoreML)."""
+    runtime = (built.runtime or {}).get("name")
+    if config.precision is Precision.FP32 or fp32_proto is None or runtime not in ("onnxruntime", "openvino"):
+        return None
+    from edgekit.debug.locate import locate
+
+    candidate = onnx.load(str(staging / built.files[0])) if runtime == "onnxruntime" else proto
+    with rep.step("locate the divergence layer by layer"), stage("parity"):
+        return locate(fp32_proto, candidate, config.precision, runtime, dict(built.options), inputs)
+
+
+def _write_report(path: Path, config: ExportConfig, report: ParityReport, located, fixes: list[dict]) -> None:
+    """``<out>.parity-report.json``: the gate's figures and the layer-by-layer ones, beside the bundle that was
+    not written (replaced on the next failing export)."""
+    import json
+
+    data = {"source": config.source, "target": config.target.value, "precision": config.precision.value,
+            "gate": report.to_dict(), "layerwise": located.to_dict(), "auto_fix": fixes}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
+    tmp.replace(path)
 
 
 def measure_parity(backend, bundle_dir: Path, built, reference, inputs: list[np.ndarray], spec, tolerance: Tolerance,
@@ -137,7 +202,8 @@ def measure_parity(backend, bundle_dir: Path, built, reference, inputs: list[np.
 
 def _onnx_for_target(config: ExportConfig, backend, model, spec, calib, rewrites: RewriteReport, rep: Reporter,
                      quant=None):
-    """Export, rewrite, attach plugin functions, quantize (int8) -> (ExportResult, ModelProto, quant info)."""
+    """Export, rewrite, attach plugin functions, quantize (int8) -> (ExportResult, ModelProto, quant info, the
+    fp32 ModelProto the int8 one was made from)."""
     with rep.step(f"export ONNX (opset {config.opset})"), stage("export"):
         exported = export_onnx(model, spec.input_shape, config.opset, config.dynamic_batch,
                                output_names=spec.output_names)
@@ -150,12 +216,13 @@ def _onnx_for_target(config: ExportConfig, backend, model, spec, calib, rewrites
     with stage("export"):
         proto = attach_plugin_functions(proto)
 
+    fp32_proto = proto
     if config.precision is Precision.INT8:
         with stage("quantize"):  # reports its own steps
             proto, quant_info = quantize_onnx_for_target(proto, backend.int8, config, spec, calib, rep, quant)
     else:
         quant_info = None
-    return exported, proto, quant_info
+    return exported, proto, quant_info, fp32_proto
 
 
 def _io_spec(proto: onnx.ModelProto, values) -> list[dict]:

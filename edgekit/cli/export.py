@@ -58,6 +58,9 @@ def target_flag_options(fn):
 @click.option("--threads", type=int, default=None, help="Runtime threads for the parity run.")
 @click.option("--opset", type=int, default=17, show_default=True)
 @target_flag_options
+@click.option("--auto-fix", is_flag=True,
+              help="When the parity gate fails at fp16/bf16/int8: locate the first diverging module, keep it in "
+                   "float, export again (up to 3 modules); the manifest records what was changed and why.")
 @click.option("--no-verify", is_flag=True, help="Write the bundle even if the parity gate fails (figures are still recorded).")
 @click.option("--no-rewrite", is_flag=True, help="Skip edgekit's graph rewrites and module swaps (naive export).")
 @click.option("--explain", is_flag=True, help="List every rewrite rule with its count, and why one did not apply.")
@@ -67,7 +70,7 @@ def target_flag_options(fn):
 @run
 def export(model, target, precision, out, checkpoint, pretrained, num_classes, labels, features, mean, std, resize,
            input_shape,
-           dynamic_batch, calib, calib_size, method, percentile, keep_fp, max_drop, threads, opset, no_verify,
+           dynamic_batch, calib, calib_size, method, percentile, keep_fp, max_drop, threads, opset, auto_fix, no_verify,
            no_rewrite, explain, force, quiet, as_json, **flag_values):
     """Export MODEL to a bundle: a zoo name, timm:<name>[.<tag>], hf:<repo id>, a model directory
     (transformers save_pretrained or timm save_for_hf), package.module:factory, or a .pt2 file."""
@@ -85,7 +88,7 @@ def export(model, target, precision, out, checkpoint, pretrained, num_classes, l
                                 target_options=target_options, reporter=progress, method=method,
                                 percentile=percentile, keep_fp=keep_fp, max_drop=max_drop, mean=mean, std=std,
                                 resize=resize, labels=labels, num_classes=num_classes, pretrained=pretrained,
-                                features=features)
+                                features=features, auto_fix=auto_fix)
     except ParityError as e:
         progress.close()
         if e.report is not None and not quiet:

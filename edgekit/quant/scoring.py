@@ -55,7 +55,7 @@ def compile_for(scoring: Scoring, proto: onnx.ModelProto, threads: int | None) -
 
     runtime = "openvino" if scoring is Scoring.OPENVINO else "onnxruntime"
     # f32 for whatever is not int8: OpenVINO on a CPU with AVX512-BF16 otherwise silently runs bf16
-    model, options = (_to_openvino(proto), {"inference_precision": "f32"}) if runtime == "openvino" else \
+    model, options = (to_openvino(proto), {"inference_precision": "f32"}) if runtime == "openvino" else \
         (proto.SerializeToString(), {})
     try:
         engine = open_engine(runtime, model, options, threads)
@@ -66,7 +66,7 @@ def compile_for(scoring: Scoring, proto: onnx.ModelProto, threads: int | None) -
     return lambda x: engine.infer({name: x})  # every output, in the graph's order
 
 
-def _to_openvino(proto: onnx.ModelProto):
+def to_openvino(proto: onnx.ModelProto):
     import openvino as ov
 
     from edgekit.plugins_bridge import inline_plugin_functions

@@ -78,8 +78,11 @@ class TargetBackend(ABC):
         :class:`edgekit.sources.ModelSpec`); most targets have nothing to check."""
         return None
 
-    def build(self, model: onnx.ModelProto, spec, out_dir: Path, precision: Precision) -> BuildResult:
-        """The artifact for ``precision`` from the exported (rewritten, quantized) ONNX, written into ``out_dir``."""
+    def build(self, model: onnx.ModelProto, spec, out_dir: Path, precision: Precision,
+              keep_fp: tuple[str, ...] = ()) -> BuildResult:
+        """The artifact for ``precision`` from the exported (rewritten, quantized) ONNX, written into ``out_dir``.
+        ``keep_fp``: node-name patterns an fp16 / bf16 build keeps in fp32 beyond the default islands, where the
+        target's conversion takes them (int8 graphs arrive quantized, their islands applied)."""
         raise NotImplementedError(f"target {self.target.value} builds from the torch model (build_torch)")
 
     def build_torch(self, model, spec, out_dir: Path, precision: Precision) -> BuildResult:

@@ -33,11 +33,12 @@ class OnnxRuntimeBackend(TargetBackend):
 
         return onnxruntime.__version__
 
-    def build(self, model: onnx.ModelProto, spec, out_dir: Path, precision: Precision) -> BuildResult:
+    def build(self, model: onnx.ModelProto, spec, out_dir: Path, precision: Precision,
+              keep_fp: tuple[str, ...] = ()) -> BuildResult:
         check_ops(model, {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}, "ONNX Runtime")
         notes = []
         if precision is Precision.FP16:
-            model = to_fp16(model)
+            model = to_fp16(model, keep_fp)
             notes.append("weights and activations in fp16; inputs and outputs stay fp32")
         elif precision not in (Precision.FP32, Precision.INT8):  # int8 models arrive already quantized (QDQ)
             raise EdgekitFailure(f"ONNX Runtime target does not support precision {precision.value}")
@@ -54,14 +55,15 @@ class OnnxRuntimeBackend(TargetBackend):
         return open_engine("onnxruntime", bundle_dir / files[0], options, threads)
 
 
-def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+def to_fp16(model: onnx.ModelProto, keep_fp: tuple[str, ...] = ()) -> onnx.ModelProto:
     """fp16 weights and compute, with fp32 model inputs and outputs so the app feeds what it always fed;
-    the fp16 precision islands (LayerNorm, Softmax, linear-attention normalizer: edgekit.quant.islands) stay fp32."""
-    from edgekit.quant.islands import float16_islands
+    the fp16 precision islands (LayerNorm, Softmax, linear-attention normalizer: edgekit.quant.islands) and the
+    nodes ``keep_fp`` matches stay fp32."""
+    from edgekit.quant.islands import float16_islands, match_patterns
     from edgekit.targets.float16 import to_float16
 
-    return to_float16(model, keep_io_types=True, disable_shape_infer=False,
-                      node_block_list=float16_islands(model))
+    keep = list(dict.fromkeys(float16_islands(model) + match_patterns(model, keep_fp)))
+    return to_float16(model, keep_io_types=True, disable_shape_infer=False, node_block_list=keep)
 
 
 def _check_loads(path: Path) -> None:

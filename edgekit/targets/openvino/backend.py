@@ -46,7 +46,8 @@ class OpenVinoBackend(TargetBackend):
 
         return ov.get_version().split("-")[0]
 
-    def build(self, model: onnx.ModelProto, spec, out_dir: Path, precision: Precision) -> BuildResult:
+    def build(self, model: onnx.ModelProto, spec, out_dir: Path, precision: Precision,
+              keep_fp: tuple[str, ...] = ()) -> BuildResult:
         import openvino as ov
 
         from edgekit.plugins_bridge import inline_plugin_functions

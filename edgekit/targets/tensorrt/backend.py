@@ -82,7 +82,8 @@ class TensorRtBackend(TargetBackend):
             return profiles
         return default_profiles(inputs, tuple(spec.input_shape))
 
-    def build(self, model: onnx.ModelProto, spec, out_dir: Path, precision: Precision) -> BuildResult:
+    def build(self, model: onnx.ModelProto, spec, out_dir: Path, precision: Precision,
+              keep_fp: tuple[str, ...] = ()) -> BuildResult:
         from edgekit.plugins_bridge import uses_plugins
         from edgekit.targets.tensorrt.flavour import check_structure, trt_flavour
 

@@ -1,0 +1,72 @@
+"""Graphs with tensors exposed as extra outputs ("taps"), run on ONNX Runtime or OpenVINO: what the divergence
+locator (:mod:`.locate`) and its signatures (:mod:`.signatures`) read."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from edgekit.errors import EdgekitFailure
+
+FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
+
+
+def with_outputs(proto: onnx.ModelProto, tensors: list[str]) -> onnx.ModelProto:
+    """A copy of ``proto`` whose graph also outputs ``tensors`` (as float32: a Cast where they are not)."""
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    types = tensor_types(model)
+    have = {o.name for o in model.graph.output}
+    for name in tensors:
+        if name in have:
+            continue
+        out = name
+        if types.get(name, onnx.TensorProto.FLOAT) != onnx.TensorProto.FLOAT:
+            out = f"{name}/as_fp32"
+            model.graph.node.append(onnx.helper.make_node("Cast", [name], [out], name=f"{name}/tap_cast",
+                                                          to=onnx.TensorProto.FLOAT))
+        model.graph.output.append(onnx.helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, None))
+    return model
+
+
+def run_taps(proto: onnx.ModelProto, tensors: list[str], runtime: str, options: dict,
+             inputs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Run ``proto`` with ``tensors`` exposed on ``runtime``; per input, tensor name -> float32 value."""
+    from edgekit.engines import EngineError, open_engine
+    from edgekit.plugins_bridge import inline_plugin_functions
+
+    model = with_outputs(inline_plugin_functions(proto), tensors)
+    if runtime == "openvino":
+        from edgekit.quant.scoring import to_openvino
+
+        artifact = to_openvino(model)
+        opts = {k: v for k, v in options.items() if k in ("inference_precision", "device")}
+    else:
+        artifact, opts = model.SerializeToString(), {"graph_optimization_level": options.get(
+            "graph_optimization_level", "ORT_ENABLE_ALL")}
+    try:
+        engine = open_engine(runtime, artifact, opts, threads=None)
+    except EngineError as e:
+        raise EdgekitFailure(f"the divergence locator cannot open the graph with its taps on {runtime}: "
+                             f"{e.detail[:200]}") from None
+    names = [o.name for o in model.graph.output]
+    rename = {f"{t}/as_fp32": t for t in tensors}
+    results = []
+    try:
+        for x in inputs:
+            outs = engine.infer_named({engine.input_names[0]: x}, names)
+            results.append({rename.get(n, n): np.asarray(v, np.float32) for n, v in zip(names, outs)})
+    finally:
+        engine.close()
+    return results
+
+
+def tensor_types(proto: onnx.ModelProto) -> dict[str, int]:
+    """Element type of every tensor shape inference can tell."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto)
+    except Exception:  # noqa: BLE001 - custom-domain ops stop inference; the graph's own value_info is used
+        inferred = proto
+    g = inferred.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in (*g.value_info, *g.input, *g.output)}
+    types.update({i.name: i.data_type for i in g.initializer})
+    return types

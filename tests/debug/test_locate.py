@@ -1,0 +1,104 @@
+"""The divergence locator: each failure signature is reproduced by a small model (tests/fixtures/diverge.py) and
+must be located at the module that has it; a model without a problem must give no alarm."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+import edgekit
+from edgekit.calib import load_image_sets
+from edgekit.config import Precision
+from edgekit.debug.locate import locate
+from edgekit.errors import ParityError
+from edgekit.stages.onnx_export import export_onnx, prepare_for_deploy
+from edgekit.sources import load_source
+
+RUNTIMES = ["onnxruntime", "openvino"]
+
+
+def _fp32(name: str):
+    src = load_source(f"tests.fixtures.diverge:{name}")
+    proto = export_onnx(prepare_for_deploy(src.model), src.spec.input_shape).model
+    return proto, load_image_sets(None, src.spec.preprocess, None).parity.inputs
+
+
+def _plain_int8(proto: onnx.ModelProto, inputs: list[np.ndarray]) -> onnx.ModelProto:
+    """Per-tensor min-max QDQ of every weighted layer, no islands, no budget: what a default quantizer gives."""
+    from edgekit.quant import Method, QuantOptions
+    from edgekit.quant.calibrate import calibrate
+    from edgekit.quant.qdq import quantize_qdq
+
+    ranges, _ = calibrate(proto, inputs, "test", QuantOptions(method=Method.MINMAX, cache=False))
+    return quantize_qdq(proto, ranges, set())
+
+
+def test_fp16_overflow_is_located_named_in_the_error_and_fixed(tmp_path):
+    """Constants beyond 65504 in module `rescale`: the gate's error names that module, the --keep-fp pattern and
+    the report it wrote; --auto-fix keeps the module in fp32 and the gate passes, the manifest saying so."""
+    out = tmp_path / "b"
+    with pytest.raises(ParityError) as failed:
+        edgekit.export("tests.fixtures.diverge:overflowing", "onnx", out, precision="fp16")
+    message = str(failed.value)
+    assert "first diverging module: rescale" in message and "fp16 overflow" in message
+    assert "--keep-fp '/rescale/*'" in message and f"report: {out}.parity-report.json" in message
+    assert not out.exists()
+    report = json.loads((tmp_path / "b.parity-report.json").read_text())
+    assert report["layerwise"]["first_divergence"]["module"] == "rescale"
+    assert report["layerwise"]["diagnosis"]["kind"] == "fp16_overflow"
+    assert [t["module"] for t in report["layerwise"]["taps"]][:2] == ["stem", "block.0"]  # graph order
+    assert all(t["cosine_min"] > 0.999 for t in report["layerwise"]["taps"][:2])  # before it: no alarm
+    fixed = edgekit.export("tests.fixtures.diverge:overflowing", "onnx", out, precision="fp16", auto_fix=True)
+    assert fixed.parity["passed"]
+    assert fixed.manifest["auto_fix"] == [{"module": "rescale", "kind": "fp16_overflow",
+                                           "cause": report["layerwise"]["diagnosis"]["cause"],
+                                           "keep_fp": ["/rescale/*"]}]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_int8_outlier_channel_is_located_at_the_module_that_quantizes_it(runtime):
+    """Channel 5 at 200x the others: a plain per-tensor QDQ first diverges where that tensor is quantized and
+    used (module `mix`), and the diagnosis names the channel and its ratio to the median."""
+    proto, inputs = _fp32("outlier_channel")
+    report = locate(proto, _plain_int8(proto, inputs), Precision.INT8, runtime, {}, inputs)
+    assert report.first is not None and report.first.module == "mix.0", report.line()
+    d = report.diagnosis
+    assert d["kind"] == "int8_outlier_channel" and d["detail"]["channel"] == 5 and d["detail"]["ratio"] > 50
+    assert d["keep_fp"] == ["/mix/mix.0/*"]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("precision", [Precision.FP16, Precision.INT8])
+def test_no_false_alarm(runtime, precision):
+    """A model without any problem: every tap within the tolerance, no first divergence, no diagnosis."""
+    proto, inputs = _fp32("fine")
+    if precision is Precision.INT8:
+        candidate, options = _plain_int8(proto, inputs), {}
+    elif runtime == "onnxruntime":
+        from edgekit.targets.onnxruntime.backend import to_fp16
+
+        candidate, options = to_fp16(proto), {}
+    else:
+        candidate, options = proto, {"inference_precision": "f16"}
+    report = locate(proto, candidate, precision, runtime, options, inputs)
+    assert report.first is None and report.diagnosis is None, report.line()
+    assert len(report.taps) == 4 and all(t.nonfinite == 0 for t in report.taps)
+
+
+def test_an_fp16_island_stays_fp32_inside(tmp_path):
+    """The fp16 conversion no longer sends a value between two island nodes through fp16: the linear-attention
+    normalizer's 1e-9 epsilon (0 in fp16) survives, and that model passes the fp16 gate by default."""
+    from edgekit.targets.onnxruntime.backend import to_fp16
+
+    proto, _ = _fp32("linear_attention_epsilon")
+    converted = to_fp16(proto)
+    producer = {o: n for n in converted.graph.node for o in n.output}
+    for node in converted.graph.node:
+        if node.op_type == "Cast" and node.attribute[0].i == onnx.TensorProto.FLOAT:
+            source = producer.get(node.input[0])
+            assert not (source is not None and source.op_type == "Cast"
+                        and source.attribute[0].i == onnx.TensorProto.FLOAT16), node.name
+    bundle = edgekit.export("tests.fixtures.diverge:linear_attention_epsilon", "onnx", tmp_path / "b", precision="fp16")
+    assert bundle.parity["passed"]
