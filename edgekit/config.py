@@ -225,6 +225,7 @@ class ExportConfig:
     source_options: SourceOptions = field(default_factory=SourceOptions)
     keep_fp: tuple[str, ...] = ()  # fp16 / bf16 / int8: node-name patterns kept in float beyond the default islands
     auto_fix: bool = False  # a failing gate: locate the first diverging module, keep it in float, export again
+    leave_out: tuple[str, ...] = ()  # rewrite rules and module swaps not to apply (--auto-fix fills it)
 
     def to_dict(self) -> dict:
         """Every field as JSON: the manifest records it (``export_config``) so that `edgekit quantize` re-runs the
@@ -263,4 +264,5 @@ class ExportConfig:
                             explain=bool(get("explain")), tolerance=get("tolerance", Tolerance.from_dict),
                             target_options=dict(get("target_options") or {}),
                             source_options=SourceOptions.from_dict(d.get("source_options")),
-                            keep_fp=tuple(get("keep_fp") or ()), auto_fix=bool(get("auto_fix")))
+                            keep_fp=tuple(get("keep_fp") or ()), auto_fix=bool(get("auto_fix")),
+                            leave_out=tuple(get("leave_out") or ()))

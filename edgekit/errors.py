@@ -26,10 +26,11 @@ class EdgekitFailure(EdgekitError):
 class ParityError(EdgekitFailure):
     """The built artifact does not match PyTorch within tolerance; carries the figures."""
 
-    def __init__(self, message: str, report=None, locator=None):
+    def __init__(self, message: str, report=None, locator=None, applied: tuple[str, ...] = ()):
         super().__init__(message)
         self.report = report
         self.locator = locator  # edgekit.debug.locate.LocatorReport, when the divergence was located
+        self.applied = applied  # the rewrite rules and swaps the failing export applied
 
 
 def first_line(exc: BaseException) -> str:

@@ -51,20 +51,52 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
     (up to :data:`AUTO_FIX_ROUNDS` modules), the manifest recording what was changed and why.
     """
     fixes: list[dict] = []
+    rep = reporter or Reporter()
     for _ in range(AUTO_FIX_ROUNDS + 1):
         try:
             return _export_once(config, reporter, quant, fixes)
         except ParityError as e:
             diagnosis = (e.locator.diagnosis if e.locator is not None else None) or {}
             patterns = tuple(p for p in diagnosis.get("keep_fp", ()) if p not in config.keep_fp)
-            if not config.auto_fix or not patterns or len(fixes) >= AUTO_FIX_ROUNDS:
+            if patterns:
+                if not config.auto_fix or len(fixes) >= AUTO_FIX_ROUNDS:
+                    raise
+                fixes.append({"module": diagnosis["module"], "kind": diagnosis["kind"], "cause": diagnosis["cause"],
+                              "keep_fp": list(patterns)})
+                rep.note(f"--auto-fix: keeping {diagnosis['module']} in float ({', '.join(patterns)}): "
+                         f"{diagnosis['cause']}")
+                config = replace(config, keep_fp=config.keep_fp + patterns)
+                continue
+            culprit = _bisect_rewrites(config, e.applied, quant, rep) if config.rewrite and e.applied else None
+            if culprit is None:
                 raise
-            fixes.append({"module": diagnosis["module"], "kind": diagnosis["kind"], "cause": diagnosis["cause"],
-                          "keep_fp": list(patterns)})
-            (reporter or Reporter()).note(f"--auto-fix: keeping {diagnosis['module']} in float "
-                                          f"({', '.join(patterns)}): {diagnosis['cause']}")
-            config = replace(config, keep_fp=config.keep_fp + patterns)
+            cause = (f"the rewrite {culprit} changes the numerics: the same export without it passes the gate "
+                     f"(found by leaving out each of the {len(e.applied)} rewrites applied, one at a time)")
+            if not config.auto_fix or len(fixes) >= AUTO_FIX_ROUNDS:
+                raise ParityError(f"{e}; {cause}; pass --auto-fix to leave it out", e.report, e.locator,
+                                  e.applied) from None
+            fixes.append({"rewrite": culprit, "kind": "rewrite_changed_numerics", "cause": cause})
+            rep.note(f"--auto-fix: leaving out {culprit}: {cause}")
+            config = replace(config, leave_out=config.leave_out + (culprit,))
     raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _bisect_rewrites(config: ExportConfig, applied: tuple[str, ...], quant, rep: Reporter) -> str | None:
+    """The one rewrite (rule or swap) whose absence makes the failing export pass, trying each applied one left
+    out in turn (a full export into a scratch folder each); None when no single one does."""
+    import tempfile
+
+    with rep.step(f"find the rewrite that changed the numerics ({len(applied)} applied)"), \
+            tempfile.TemporaryDirectory() as tmp:
+        for i, name in enumerate(applied):
+            trial = replace(config, leave_out=config.leave_out + (name,), auto_fix=False, verify=True, force=True,
+                            out=Path(tmp) / f"without-{i}")
+            try:
+                _export_once(trial, None, quant, [])
+            except ParityError:
+                continue
+            return name
+    return None
 
 
 def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: list[dict]) -> Bundle:
@@ -104,7 +136,7 @@ def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: 
         if config.rewrite:
             import copy
 
-            model = apply_swaps(copy.deepcopy(model), config.target, rewrites, config.precision)
+            model = apply_swaps(copy.deepcopy(model), config.target, rewrites, config.precision, config.leave_out)
     # a target that converts the torch model itself (CoreML) declares needs_torch and gets no ONNX
     exported, proto, quant_info, fp32_proto = ((None, None, None, None) if backend.needs_torch else _onnx_for_target(
         config, backend, model, spec, sets.calibration, rewrites, rep, quant))
@@ -154,9 +186,10 @@ def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: 
                 fix = (f"; keep it in float with --keep-fp '{diagnosis['keep_fp'][0]}' or pass --auto-fix"
                        if diagnosis.get("keep_fp") and not config.auto_fix else "")
                 where = f"; {located.line()}{fix}; report: {path}"
+            applied = tuple(n for n, c in {**rewrites.swaps, **rewrites.rules}.items() if c > 0)
             raise ParityError(f"parity gate failed for {config.target.value} {config.precision.value}: "
                               f"{'; '.join(report.failures)} ({report.summary()}){where}; no bundle written. "
-                              f"Pass --no-verify to write it anyway", report, located)
+                              f"Pass --no-verify to write it anyway", report, located, applied)
     return Bundle(Path(config.out), read_manifest(config.out))
 
 
@@ -174,15 +207,18 @@ def _locate(config: ExportConfig, fp32_proto, proto, built, staging: Path, input
 
 
 def _write_report(path: Path, config: ExportConfig, report: ParityReport, located, fixes: list[dict]) -> None:
-    """``<out>.parity-report.json``: the gate's figures and the layer-by-layer ones, beside the bundle that was
-    not written (replaced on the next failing export)."""
+    """``<out>.parity-report.json`` and ``.html`` (with the plot of error by module): the gate's figures and the
+    layer-by-layer ones, beside the bundle that was not written (replaced on the next failing export)."""
     import json
+
+    from edgekit.debug.report import write_html
 
     data = {"source": config.source, "target": config.target.value, "precision": config.precision.value,
             "gate": report.to_dict(), "layerwise": located.to_dict(), "auto_fix": fixes}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
     tmp.replace(path)
+    write_html(path.with_suffix(".html"), data)
 
 
 def measure_parity(backend, bundle_dir: Path, built, reference, inputs: list[np.ndarray], spec, tolerance: Tolerance,
@@ -212,7 +248,7 @@ def _onnx_for_target(config: ExportConfig, backend, model, spec, calib, rewrites
     proto = exported.model
     if config.rewrite:
         with rep.step(f"rewrite for {config.target.value}"), stage("rewrite"):
-            proto = apply_rewrites(proto, config.target, rewrites, config.precision)
+            proto = apply_rewrites(proto, config.target, rewrites, config.precision, config.leave_out)
     with stage("export"):
         proto = attach_plugin_functions(proto)
 

@@ -28,12 +28,20 @@ class RewriteReport:
         return {"swaps": self.swaps, "rules": self.rules, "not_applied": self.not_applied}
 
 
+LEFT_OUT = "left out of this export (--auto-fix found it changed the numerics, or leave_out named it)"
+
+
 def apply_swaps(model: nn.Module, target: Target, report: RewriteReport,
-                precision: Precision | None = None) -> nn.Module:
-    """``target``'s module swaps in order (a swap ``precision`` skips is reported with count 0 and why)."""
+                precision: Precision | None = None, leave_out: tuple[str, ...] = ()) -> nn.Module:
+    """``target``'s module swaps in order (a swap ``precision`` skips, or ``leave_out`` names, is reported with
+    count 0 and why)."""
     from edgekit.rewrite.registry import skip_reason, swaps_for
 
     for swap in swaps_for(target):
+        if swap.name in leave_out:
+            report.swaps[swap.name] = 0
+            report.not_applied[swap.name] = LEFT_OUT
+            continue
         skip = skip_reason(swap, precision)
         if skip:
             report.swaps[swap.name] = 0
@@ -47,8 +55,9 @@ def apply_swaps(model: nn.Module, target: Target, report: RewriteReport,
 
 
 def apply_rewrites(model: onnx.ModelProto, target: Target, report: RewriteReport,
-                   precision: Precision | None = None) -> onnx.ModelProto:
-    """``target``'s rules in order (without those ``precision`` skips, which the report lists with why)."""
+                   precision: Precision | None = None, leave_out: tuple[str, ...] = ()) -> onnx.ModelProto:
+    """``target``'s rules in order (without those ``precision`` skips or ``leave_out`` names, which the report
+    lists with why)."""
     from edgekit.rewrite.registry import rules_for, skipped_for
 
     rules = rules_for(target)
@@ -56,6 +65,7 @@ def apply_rewrites(model: onnx.ModelProto, target: Target, report: RewriteReport
         return model
     skip = {} if precision is None else {name: f"left out for {precision.value}: {why}"
                                          for name, why in skipped_for(target, precision).items()}
+    skip.update({name: LEFT_OUT for name in leave_out})
     ir_model = ir.serde.deserialize_model(model)
     run_rules(ir_model, rules, report, skip)
     return to_proto(ir_model)

@@ -102,3 +102,33 @@ def test_an_fp16_island_stays_fp32_inside(tmp_path):
                         and source.attribute[0].i == onnx.TensorProto.FLOAT16), node.name
     bundle = edgekit.export("tests.fixtures.diverge:linear_attention_epsilon", "onnx", tmp_path / "b", precision="fp16")
     assert bundle.parity["passed"]
+
+
+def _negate_classifier(model):
+    """A deliberately wrong rule: flips the sign of the first constant matrix a Gemm or MatMul reads."""
+    import onnx_ir as ir
+
+    for node in model.graph:
+        if node.op_type in ("Gemm", "MatMul") and node.inputs[1] is not None and node.inputs[1].const_value is not None:
+            value = node.inputs[1]
+            value.const_value = ir.tensor(-value.const_value.numpy(), name=value.name)
+            return 1, ""
+    return 0, "no Gemm or MatMul with a constant matrix"
+
+
+def test_a_rewrite_that_changes_the_numerics_is_found_by_bisection_and_left_out(monkeypatch, tmp_path):
+    """A wrong rule registered for ONNX Runtime: the fp32 gate fails, leaving out each applied rewrite in turn
+    finds it (not one of the correct ones), and --auto-fix exports without it."""
+    from edgekit.config import Target
+    from edgekit.rewrite import registry
+
+    bad = registry.Rule("negate_classifier_for_test", "a deliberately wrong rule (test)", _negate_classifier)
+    monkeypatch.setitem(registry._PIPELINES, Target.ONNX, registry._PIPELINES[Target.ONNX] + (bad,))
+    with pytest.raises(ParityError) as failed:
+        edgekit.export("tests.fixtures.tiny:tiny_classifier", "onnx", tmp_path / "b")
+    assert "the rewrite negate_classifier_for_test changes the numerics" in str(failed.value)
+    assert "negate_classifier_for_test" in failed.value.applied and len(failed.value.applied) >= 2
+    fixed = edgekit.export("tests.fixtures.tiny:tiny_classifier", "onnx", tmp_path / "b", auto_fix=True)
+    assert fixed.parity["passed"] and fixed.manifest["rewrites"]["rules"]["negate_classifier_for_test"] == 0
+    (fix,) = fixed.manifest["auto_fix"]
+    assert fix["rewrite"] == "negate_classifier_for_test" and fix["kind"] == "rewrite_changed_numerics"
