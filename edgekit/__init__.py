@@ -9,8 +9,8 @@ The Python API mirrors the CLI one to one::
 from __future__ import annotations
 
 from edgekit import runtime
-from edgekit.api import evaluate, export, inspect, list_models, profile, quantize, sensitivity
+from edgekit.api import diagnose, evaluate, export, inspect, list_models, profile, quantize, sensitivity
 from edgekit.version import __version__
 
-__all__ = ["__version__", "evaluate", "export", "inspect", "list_models", "profile", "quantize", "runtime",
+__all__ = ["__version__", "diagnose", "evaluate", "export", "inspect", "list_models", "profile", "quantize", "runtime",
            "sensitivity"]

@@ -113,6 +113,15 @@ def evaluate(bundle: str | Path, data: str | Path, *, reference: str | Path | No
     return evaluate_bundle(bundle, data, reference, limit, threads, reporter)
 
 
+def diagnose(bundle: str | Path, *, reference: str | None = None, threads: int | None = None,
+          reporter: Reporter | None = None) -> dict:
+    """Module by module, where the reduced-precision ``bundle`` leaves the fp32 graph of its source, and why
+    (`edgekit debug`; named apart from the package :mod:`edgekit.debug`); returns the report a failing export writes to ``<out>.parity-report.json``."""
+    from edgekit.debug.bundle import debug_bundle
+
+    return debug_bundle(bundle, reference=reference, threads=threads, reporter=reporter)
+
+
 def inspect(bundle: str | Path) -> dict:
     """The bundle's manifest, with a ``files_ok`` check of every file's hash."""
     from edgekit.manifest import read_manifest, verify_files

@@ -4,5 +4,6 @@ from edgekit.cli._core import main
 from edgekit.cli import export  # noqa: F401  (registers export, inspect, models)
 from edgekit.cli import profile  # noqa: F401  (registers profile)
 from edgekit.cli import quantize  # noqa: F401  (registers quantize, evaluate)
+from edgekit.cli import debug  # noqa: F401  (registers debug)
 
 __all__ = ["main"]

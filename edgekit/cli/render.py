@@ -33,6 +33,25 @@ def parity_table(parity: dict) -> Table:
     return t
 
 
+def layerwise_table(data: dict) -> Table:
+    """`edgekit debug`: every module's figures in graph order, the first diverging one marked, the cause below."""
+    layer = data["layerwise"]
+    first = (layer.get("first_divergence") or {}).get("module")
+    t = Table(title=f"{data['precision']} against fp32, module by module ({layer['images']} images, "
+                    f"{layer['runtime']})", show_header=True, header_style="bold")
+    for col in ("module", "op", "cosine min", "max abs / range", "inf/NaN", "fp32 peak"):
+        t.add_column(col, justify="left" if col in ("module", "op") else "right")
+    for tap in layer["taps"]:
+        style = "bold red" if tap["module"] == first else None
+        t.add_row(tap["module"], tap["op_type"], f"{tap['cosine_min']:.6f}", f"{tap['max_abs_rel']:.2e}",
+                  str(tap["nonfinite"]), f"{tap['fp32_peak']:.3g}", style=style)
+    diagnosis = layer.get("diagnosis") or {}
+    t.caption = (f"first diverging module: {first}: {diagnosis.get('cause', '')}; --keep-fp "
+                 f"'{(diagnosis.get('keep_fp') or [''])[0]}' or export with --auto-fix" if first else
+                 "no module breaks the tolerance layer by layer")
+    return t
+
+
 def _what(extra: dict) -> str:
     """' (map, stride 8)' for an output the manifest describes as a feature; '' for logits and inputs."""
     kind = extra.get("kind")

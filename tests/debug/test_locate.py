@@ -132,3 +132,46 @@ def test_a_rewrite_that_changes_the_numerics_is_found_by_bisection_and_left_out(
     assert fixed.parity["passed"] and fixed.manifest["rewrites"]["rules"]["negate_classifier_for_test"] == 0
     (fix,) = fixed.manifest["auto_fix"]
     assert fix["rewrite"] == "negate_classifier_for_test" and fix["kind"] == "rewrite_changed_numerics"
+
+
+def test_debug_a_bundle_written_with_no_verify(cli, tmp_path):
+    """`edgekit debug` on a failing fp16 bundle kept with --no-verify: the same module, in a table and a page."""
+    bundle = tmp_path / "b"
+    edgekit.export("tests.fixtures.diverge:overflowing", "onnx", bundle, precision="fp16", verify=False)
+    code, out, err = cli("debug", bundle, "--json", "--html", tmp_path / "r.html")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["layerwise"]["first_divergence"]["module"] == "rescale"
+    assert data["layerwise"]["diagnosis"]["kind"] == "fp16_overflow" and not data["gate"]["passed"]
+    assert "data:image/png;base64," in (tmp_path / "r.html").read_text()
+    code, out, _ = cli("debug", bundle)
+    assert code == 0 and "first diverging module: rescale" in " ".join(out.split())
+
+
+def _error_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_debug_refuses_what_it_cannot_read(cli, tmp_path):
+    """Not a bundle, an fp32 bundle, a tampered bundle, a source that cannot be loaded: one line, exit 2."""
+    code, _, err = cli("debug", tmp_path)
+    assert code == 2 and "is not an edgekit bundle" in _error_line(err)
+    fp32 = tmp_path / "fp32"
+    edgekit.export("tests.fixtures.diverge:fine", "onnx", fp32)
+    code, _, err = cli("debug", fp32)
+    assert code == 2 and "is fp32" in _error_line(err)
+    fp16 = tmp_path / "fp16"
+    edgekit.export("tests.fixtures.diverge:fine", "onnx", fp16, precision="fp16")
+    manifest = json.loads((fp16 / "manifest.json").read_text())
+    manifest["model"]["source"] = "tests.fixtures.gone:model"
+    (fp16 / "manifest.json").write_text(json.dumps(manifest))
+    code, _, err = cli("debug", fp16)
+    assert code == 2 and "pass --reference SOURCE" in _error_line(err)
+    code, out, err = cli("debug", fp16, "--reference", "tests.fixtures.diverge:fine", "--json")
+    assert code == 0 and json.loads(out)["layerwise"]["first_divergence"] is None, err
+    with open(fp16 / "model.onnx", "ab") as f:
+        f.write(b"tampered")
+    code, _, err = cli("debug", fp16)
+    assert code == 2 and "does not match its manifest" in _error_line(err)

@@ -1,0 +1,82 @@
+"""`edgekit debug BUNDLE`: the layer-by-layer report of a reduced-precision bundle that already exists (written
+with --no-verify, or received from elsewhere) against the fp32 graph of its recorded source."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import onnx
+
+from edgekit.config import Precision
+from edgekit.errors import UsageError
+from edgekit.progress import Reporter
+
+
+def debug_bundle(bundle: str | Path, reference: str | None = None, threads: int | None = None,
+                 reporter: Reporter | None = None) -> dict:
+    """The report ``<out>.parity-report.json`` holds for a failing export (``gate`` from the manifest,
+    ``layerwise`` measured now), for ``bundle``. ``reference``: the model source to rebuild the fp32 graph from,
+    when the recorded one cannot be loaded here."""
+    from edgekit import runtime
+    from edgekit.calib import load_image_sets
+    from edgekit.debug.locate import locate
+    from edgekit.quant.bundle import recorded_config
+
+    rep = reporter or Reporter()
+    path = Path(bundle)
+    if not (path / "manifest.json").is_file():
+        raise UsageError(f"{path} is not an edgekit bundle (no manifest.json); give the folder `edgekit export` wrote")
+    runner = runtime.load(path, threads=threads)  # the schema, every file's sha256 and the runtime, checked
+    try:
+        manifest = runner.manifest
+        precision = Precision.parse(manifest.precision)
+        if precision is Precision.FP32:
+            raise UsageError(f"bundle {path} is fp32: edgekit debug compares a reduced-precision bundle (fp16, bf16, "
+                             f"int8) with its fp32 graph; an fp32 bundle's parity figures are in its manifest")
+        name = manifest.runtime.name
+        if name not in ("onnxruntime", "openvino") or (name == "openvino" and precision is Precision.INT8):
+            raise UsageError(f"edgekit debug reads ONNX Runtime bundles and OpenVINO fp16 / bf16 bundles; {path} is "
+                             f"{name} {precision.value}: export it again with --auto-fix, which locates the same way")
+        config = recorded_config(path, manifest, path, precision)  # its rules and swaps, as the export chose them
+        if reference is not None:
+            config = replace(config, source=reference, checkpoint=None)
+        with rep.step(f"rebuild the fp32 graph of {config.source}"):
+            try:
+                fp32, spec = fp32_graph(config)
+            except UsageError as e:
+                if reference is not None:
+                    raise
+                raise UsageError(f"the source bundle {path} records ({config.source}) cannot be loaded here ({e}); "
+                                 f"pass --reference SOURCE") from None
+        sets = load_image_sets(None, runner.preprocess, None)
+        options = dict(manifest.runtime_options or {})
+        candidate = onnx.load(str(path / manifest.file_paths[0])) if name == "onnxruntime" else fp32
+        with rep.step(f"compare module by module on {len(sets.parity)} images"):
+            located = locate(fp32, candidate, precision, name, options, sets.parity.inputs)
+    finally:
+        runner.close()
+    gate = manifest.get("parity") or {}
+    return {"source": config.source, "target": manifest.target, "precision": precision.value, "gate": gate,
+            "layerwise": located.to_dict(), "auto_fix": manifest.get("auto_fix") or []}
+
+
+def fp32_graph(config) -> tuple[onnx.ModelProto, object]:
+    """The fp32 ONNX an export of ``config`` builds before its precision step: source, deploy mode, the target's
+    swaps and rules (without ``config.leave_out``), plugin functions."""
+    import copy
+
+    from edgekit.plugins_bridge import attach_plugin_functions
+    from edgekit.rewrite import RewriteReport, apply_rewrites, apply_swaps
+    from edgekit.sources import load_source
+    from edgekit.stages.onnx_export import export_onnx, prepare_for_deploy
+
+    src = load_source(config.source, config.checkpoint, config.input_shape, config.source_options)
+    model = prepare_for_deploy(src.model)
+    rewrites = RewriteReport()
+    if config.rewrite:
+        model = apply_swaps(copy.deepcopy(model), config.target, rewrites, config.precision, config.leave_out)
+    proto = export_onnx(model, src.spec.input_shape, config.opset, config.dynamic_batch,
+                        output_names=src.spec.output_names).model
+    if config.rewrite:
+        proto = apply_rewrites(proto, config.target, rewrites, config.precision, config.leave_out)
+    return attach_plugin_functions(proto), src.spec
