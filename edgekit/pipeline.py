@@ -177,7 +177,7 @@ def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: 
                 manifest["auto_fix"] = fixes
             write_manifest(staging, manifest)
         if report is not None and not report.passed and config.verify:
-            located = _locate(config, fp32_proto, proto, built, staging, sets.parity.inputs, rep)
+            located = _locate(config, fp32_proto, proto, built, staging, sets.parity.inputs, rep, reference.model)
             where = ""
             if located is not None:
                 path = Path(str(config.out) + ".parity-report.json")
@@ -193,16 +193,19 @@ def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: 
     return Bundle(Path(config.out), read_manifest(config.out))
 
 
-def _locate(config: ExportConfig, fp32_proto, proto, built, staging: Path, inputs, rep: Reporter):
-    """The divergence locator on a failing reduced-precision gate, where the artifact's runtime runs here (ONNX
-    Runtime, OpenVINO); None elsewhere (fp32: no reduced-precision graph to compare; TensorRT, CoreML)."""
+def _locate(config: ExportConfig, fp32_proto, proto, built, staging: Path, inputs, rep: Reporter, model):
+    """The divergence locator on a failing gate, where the artifact's runtime runs here (ONNX Runtime, OpenVINO):
+    a reduced-precision graph against its fp32 graph, an fp32 graph against the PyTorch modules (``model``, the
+    deploy-mode model the gate compared with); None elsewhere (TensorRT, CoreML)."""
     runtime = (built.runtime or {}).get("name")
-    if config.precision is Precision.FP32 or fp32_proto is None or runtime not in ("onnxruntime", "openvino"):
+    if fp32_proto is None or runtime not in ("onnxruntime", "openvino"):
         return None
-    from edgekit.debug.locate import locate
+    from edgekit.debug.locate import locate, locate_against_torch
 
-    candidate = onnx.load(str(staging / built.files[0])) if runtime == "onnxruntime" else proto
     with rep.step("locate the divergence layer by layer"), stage("parity"):
+        if config.precision is Precision.FP32:
+            return locate_against_torch(model, fp32_proto, runtime, dict(built.options), inputs)
+        candidate = onnx.load(str(staging / built.files[0])) if runtime == "onnxruntime" else proto
         return locate(fp32_proto, candidate, config.precision, runtime, dict(built.options), inputs)
 
 

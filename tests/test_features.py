@@ -72,11 +72,12 @@ def test_transformers_backbone_and_base_model(tmp_path, target):
         assert bundle.manifest["model"]["origin"]["weights"].startswith("model directory")  # its own weights, loaded strictly
 
 
-@pytest.mark.parametrize("target", ["onnx", "openvino"])
-def test_int8_features_meets_a_cosine_budget(tmp_path, target):
+def test_int8_features_meets_a_cosine_budget(tmp_path):
     """int8 of a features model: the budget is cosine agreement with fp32 per output (--max-drop 1: mean cosine
     >= 0.99 on the worst output), met on calibration data and then on held-out photographs by the gate."""
-    bundle = edgekit.export("tests.fixtures.tiny:tiny_backbone", target, tmp_path / "q", precision="int8",
+    # ONNX Runtime only: the features path is the same on OpenVINO, whose recipe search (NNCF's and edgekit's
+    # recipes, each scored) makes the same test take 30 s on 2 cores
+    bundle = edgekit.export("tests.fixtures.tiny:tiny_backbone", "onnx", tmp_path / "q", precision="int8",
                             max_drop=1.0)
     budget = bundle.manifest["quantization"]["budget"]
     assert budget["met"] and budget["agreement_min"] == pytest.approx(0.99)

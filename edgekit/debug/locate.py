@@ -65,7 +65,6 @@ class LocatorReport:
     first: TapFigures | None = None
     diagnosis: dict | None = None  # signatures.Diagnosis.to_dict()
     seconds: float = 0.0
-    tap_of: dict = field(default_factory=dict, repr=False)  # module -> Tap
 
     def to_dict(self) -> dict:
         return {"precision": self.precision, "runtime": self.runtime, "images": self.images,
@@ -111,7 +110,6 @@ def locate(fp32: onnx.ModelProto, candidate: onnx.ModelProto, precision: Precisi
     ref = run_taps(fp32, tensors, runtime, {**options, "inference_precision": "f32"}, inputs)
     got = run_taps(candidate, tensors, runtime, options, inputs)
     report = LocatorReport(precision.value, runtime, len(inputs))
-    report.tap_of = {t.module: t for t in points}
     for tap in points:
         figures = _figures(tap, [r[tap.tensor] for r in ref], [g[tap.tensor] for g in got])
         report.taps.append(figures)
@@ -140,3 +138,55 @@ def _figures(tap: Tap, ref: list[np.ndarray], got: list[np.ndarray]) -> TapFigur
                     else float("inf"))
     return TapFigures(tap.module, tap.tensor, tap.op_type, min(cosines) if cosines else 1.0, max(errs, default=0.0),
                       nonfinite, limit, peak)
+
+
+def locate_against_torch(model, proto: onnx.ModelProto, runtime: str, options: dict, inputs: list[np.ndarray],
+                         tolerance: Tolerance | None = None) -> LocatorReport:
+    """An fp32 failure, module by module: each tap of the exported graph against the output of the PyTorch
+    module of the same path (a forward hook on the deploy-mode model), where both have the same shape. The
+    divergence is the first tap from which every later one breaks ``tolerance`` (fp32's): a single tap that
+    differs while later ones agree is the exporter's doing, not an error (a Conv named after its module with the
+    following BatchNorm folded in holds what PyTorch's BatchNorm, not its Conv, returns)."""
+    import torch
+
+    start = time.perf_counter()
+    tolerance = tolerance or Tolerance.default(Precision.FP32)
+    modules = dict(model.named_modules())
+    points = [t for t in taps(proto) if t.module in modules]
+    captured: dict[str, list[np.ndarray]] = {t.module: [] for t in points}
+    hooks = []
+    for tap in points:
+        def hook(_module, _args, out, name=tap.module):
+            first = out[0] if isinstance(out, (tuple, list)) else out
+            if isinstance(first, torch.Tensor):
+                captured[name].append(first.detach().float().numpy())
+        hooks.append(modules[tap.module].register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            for x in inputs:
+                model(torch.from_numpy(x))
+    finally:
+        for h in hooks:
+            h.remove()
+    points = [t for t in points if len(captured[t.module]) == len(inputs)]  # a module called once per image
+    got = run_taps(proto, [t.tensor for t in points], runtime, options, inputs)
+    report = LocatorReport(Precision.FP32.value, runtime, len(inputs))
+    for tap in points:
+        ref = captured[tap.module]
+        out = [g[tap.tensor] for g in got]
+        if any(r.shape != o.shape for r, o in zip(ref, out)):
+            continue  # the graph holds this module's output in another layout: not comparable
+        report.taps.append(_figures(tap, ref, out))
+    persistent = None
+    for figures in reversed(report.taps):
+        if not figures.breaks(tolerance):
+            break
+        persistent = figures
+    if persistent is not None:
+        report.first = persistent
+        report.diagnosis = {"kind": "export_differs", "module": persistent.module, "keep_fp": [],
+                            "cause": f"the exported graph stops computing what PyTorch's {persistent.module} "
+                                     f"computes (cosine {persistent.cosine_min:.6f} against its output), and every "
+                                     f"module after it differs too", "detail": {}}
+    report.seconds = time.perf_counter() - start
+    return report

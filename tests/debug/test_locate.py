@@ -104,6 +104,9 @@ def test_an_fp16_island_stays_fp32_inside(tmp_path):
     assert bundle.parity["passed"]
 
 
+NEGATED: list[str] = []  # the node whose matrix _negate_classifier flipped
+
+
 def _negate_classifier(model):
     """A deliberately wrong rule: flips the sign of the first constant matrix a Gemm or MatMul reads."""
     import onnx_ir as ir
@@ -112,6 +115,7 @@ def _negate_classifier(model):
         if node.op_type in ("Gemm", "MatMul") and node.inputs[1] is not None and node.inputs[1].const_value is not None:
             value = node.inputs[1]
             value.const_value = ir.tensor(-value.const_value.numpy(), name=value.name)
+            NEGATED.append(node.name)
             return 1, ""
     return 0, "no Gemm or MatMul with a constant matrix"
 
@@ -126,7 +130,15 @@ def test_a_rewrite_that_changes_the_numerics_is_found_by_bisection_and_left_out(
     monkeypatch.setitem(registry._PIPELINES, Target.ONNX, registry._PIPELINES[Target.ONNX] + (bad,))
     with pytest.raises(ParityError) as failed:
         edgekit.export("tests.fixtures.tiny:tiny_classifier", "onnx", tmp_path / "b")
-    assert "the rewrite negate_classifier_for_test changes the numerics" in str(failed.value)
+    message = str(failed.value)
+    assert "the rewrite negate_classifier_for_test changes the numerics" in message
+    # located first against the PyTorch modules, at the module whose matrix the rule negated
+    from edgekit.profiling.layers import module_segments
+
+    assert f"first diverging module: {'.'.join(module_segments(NEGATED[0]))} " in message, (NEGATED, message)
+    report = json.loads((tmp_path / "b.parity-report.json").read_text())
+    taps = report["layerwise"]["taps"]
+    assert report["layerwise"]["precision"] == "fp32" and taps[-1]["cosine_min"] < 0.9  # it reaches the output
     assert "negate_classifier_for_test" in failed.value.applied and len(failed.value.applied) >= 2
     fixed = edgekit.export("tests.fixtures.tiny:tiny_classifier", "onnx", tmp_path / "b", auto_fix=True)
     assert fixed.parity["passed"] and fixed.manifest["rewrites"]["rules"]["negate_classifier_for_test"] == 0
@@ -175,3 +187,17 @@ def test_debug_refuses_what_it_cannot_read(cli, tmp_path):
         f.write(b"tampered")
     code, _, err = cli("debug", fp16)
     assert code == 2 and "does not match its manifest" in _error_line(err)
+
+
+def test_fp32_against_pytorch_modules_no_false_alarm():
+    """The fp32 graph of a correct export matches every comparable PyTorch module's output."""
+    from edgekit.debug.locate import locate_against_torch
+
+    src = load_source("tests.fixtures.tiny:tiny_classifier")
+    model = prepare_for_deploy(src.model)
+    proto = export_onnx(model, src.spec.input_shape).model
+    inputs = load_image_sets(None, src.spec.preprocess, None).parity.inputs
+    for runtime in RUNTIMES:
+        report = locate_against_torch(model, proto, runtime, {}, inputs)
+        assert report.first is None and len(report.taps) >= 4, report.line()
+        assert "head" in {t.module for t in report.taps}
