@@ -67,14 +67,17 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
                          f"{diagnosis['cause']}")
                 config = replace(config, keep_fp=config.keep_fp + patterns)
                 continue
-            culprit = _bisect_rewrites(config, e.applied, quant, rep) if config.rewrite and e.applied else None
+            if not (config.rewrite and e.applied):
+                raise
+            if not config.auto_fix:  # the bisection costs an export per rewrite: only when asked to repair
+                raise ParityError(f"{e}; if one of the {len(e.applied)} rewrites applied changed the numerics, "
+                                  f"--auto-fix finds it (an export without each) and leaves it out", e.report,
+                                  e.locator, e.applied) from None
+            culprit = _bisect_rewrites(config, e.applied, quant, rep) if len(fixes) < AUTO_FIX_ROUNDS else None
             if culprit is None:
                 raise
             cause = (f"the rewrite {culprit} changes the numerics: the same export without it passes the gate "
                      f"(found by leaving out each of the {len(e.applied)} rewrites applied, one at a time)")
-            if not config.auto_fix or len(fixes) >= AUTO_FIX_ROUNDS:
-                raise ParityError(f"{e}; {cause}; pass --auto-fix to leave it out", e.report, e.locator,
-                                  e.applied) from None
             fixes.append({"rewrite": culprit, "kind": "rewrite_changed_numerics", "cause": cause})
             rep.note(f"--auto-fix: leaving out {culprit}: {cause}")
             config = replace(config, leave_out=config.leave_out + (culprit,))

@@ -131,7 +131,7 @@ def test_a_rewrite_that_changes_the_numerics_is_found_by_bisection_and_left_out(
     with pytest.raises(ParityError) as failed:
         edgekit.export("tests.fixtures.tiny:tiny_classifier", "onnx", tmp_path / "b")
     message = str(failed.value)
-    assert "the rewrite negate_classifier_for_test changes the numerics" in message
+    assert "--auto-fix finds it (an export without each) and leaves it out" in message
     # located first against the PyTorch modules, at the module whose matrix the rule negated
     from edgekit.profiling.layers import module_segments
 
@@ -144,6 +144,7 @@ def test_a_rewrite_that_changes_the_numerics_is_found_by_bisection_and_left_out(
     assert fixed.parity["passed"] and fixed.manifest["rewrites"]["rules"]["negate_classifier_for_test"] == 0
     (fix,) = fixed.manifest["auto_fix"]
     assert fix["rewrite"] == "negate_classifier_for_test" and fix["kind"] == "rewrite_changed_numerics"
+    assert "the rewrite negate_classifier_for_test changes the numerics" in fix["cause"]
 
 
 def test_debug_a_bundle_written_with_no_verify(cli, tmp_path):
