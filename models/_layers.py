@@ -8,6 +8,17 @@ from torch import nn
 import torch.nn.functional as F
 
 
+def stage_outputs(x: torch.Tensor, stem: nn.Module, stages) -> list[torch.Tensor]:
+    """``stem`` then each of ``stages`` in turn, keeping every stage's output: a family's
+    ``forward_intermediates`` (the maps ``edgekit export --features`` picks from), NCHW in order of stride."""
+    x = stem(x)
+    maps = []
+    for stage in stages:
+        x = stage(x)
+        maps.append(x)
+    return maps
+
+
 def to_pair(v: int | Sequence[int]) -> tuple[int, int]:
     """An int or an (H, W) sequence as an (H, W) tuple of ints."""
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from edgekit.models._layers import fuse_conv_bn
+from edgekit.models._layers import fuse_conv_bn, stage_outputs
 from edgekit.models._registry import ModelCfg, register_model
 
 __all__ = ["EfficientFormerV2", "checkpoint_filter_fn"]
@@ -419,12 +419,7 @@ class EfficientFormerV2(nn.Module):
 
     def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, H, W) -> every stage's output, NCHW, in order of stride (the maps ``--features`` picks from)."""
-        x = self.stem(x)
-        maps = []
-        for stage in self.stages:
-            x = stage(x)
-            maps.append(x)
-        return maps
+        return stage_outputs(x, self.stem, self.stages)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgekit.models._layers import fuse_conv_bn, to_pair
+from edgekit.models._layers import fuse_conv_bn, stage_outputs, to_pair
 from edgekit.models._registry import ModelCfg, register_model
 
 __all__ = ["EfficientVit", "EfficientVitSeg", "LiteMLA", "checkpoint_filter_fn"]
@@ -378,12 +378,7 @@ class EfficientVit(nn.Module):
 
     def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, H, W) -> every stage's output, NCHW, in order of stride (the maps ``--features`` picks from)."""
-        x = self.stem(x)
-        maps = []
-        for stage in self.stages:
-            x = stage(x)
-            maps.append(x)
-        return maps
+        return stage_outputs(x, self.stem, self.stages)
 
 
 class EfficientVitSeg(nn.Module):
@@ -413,12 +408,7 @@ class EfficientVitSeg(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, H, W) -> the four stage outputs, strides 4, 8, 16, 32."""
-        x = self.stem(x)
-        feats = []
-        for stage in self.stages:
-            x = stage(x)
-            feats.append(x)
-        return feats
+        return stage_outputs(x, self.stem, self.stages)
 
     def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.forward_features(x)

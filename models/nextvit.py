@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from edgekit.models._heads import FPNHead
-from edgekit.models._layers import DropPath, fuse_conv_bn, make_divisible, to_pair
+from edgekit.models._layers import DropPath, fuse_conv_bn, make_divisible, stage_outputs, to_pair
 from edgekit.models._registry import ModelCfg, register_model
 
 __all__ = ["NextViT", "NextViTSeg", "EfficientAttention", "checkpoint_filter_fn"]
@@ -407,12 +407,7 @@ class NextViT(nn.Module):
     def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, H, W) -> four NCHW maps at strides 4, 8, 16, 32."""
         self._check_input(x)
-        x = self.stem(x)
-        outs = []
-        for stage in self.stages:
-            x = stage(x)
-            outs.append(x)
-        return outs
+        return stage_outputs(x, self.stem, self.stages)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, 1024, H/32, W/32), after the final norm."""

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from edgekit.models._layers import ConvNorm, make_divisible
+from edgekit.models._layers import ConvNorm, make_divisible, stage_outputs
 from edgekit.models._registry import ModelCfg, register_model
 
 __all__ = ["RepVit", "checkpoint_filter_fn"]
@@ -268,12 +268,7 @@ class RepVit(nn.Module):
 
     def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, H, W) -> every stage's output, NCHW, in order of stride (the maps ``--features`` picks from)."""
-        x = self.stem(x)
-        maps = []
-        for stage in self.stages:
-            x = stage(x)
-            maps.append(x)
-        return maps
+        return stage_outputs(x, self.stem, self.stages)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

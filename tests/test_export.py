@@ -116,7 +116,10 @@ def test_parity_gate_fails_on_diverging_export(tmp_path):
         edgekit.export("tests.fixtures.tiny:diverging_classifier", "onnx", tmp_path / "b")
     assert "parity gate failed" in str(err.value) and "cosine" in str(err.value)
     assert err.value.report is not None and not err.value.report.passed
-    assert not (tmp_path / "b").exists() and list(tmp_path.iterdir()) == []  # nothing half-written
+    # nothing half-written: no bundle, only the complete report of the failure the error names
+    assert not (tmp_path / "b").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.parity-report.html", "b.parity-report.json"]
+    assert f"report: {tmp_path / 'b'}.parity-report.json" in str(err.value)
 
 
 def test_no_verify_writes_bundle_with_failing_figures(tmp_path):
