@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 
 from edgekit.calib import load_image_sets
-from edgekit.config import ExportConfig, Precision, Tolerance
+from edgekit.config import ExportConfig, Precision, Target, Tolerance
 from edgekit.errors import ParityError, UsageError, stage
 from edgekit.manifest import (Manifest, export_config_record, file_entries, host_info, read_manifest, sha256_file,
                               write_manifest)
@@ -57,7 +57,8 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
             return _export_once(config, reporter, quant, fixes)
         except ParityError as e:
             diagnosis = (e.locator.diagnosis if e.locator is not None else None) or {}
-            patterns = tuple(p for p in diagnosis.get("keep_fp", ()) if p not in config.keep_fp)
+            patterns = tuple(p for p in diagnosis.get("keep_fp", ()) if p not in config.keep_fp) \
+                if keep_fp_applies(config) else ()
             if patterns:
                 if not config.auto_fix or len(fixes) >= AUTO_FIX_ROUNDS:
                     raise
@@ -82,6 +83,12 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
             rep.note(f"--auto-fix: leaving out {culprit}: {cause}")
             config = replace(config, leave_out=config.leave_out + (culprit,))
     raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def keep_fp_applies(config: ExportConfig) -> bool:
+    """Whether float islands of the user's (``--keep-fp``) reach this export: int8 everywhere, fp16 on ONNX
+    Runtime (the other targets' fp16 / bf16 conversions choose their islands themselves)."""
+    return config.precision is Precision.INT8 or (config.precision is Precision.FP16 and config.target is Target.ONNX)
 
 
 def _bisect_rewrites(config: ExportConfig, applied: tuple[str, ...], quant, rep: Reporter) -> str | None:
@@ -127,6 +134,12 @@ def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: 
         rep.note(f"{config.source} has random weights ({spec.origin['weights']}): the bundle is for checking the "
                  f"export, not for predictions")
 
+    if config.keep_fp and not keep_fp_applies(config):
+        if config.precision is Precision.FP32:
+            raise UsageError("--keep-fp keeps nodes in float at reduced precision (int8, or fp16 on --target onnx); "
+                             "an fp32 export is float throughout: drop it")
+        raise UsageError(f"--keep-fp at {config.precision.value} applies to --target onnx (and to int8 on every "
+                         f"target); {config.target.value} chooses its {config.precision.value} islands itself")
     if int8 and config.keep_fp:
         from edgekit.quant import QuantOptions
 
@@ -187,7 +200,7 @@ def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: 
                 _write_report(path, config, report, located, fixes)
                 diagnosis = located.diagnosis or {}
                 fix = (f"; keep it in float with --keep-fp '{diagnosis['keep_fp'][0]}' or pass --auto-fix"
-                       if diagnosis.get("keep_fp") and not config.auto_fix else "")
+                       if diagnosis.get("keep_fp") and keep_fp_applies(config) and not config.auto_fix else "")
                 where = f"; {located.line()}{fix}; report: {path}"
             applied = tuple(n for n, c in {**rewrites.swaps, **rewrites.rules}.items() if c > 0)
             raise ParityError(f"parity gate failed for {config.target.value} {config.precision.value}: "

@@ -202,3 +202,11 @@ def test_fp32_against_pytorch_modules_no_false_alarm():
         report = locate_against_torch(model, proto, runtime, {}, inputs)
         assert report.first is None and len(report.taps) >= 4, report.line()
         assert "head" in {t.module for t in report.taps}
+
+
+def test_keep_fp_where_it_cannot_apply_is_refused(cli, tmp_path):
+    """fp16 islands of the user's reach ONNX Runtime's conversion only: elsewhere --keep-fp is one line, exit 2."""
+    code, _, err = cli("export", "tests.fixtures.diverge:fine", "--target", "openvino", "--precision", "fp16",
+                       "--keep-fp", "/head/*", "--out", tmp_path / "b")
+    assert code == 2 and "--keep-fp at fp16 applies to --target onnx" in _error_line(err)
+    assert not (tmp_path / "b").exists()
