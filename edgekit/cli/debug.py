@@ -1,4 +1,4 @@
-"""`edgekit debug`: where a reduced-precision bundle leaves its fp32 graph, module by module."""
+"""`edgekit debug`: where a bundle leaves its fp32 graph (or, fp32, the PyTorch model), module by module."""
 from __future__ import annotations
 
 import json
@@ -20,8 +20,9 @@ from edgekit.cli._core import console, main, reporter, run
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @run
 def debug(bundle, reference, html, threads, quiet, as_json):
-    """Compare BUNDLE (fp16, bf16 or int8; e.g. written with --no-verify) with the fp32 graph of its source,
-    module by module: the first diverging module, why, and the --keep-fp pattern that keeps it in float."""
+    """Compare BUNDLE (e.g. written with --no-verify) module by module with its source: an fp16 / bf16 / int8
+    bundle with the fp32 graph (the first diverging module, why, the --keep-fp pattern that keeps it in float),
+    an fp32 bundle with the PyTorch modules."""
     import edgekit
 
     progress = reporter(quiet, as_json)

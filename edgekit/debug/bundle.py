@@ -1,5 +1,6 @@
-"""`edgekit debug BUNDLE`: the layer-by-layer report of a reduced-precision bundle that already exists (written
-with --no-verify, or received from elsewhere) against the fp32 graph of its recorded source."""
+"""`edgekit debug BUNDLE`: the layer-by-layer report of a bundle that already exists (written with --no-verify,
+or received from elsewhere): a reduced-precision bundle against the fp32 graph of its recorded source, an fp32
+bundle against the PyTorch modules of that source."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -19,7 +20,7 @@ def debug_bundle(bundle: str | Path, reference: str | None = None, threads: int 
     when the recorded one cannot be loaded here."""
     from edgekit import runtime
     from edgekit.calib import load_image_sets
-    from edgekit.debug.locate import locate
+    from edgekit.debug.locate import locate, locate_against_torch
     from edgekit.quant.bundle import recorded_config
 
     rep = reporter or Reporter()
@@ -30,19 +31,17 @@ def debug_bundle(bundle: str | Path, reference: str | None = None, threads: int 
     try:
         manifest = runner.manifest
         precision = Precision.parse(manifest.precision)
-        if precision is Precision.FP32:
-            raise UsageError(f"bundle {path} is fp32: edgekit debug compares a reduced-precision bundle (fp16, bf16, "
-                             f"int8) with its fp32 graph; an fp32 bundle's parity figures are in its manifest")
         name = manifest.runtime.name
         if name not in ("onnxruntime", "openvino") or (name == "openvino" and precision is Precision.INT8):
-            raise UsageError(f"edgekit debug reads ONNX Runtime bundles and OpenVINO fp16 / bf16 bundles; {path} is "
-                             f"{name} {precision.value}: export it again with --auto-fix, which locates the same way")
+            raise UsageError(f"edgekit debug reads ONNX Runtime bundles and OpenVINO fp32 / fp16 / bf16 bundles; "
+                             f"{path} is {name} {precision.value}: export it again with --auto-fix, which locates "
+                             f"the same way")
         config = recorded_config(path, manifest, path, precision)  # its rules and swaps, as the export chose them
         if reference is not None:
             config = replace(config, source=reference, checkpoint=None)
         with rep.step(f"rebuild the fp32 graph of {config.source}"):
             try:
-                fp32, spec = fp32_graph(config)
+                fp32, model = fp32_graph(config)
             except UsageError as e:
                 if reference is not None:
                     raise
@@ -52,7 +51,10 @@ def debug_bundle(bundle: str | Path, reference: str | None = None, threads: int 
         options = dict(manifest.runtime_options or {})
         candidate = onnx.load(str(path / manifest.file_paths[0])) if name == "onnxruntime" else fp32
         with rep.step(f"compare module by module on {len(sets.parity)} images"):
-            located = locate(fp32, candidate, precision, name, options, sets.parity.inputs)
+            if precision is Precision.FP32:
+                located = locate_against_torch(model, candidate, name, options, sets.parity.inputs)
+            else:
+                located = locate(fp32, candidate, precision, name, options, sets.parity.inputs)
     finally:
         runner.close()
     gate = manifest.get("parity") or {}
@@ -61,8 +63,9 @@ def debug_bundle(bundle: str | Path, reference: str | None = None, threads: int 
 
 
 def fp32_graph(config) -> tuple[onnx.ModelProto, object]:
-    """The fp32 ONNX an export of ``config`` builds before its precision step: source, deploy mode, the target's
-    swaps and rules (without ``config.leave_out``), plugin functions."""
+    """(The fp32 ONNX an export of ``config`` builds before its precision step: source, deploy mode, the target's
+    swaps and rules (without ``config.leave_out``), plugin functions; the deploy-mode PyTorch model before any
+    swap, which the gate compares with)."""
     import copy
 
     from edgekit.plugins_bridge import attach_plugin_functions
@@ -71,7 +74,8 @@ def fp32_graph(config) -> tuple[onnx.ModelProto, object]:
     from edgekit.stages.onnx_export import export_onnx, prepare_for_deploy
 
     src = load_source(config.source, config.checkpoint, config.input_shape, config.source_options)
-    model = prepare_for_deploy(src.model)
+    reference = prepare_for_deploy(src.model)
+    model = reference
     rewrites = RewriteReport()
     if config.rewrite:
         model = apply_swaps(copy.deepcopy(model), config.target, rewrites, config.precision, config.leave_out)
@@ -79,4 +83,4 @@ def fp32_graph(config) -> tuple[onnx.ModelProto, object]:
                         output_names=src.spec.output_names).model
     if config.rewrite:
         proto = apply_rewrites(proto, config.target, rewrites, config.precision, config.leave_out)
-    return attach_plugin_functions(proto), src.spec
+    return attach_plugin_functions(proto), reference

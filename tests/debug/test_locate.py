@@ -167,14 +167,27 @@ def _error_line(err: str) -> str:
     return lines[0]
 
 
+def test_debug_an_fp32_bundle_against_pytorch(cli, monkeypatch, tmp_path):
+    """An fp32 bundle written with --no-verify by a wrong rule: located against the PyTorch modules."""
+    from edgekit.config import Target
+    from edgekit.profiling.layers import module_segments
+    from edgekit.rewrite import registry
+
+    bad = registry.Rule("negate_classifier_for_test", "a deliberately wrong rule (test)", _negate_classifier)
+    monkeypatch.setitem(registry._PIPELINES, Target.ONNX, registry._PIPELINES[Target.ONNX] + (bad,))
+    NEGATED.clear()
+    edgekit.export("tests.fixtures.tiny:tiny_classifier", "onnx", tmp_path / "b", verify=False)
+    code, out, err = cli("debug", tmp_path / "b", "--json")
+    assert code == 0, err
+    layer = json.loads(out)["layerwise"]
+    assert layer["precision"] == "fp32" and layer["diagnosis"]["kind"] == "export_differs"
+    assert layer["first_divergence"]["module"] == ".".join(module_segments(NEGATED[0]))
+
+
 def test_debug_refuses_what_it_cannot_read(cli, tmp_path):
-    """Not a bundle, an fp32 bundle, a tampered bundle, a source that cannot be loaded: one line, exit 2."""
+    """Not a bundle, a tampered bundle, a source that cannot be loaded: one line, exit 2."""
     code, _, err = cli("debug", tmp_path)
     assert code == 2 and "is not an edgekit bundle" in _error_line(err)
-    fp32 = tmp_path / "fp32"
-    edgekit.export("tests.fixtures.diverge:fine", "onnx", fp32)
-    code, _, err = cli("debug", fp32)
-    assert code == 2 and "is fp32" in _error_line(err)
     fp16 = tmp_path / "fp16"
     edgekit.export("tests.fixtures.diverge:fine", "onnx", fp16, precision="fp16")
     manifest = json.loads((fp16 / "manifest.json").read_text())
