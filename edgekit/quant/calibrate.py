@@ -50,12 +50,9 @@ def activation_tensors(proto: onnx.ModelProto) -> list[str]:
 def _session(proto: onnx.ModelProto, tensors: list[str], threads: int | None):
     import onnxruntime as ort
 
-    model = onnx.ModelProto()
-    model.CopyFrom(proto)
-    existing = {o.name for o in model.graph.output}
-    for name in tensors:
-        if name not in existing:
-            model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    from edgekit.debug.graph_taps import with_outputs
+
+    model = with_outputs(proto, tensors)  # float activations only (activation_tensors): exposed as they are
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     so.log_severity_level = 3

@@ -131,11 +131,16 @@ def probe(model: nn.Module, source: str, input_shape: tuple[int, ...]):
                              f"{e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
 
 
-def features_spec(loaded: SourceModel, model: nn.Module, names: Sequence[str] | None = None) -> SourceModel:
+def features_spec(loaded: SourceModel, model: nn.Module, names: Sequence[str] | None = None,
+                  tensors: Sequence[torch.Tensor] | None = None) -> SourceModel:
     """``loaded`` as a features model: ``model`` (returning its outputs) and a spec naming and describing them.
-    ``names`` overrides the names the output structure gives (``output_tensors``)."""
+    ``names`` overrides the names the output structure gives (``output_tensors``); ``tensors``: ``model``'s
+    outputs on a zero input when the caller has run it already (else it is run here)."""
     spec = loaded.spec
-    got_names, tensors = output_tensors(probe(model, spec.source, spec.input_shape))
+    if tensors is None:
+        got_names, tensors = output_tensors(probe(model, spec.source, spec.input_shape))
+    else:
+        got_names = [f"output{i}" for i in range(len(tensors))]
     names = list(names) if names is not None else got_names
     if len(names) != len(tensors):
         raise UsageError(f"{spec.source}: expected {len(names)} outputs ({', '.join(names)}), the model returns "
@@ -154,11 +159,13 @@ def with_stage_maps(loaded: SourceModel, indices: Sequence[int]) -> SourceModel:
     them through ``forward_intermediates(x)``, timm models through theirs (``indices=...``)."""
     model, source = loaded.model, loaded.spec.source
     inner = getattr(model, "model", model)
+    every = None  # a zoo model's maps, from the run that counts them (features_spec need not run it again)
     if source.startswith("timm:") or (hasattr(inner, "pretrained_cfg") and not loaded.family):
         available = _timm_stages(inner, source)
         wrapper = TimmStageMaps
     elif loaded.family and hasattr(inner, "forward_intermediates"):
-        available = len(probe(_AllStages(inner), source, loaded.spec.input_shape))
+        every = probe(_AllStages(inner), source, loaded.spec.input_shape)
+        available = len(every)
         wrapper = StageMaps
     else:
         raise UsageError(f"--features needs a model with stages: a zoo model or timm:<name>; {source} gives no stage "
@@ -167,7 +174,8 @@ def with_stage_maps(loaded: SourceModel, indices: Sequence[int]) -> SourceModel:
     if bad:
         raise UsageError(f"--features {','.join(map(str, indices))}: {source} has stages "
                          f"{', '.join(map(str, range(available)))}; {', '.join(map(str, bad))} is not one of them")
-    return features_spec(loaded, wrapper(inner, indices), [f"stage{i}" for i in indices])
+    return features_spec(loaded, wrapper(inner, indices), [f"stage{i}" for i in indices],
+                         [every[i] for i in indices] if every is not None else None)
 
 
 class _AllStages(nn.Module):

@@ -230,7 +230,7 @@ def _spec(model: nn.Module, arch: str, source: str, pcfg: dict, input_shape: tup
     if num_classes < 1:  # no classifier: the pooled embedding (or, with global_pool='', the tokens or map)
         from edgekit.sources.features import features_spec, output_tensors, probe
 
-        _, tensors = output_tensors(probe(model, source, shape))
+        got, tensors = output_tensors(probe(model, source, shape))
         name = {2: "embedding", 3: "tokens", 4: "features"}.get(tensors[0].ndim, "output")
-        return features_spec(SourceModel(model, spec), model, [name] if len(tensors) == 1 else None)
+        return features_spec(SourceModel(model, spec), model, [name] if len(tensors) == 1 else got, tensors)
     return SourceModel(model, spec)

@@ -166,7 +166,7 @@ def spec_from_module(model: nn.Module, source: str, input_shape: tuple[int, ...]
         from edgekit.sources.features import DictOutputs, features_spec
 
         wrapped = DictOutputs(model, names) if isinstance(raw, dict) and hf is None else model
-        return features_spec(SourceModel(model, spec), wrapped, names)
+        return features_spec(SourceModel(model, spec), wrapped, names, tensors)
     if isinstance(raw, dict):  # one tensor in a dict (a transformers classifier's logits): as a plain output
         from edgekit.sources.features import DictOutputs
 
