@@ -2,6 +2,9 @@
 locator (:mod:`.locate`) and its signatures (:mod:`.signatures`) read."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import onnx
 
@@ -36,9 +39,7 @@ def run_taps(proto: onnx.ModelProto, tensors: list[str], runtime: str, options: 
 
     model = with_outputs(inline_plugin_functions(proto), tensors)
     if runtime == "openvino":
-        from edgekit.quant.scoring import to_openvino
-
-        artifact = to_openvino(model)
+        artifact = to_openvino(model, "the graph with its taps")
         opts = {k: v for k, v in options.items() if k in ("inference_precision", "device")}
     else:
         artifact, opts = model.SerializeToString(), {"graph_optimization_level": options.get(
@@ -58,6 +59,21 @@ def run_taps(proto: onnx.ModelProto, tensors: list[str], runtime: str, options: 
     finally:
         engine.close()
     return results
+
+
+def to_openvino(proto: onnx.ModelProto, what: str):
+    """``proto`` as an ``openvino.Model``; ``what`` names it in the one-line error."""
+    import openvino as ov
+
+    from edgekit.plugins_bridge import inline_plugin_functions
+
+    with tempfile.TemporaryDirectory() as tmp:  # convert_model reads ONNX from a file
+        path = Path(tmp) / "model.onnx"
+        onnx.save_model(inline_plugin_functions(proto), str(path))
+        try:
+            return ov.convert_model(str(path))
+        except Exception as e:  # OpConversionFailure and friends
+            raise EdgekitFailure(f"OpenVINO cannot convert {what}: {str(e).splitlines()[0][:300]}") from None
 
 
 def tensor_types(proto: onnx.ModelProto) -> dict[str, int]:

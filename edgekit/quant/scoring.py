@@ -8,10 +8,8 @@ as no TensorRT runs here).
 from __future__ import annotations
 
 import statistics
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -19,6 +17,7 @@ import onnx
 from edgekit.config import Task
 from edgekit.errors import EdgekitFailure
 from edgekit.stages.parity import batches, compare
+from edgekit.debug.graph_taps import to_openvino
 from edgekit.quant.plan import Scoring
 
 Infer = Callable[[np.ndarray], list[np.ndarray]]  # every output, in order
@@ -55,7 +54,7 @@ def compile_for(scoring: Scoring, proto: onnx.ModelProto, threads: int | None) -
 
     runtime = "openvino" if scoring is Scoring.OPENVINO else "onnxruntime"
     # f32 for whatever is not int8: OpenVINO on a CPU with AVX512-BF16 otherwise silently runs bf16
-    model, options = (to_openvino(proto), {"inference_precision": "f32"}) if runtime == "openvino" else \
+    model, options = (to_openvino(proto, "the quantized model"), {"inference_precision": "f32"}) if runtime == "openvino" else \
         (proto.SerializeToString(), {})
     try:
         engine = open_engine(runtime, model, options, threads)
@@ -64,20 +63,6 @@ def compile_for(scoring: Scoring, proto: onnx.ModelProto, threads: int | None) -
         raise EdgekitFailure(f"{what} the quantized model: {e.detail[:300]}") from None
     name = engine.input_names[0]
     return lambda x: engine.infer({name: x})  # every output, in the graph's order
-
-
-def to_openvino(proto: onnx.ModelProto):
-    import openvino as ov
-
-    from edgekit.plugins_bridge import inline_plugin_functions
-
-    with tempfile.TemporaryDirectory() as tmp:  # convert_model reads ONNX from a file
-        path = Path(tmp) / "model.onnx"
-        onnx.save_model(inline_plugin_functions(proto), str(path))
-        try:
-            return ov.convert_model(str(path))
-        except Exception as e:  # OpConversionFailure and friends
-            raise EdgekitFailure(f"OpenVINO cannot convert the quantized model: {str(e).splitlines()[0][:300]}") from None
 
 
 class Scorer:
