@@ -30,8 +30,10 @@ def export(source: str, target: str | Target = "onnx", out: str | Path = "bundle
     features: stage indices ("1,2,3" or a tuple) to export a zoo or timm model's feature maps instead of its
     classifier (outputs ``stage1``...).
     method, percentile, max_drop: int8 only, see :func:`quantize`. keep_fp: node-name patterns kept in float
-    (fp16, bf16 on ONNX Runtime; int8 everywhere). auto_fix: when the gate fails at reduced precision, keep the
-    first diverging module in float and export again (``--auto-fix``)."""
+    (fp16, bf16 on ONNX Runtime; int8 everywhere). auto_fix: when the gate fails, repair and export again (``--auto-fix``):
+    the first diverging module kept in float, ONNX Runtime's optimization level lowered past a fused kernel that
+    disagrees (``target_options={"ort_optimization": ...}`` sets it by hand), or the rewrite that changed the
+    numerics left out."""
     from edgekit.pipeline import export as _export
 
     if isinstance(input_shape, str):

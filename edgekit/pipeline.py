@@ -10,6 +10,7 @@ import onnx
 
 from edgekit.calib import load_image_sets
 from edgekit.config import ExportConfig, Precision, Target, Tolerance
+from edgekit.debug.fusion import find_passing_level, level_name
 from edgekit.errors import ParityError, UsageError, stage
 from edgekit.manifest import (Manifest, export_config_record, file_entries, host_info, read_manifest, sha256_file,
                               write_manifest)
@@ -22,6 +23,7 @@ from edgekit.stages.bundle import check_destination, staged_bundle
 from edgekit.stages.onnx_export import export_onnx, prepare_for_deploy
 from edgekit.stages.parity import ParityReport, run_parity, torch_reference
 from edgekit.targets import get_backend
+from edgekit.targets.onnxruntime.options import LEVELS
 from edgekit.version import __version__
 
 
@@ -67,6 +69,14 @@ def export(config: ExportConfig, reporter: Reporter | None = None, quant=None) -
                 rep.note(f"--auto-fix: keeping {diagnosis['module']} in float ({', '.join(patterns)}): "
                          f"{diagnosis['cause']}")
                 config = replace(config, keep_fp=config.keep_fp + patterns)
+                continue
+            level = diagnosis.get("ort_optimization")
+            if level:
+                if not config.auto_fix or len(fixes) >= AUTO_FIX_ROUNDS:
+                    raise
+                fixes.append({"kind": "fused_kernel", "cause": diagnosis["cause"], "ort_optimization": level})
+                rep.note(f"--auto-fix: ONNX Runtime optimization level {level}: {diagnosis['cause']}")
+                config = replace(config, target_options={**config.target_options, "ort_optimization": level})
                 continue
             if not (config.rewrite and e.applied):
                 raise
@@ -194,13 +204,28 @@ def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: 
             write_manifest(staging, manifest)
         if report is not None and not report.passed and config.verify:
             located = _locate(config, fp32_proto, proto, built, staging, sets.parity.inputs, rep, reference.model)
+            if located is not None and _fusion_may_cause(located, built):
+                def gate(level: str) -> ParityReport:
+                    options = {**built.options, "graph_optimization_level": LEVELS[level]}
+                    return measure_parity(backend, staging, replace(built, options=options), reference,
+                                          sets.parity.inputs, spec, tolerance,
+                                          1 if config.dynamic_batch else spec.input_shape[0], config.threads)
+
+                with rep.step("run ONNX Runtime at lower optimization levels"), stage("parity"):
+                    found = find_passing_level(gate, staging / built.files[0],
+                                               level_name(built.options["graph_optimization_level"]))
+                if found is not None:
+                    located.diagnosis = found.diagnosis(located.first.module if located.first else "")
             where = ""
             if located is not None:
                 path = Path(str(config.out) + ".parity-report.json")
                 _write_report(path, config, report, located, fixes)
                 diagnosis = located.diagnosis or {}
-                fix = (f"; keep it in float with --keep-fp '{diagnosis['keep_fp'][0]}' or pass --auto-fix"
-                       if diagnosis.get("keep_fp") and keep_fp_applies(config) and not config.auto_fix else "")
+                fix = ""
+                if diagnosis.get("keep_fp") and keep_fp_applies(config) and not config.auto_fix:
+                    fix = f"; keep it in float with --keep-fp '{diagnosis['keep_fp'][0]}' or pass --auto-fix"
+                elif diagnosis.get("ort_optimization") and not config.auto_fix:
+                    fix = f"; pass --ort-optimization {diagnosis['ort_optimization']} or --auto-fix"
                 where = f"; {located.line()}{fix}; report: {path}"
             applied = tuple(n for n, c in {**rewrites.swaps, **rewrites.rules}.items() if c > 0)
             raise ParityError(f"parity gate failed for {config.target.value} {config.precision.value}: "
@@ -223,6 +248,15 @@ def _locate(config: ExportConfig, fp32_proto, proto, built, staging: Path, input
             return locate_against_torch(model, fp32_proto, runtime, dict(built.options), inputs)
         candidate = onnx.load(str(staging / built.files[0])) if runtime == "onnxruntime" else proto
         return locate(fp32_proto, candidate, config.precision, runtime, dict(built.options), inputs)
+
+
+def _fusion_may_cause(located, built) -> bool:
+    """Whether a failing gate is worth running again at lower ONNX Runtime optimization levels: an .onnx bundle
+    on ONNX Runtime that fuses, and a divergence no reduced-precision signature explains."""
+    options = built.options or {}
+    return ((built.runtime or {}).get("name") == "onnxruntime" and options.get("format") != "ort"
+            and options.get("graph_optimization_level", "ORT_DISABLE_ALL") != "ORT_DISABLE_ALL"
+            and (located.diagnosis or {}).get("kind", "rounding") in ("rounding", "export_differs"))
 
 
 def _write_report(path: Path, config: ExportConfig, report: ParityReport, located, fixes: list[dict]) -> None:

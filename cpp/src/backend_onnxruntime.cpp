@@ -14,13 +14,28 @@ Ort::Env& env() {  // one per process, as ONNX Runtime asks
   return instance;
 }
 
+// The level the bundle records (runtime_options.graph_optimization_level; ORT_ENABLE_ALL when absent): a
+// bundle repaired past a fused kernel that breaks parity records a lower one, and must be opened with it.
+GraphOptimizationLevel optimization_level(const Manifest& m) {
+  auto it = m.runtime_options.find("graph_optimization_level");
+  const std::string level = it == m.runtime_options.end() ? "ORT_ENABLE_ALL" : it->second;
+  if (level == "ORT_DISABLE_ALL") return GraphOptimizationLevel::ORT_DISABLE_ALL;
+  if (level == "ORT_ENABLE_BASIC") return GraphOptimizationLevel::ORT_ENABLE_BASIC;
+  if (level == "ORT_ENABLE_EXTENDED") return GraphOptimizationLevel::ORT_ENABLE_EXTENDED;
+  if (level == "ORT_ENABLE_ALL" || level.empty()) return GraphOptimizationLevel::ORT_ENABLE_ALL;
+  throw BundleError("runtime_options.graph_optimization_level '" + level +
+                      "' is not an ONNX Runtime level (ORT_ENABLE_ALL, ORT_ENABLE_EXTENDED, ORT_ENABLE_BASIC, "
+                      "ORT_DISABLE_ALL)");
+}
+
 class OnnxRuntimeBackend : public Backend {
  public:
   OnnxRuntimeBackend(const std::filesystem::path& model, const Manifest& m, const BackendOptions& o) : session_(nullptr) {
     std::vector<std::vector<std::string>> session_outputs;
+    const GraphOptimizationLevel level = optimization_level(m);  // the parity run's setting
     try {
       Ort::SessionOptions so;
-      so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);  // the parity run's setting
+      so.SetGraphOptimizationLevel(level);
       if (o.threads > 0) {
         so.SetIntraOpNumThreads(o.threads);
         so.SetInterOpNumThreads(1);

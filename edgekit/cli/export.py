@@ -59,8 +59,9 @@ def target_flag_options(fn):
 @click.option("--opset", type=int, default=17, show_default=True)
 @target_flag_options
 @click.option("--auto-fix", is_flag=True,
-              help="When the parity gate fails at fp16/bf16/int8: locate the first diverging module, keep it in "
-                   "float, export again (up to 3 modules); the manifest records what was changed and why.")
+              help="When the parity gate fails, repair and export again (up to 3 repairs): the first diverging "
+                   "module kept in float, ONNX Runtime's optimization level lowered past a fused kernel that "
+                   "disagrees, or the rewrite that changed the numerics left out; the manifest records what and why.")
 @click.option("--no-verify", is_flag=True, help="Write the bundle even if the parity gate fails (figures are still recorded).")
 @click.option("--no-rewrite", is_flag=True, help="Skip edgekit's graph rewrites and module swaps (naive export).")
 @click.option("--explain", is_flag=True, help="List every rewrite rule with its count, and why one did not apply.")

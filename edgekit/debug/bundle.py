@@ -32,10 +32,10 @@ def debug_bundle(bundle: str | Path, reference: str | None = None, threads: int 
         manifest = runner.manifest
         precision = Precision.parse(manifest.precision)
         name = manifest.runtime.name
-        if name not in ("onnxruntime", "openvino") or (name == "openvino" and precision is Precision.INT8):
-            raise UsageError(f"edgekit debug reads ONNX Runtime bundles and OpenVINO fp32 / fp16 / bf16 bundles; "
-                             f"{path} is {name} {precision.value}: export it again with --auto-fix, which locates "
-                             f"the same way")
+        if name not in ("onnxruntime", "openvino"):
+            raise UsageError(f"edgekit debug reads ONNX Runtime and OpenVINO bundles (what runs here); {path} is "
+                             f"{name}: export the model for --target onnx or openvino at the same precision and "
+                             f"debug that")
         config = recorded_config(path, manifest, path, precision)  # its rules and swaps, as the export chose them
         if reference is not None:
             config = replace(config, source=reference, checkpoint=None)
@@ -49,7 +49,11 @@ def debug_bundle(bundle: str | Path, reference: str | None = None, threads: int 
                                  f"pass --reference SOURCE") from None
         sets = load_image_sets(None, runner.preprocess, None)
         options = dict(manifest.runtime_options or {})
-        candidate = onnx.load(str(path / manifest.file_paths[0])) if name == "onnxruntime" else fp32
+        artifact = path / manifest.file_paths[0]
+        if name == "onnxruntime":
+            candidate = onnx.load(str(artifact))
+        else:  # the bundle's IR for what it computes; an fp32 IR is located on the fp32 graph's node names
+            candidate = fp32 if precision is Precision.FP32 else artifact
         with rep.step(f"compare module by module on {len(sets.parity)} images"):
             if precision is Precision.FP32:
                 located = locate_against_torch(model, candidate, name, options, sets.parity.inputs)

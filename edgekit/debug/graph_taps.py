@@ -31,34 +31,69 @@ def with_outputs(proto: onnx.ModelProto, tensors: list[str]) -> onnx.ModelProto:
     return model
 
 
-def run_taps(proto: onnx.ModelProto, tensors: list[str], runtime: str, options: dict,
+def run_taps(graph, tensors: list[str], runtime: str, options: dict,
              inputs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
-    """Run ``proto`` with ``tensors`` exposed on ``runtime``; per input, tensor name -> float32 value."""
+    """Run ``graph`` with ``tensors`` exposed on ``runtime``; per input, tensor name -> float32 value.
+    ``graph``: an ONNX ModelProto, or the path of an OpenVINO IR ``.xml`` (a bundle's own, int8 included: the
+    IR keeps the ONNX tensor names it was converted from)."""
     from edgekit.engines import EngineError, open_engine
-    from edgekit.plugins_bridge import inline_plugin_functions
 
-    model = with_outputs(inline_plugin_functions(proto), tensors)
-    if runtime == "openvino":
-        artifact = to_openvino(model, "the graph with its taps")
+    if isinstance(graph, (str, Path)):
+        artifact, names = _ir_with_outputs(Path(graph), tensors)
         opts = {k: v for k, v in options.items() if k in ("inference_precision", "device")}
     else:
-        artifact, opts = model.SerializeToString(), {"graph_optimization_level": options.get(
-            "graph_optimization_level", "ORT_ENABLE_ALL")}
+        from edgekit.plugins_bridge import inline_plugin_functions
+
+        model = with_outputs(inline_plugin_functions(graph), tensors)
+        rename = {f"{t}/as_fp32": t for t in tensors}
+        names = [rename.get(o.name, o.name) for o in model.graph.output]
+        if runtime == "openvino":
+            artifact = to_openvino(model, "the graph with its taps")
+            opts = {k: v for k, v in options.items() if k in ("inference_precision", "device")}
+        else:
+            artifact, opts = model.SerializeToString(), {"graph_optimization_level": options.get(
+                "graph_optimization_level", "ORT_ENABLE_ALL")}
     try:
         engine = open_engine(runtime, artifact, opts, threads=None)
     except EngineError as e:
         raise EdgekitFailure(f"the divergence locator cannot open the graph with its taps on {runtime}: "
                              f"{e.detail[:200]}") from None
-    names = [o.name for o in model.graph.output]
-    rename = {f"{t}/as_fp32": t for t in tensors}
     results = []
     try:
         for x in inputs:
-            outs = engine.infer_named({engine.input_names[0]: x}, names)
-            results.append({rename.get(n, n): np.asarray(v, np.float32) for n, v in zip(names, outs)})
+            outs = engine.infer({engine.input_names[0]: x})  # every output, in the graph's order
+            results.append({n: np.asarray(v, np.float32) for n, v in zip(names, outs)})
     finally:
         engine.close()
     return results
+
+
+def graph_tensors(graph) -> set[str]:
+    """The float tensors a tap can expose in ``graph`` (an ONNX ModelProto or an OpenVINO IR path)."""
+    if isinstance(graph, (str, Path)):
+        import openvino as ov
+
+        model = ov.Core().read_model(str(graph))
+        return {name for op in model.get_ops() for out in op.outputs() for name in out.get_names()
+                if out.get_element_type().is_real()}
+    return {name for name, kind in tensor_types(graph).items() if kind in FLOAT_TYPES}
+
+
+def _ir_with_outputs(path: Path, tensors: list[str]):
+    """(The IR at ``path`` with ``tensors`` added as outputs, the name of each of its outputs in order)."""
+    import openvino as ov
+
+    model = ov.Core().read_model(str(path))
+    have = {n for out in model.outputs for n in out.get_names()}
+    missing = [t for t in tensors if t not in have]
+    if missing:
+        model.add_outputs(missing)
+    wanted = set(tensors)
+    names = []
+    for out in model.outputs:
+        found = sorted(wanted & set(out.get_names()))
+        names.append(found[0] if found else out.get_any_name())
+    return model, names
 
 
 def to_openvino(proto: onnx.ModelProto, what: str):

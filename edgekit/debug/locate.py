@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 
 from edgekit.config import Precision, Tolerance
-from edgekit.debug.graph_taps import FLOAT_TYPES, run_taps, tensor_types
+from edgekit.debug.graph_taps import FLOAT_TYPES, graph_tensors, run_taps, tensor_types
 from edgekit.profiling.layers import module_segments
 
 FP16_MAX = 65504.0
@@ -73,9 +73,9 @@ class LocatorReport:
 
     def line(self) -> str:
         """One line for an error message: where it diverges first and what to do."""
-        if self.first is None:
-            return "no module diverges beyond the tolerance layer by layer"
         d = self.diagnosis or {}
+        if self.first is None:
+            return d.get("cause") or "no module diverges beyond the tolerance layer by layer"
         return (f"first diverging module: {self.first.module} ({self.first.op_type}, cosine "
                 f"{self.first.cosine_min:.4f}){': ' + d['cause'] if d.get('cause') else ''}")
 
@@ -97,15 +97,16 @@ def taps(proto: onnx.ModelProto) -> list[Tap]:
     return [t for _, t in sorted(found, key=lambda p: p[0])]
 
 
-def locate(fp32: onnx.ModelProto, candidate: onnx.ModelProto, precision: Precision, runtime: str, options: dict,
+def locate(fp32: onnx.ModelProto, candidate, precision: Precision, runtime: str, options: dict,
            inputs: list[np.ndarray], tolerance: Tolerance | None = None) -> LocatorReport:
-    """Compare ``candidate`` (the fp16 / int8 graph) with ``fp32`` tap by tap on ``inputs``; the first tap that
+    """Compare ``candidate`` (the fp16 / int8 graph: ONNX, or an OpenVINO IR path) with ``fp32`` tap by tap on ``inputs``; the first tap that
     breaks ``tolerance`` (the precision's default) is diagnosed (:func:`edgekit.debug.signatures.diagnose`)."""
     from edgekit.debug.signatures import diagnose
 
     start = time.perf_counter()
     tolerance = tolerance or Tolerance.default(precision)
-    points = [t for t in taps(fp32) if t.tensor in tensor_types(candidate)]
+    present = graph_tensors(candidate)
+    points = [t for t in taps(fp32) if t.tensor in present]
     tensors = [t.tensor for t in points]
     ref = run_taps(fp32, tensors, runtime, {**options, "inference_precision": "f32"}, inputs)
     got = run_taps(candidate, tensors, runtime, options, inputs)

@@ -57,6 +57,48 @@ def test_fp16_overflow_is_located_named_in_the_error_and_fixed(tmp_path):
                                            "keep_fp": ["/rescale/*"]}]
 
 
+def _straight_fp16(proto: onnx.ModelProto, keep: list[str]) -> onnx.ModelProto:
+    """The fp16 graph as a straight cast of every constant gives it (TensorRT's and coremltools' fp16 builds:
+    1e-9 becomes 0). ONNX Runtime's converter instead clamps tiny constants to fp16's smallest subnormal, which
+    hides the signature: the clamped values are set back to the 0 a straight cast gives. ``keep``: nodes in fp32."""
+    from onnx import numpy_helper
+
+    from edgekit.targets.float16 import to_float16
+
+    converted = to_float16(proto, keep_io_types=True, node_block_list=keep)
+    clamped = np.float16(5.96e-08)
+    tensors = [*converted.graph.initializer, *(n.attribute[0].t for n in converted.graph.node
+                                              if n.op_type == "Constant" and n.attribute)]
+    for t in tensors:
+        if t.data_type == onnx.TensorProto.FLOAT16:
+            a = numpy_helper.to_array(t)
+            if (a == clamped).any():
+                t.CopyFrom(numpy_helper.from_array(np.where(a == clamped, np.float16(0), a), t.name or None))
+    return converted
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("name, module", [("tiny_epsilon", "norm"), ("linear_attention_epsilon", "attn")])
+def test_fp16_epsilon_underflow_is_located_and_repaired(runtime, name, module):
+    """An epsilon of 1e-9 (an RMS norm's; a linear-attention normalizer's) that fp16 makes 0: located at its
+    module with the constant named. The norm kept in fp32 by its --keep-fp pattern gives no divergence. (The
+    normalizer kept in fp32 no longer meets 0 / 0, but its ratio of two near-zero sums still follows the fp16
+    rounding of q and k on one of the six images: its module stays the first divergence by cosine, so only the
+    location and the diagnosis are asserted for it.)"""
+    from edgekit.quant.islands import match_patterns
+
+    proto, inputs = _fp32(name)
+    report = locate(proto, _straight_fp16(proto, []), Precision.FP16, runtime, {}, inputs)
+    assert report.first is not None and report.first.module == module, report.line()
+    d = report.diagnosis
+    assert d["kind"] == "fp16_epsilon_underflow" and d["detail"]["value"] == pytest.approx(1e-9)
+    assert d["keep_fp"] == [f"/{module}/*"]
+    if name == "tiny_epsilon":
+        keep = match_patterns(proto, tuple(d["keep_fp"]))
+        repaired = locate(proto, _straight_fp16(proto, keep), Precision.FP16, runtime, {}, inputs)
+        assert repaired.first is None, repaired.line()
+
+
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_int8_outlier_channel_is_located_at_the_module_that_quantizes_it(runtime):
     """Channel 5 at 200x the others: a plain per-tensor QDQ first diverges where that tensor is quantized and
@@ -147,6 +189,40 @@ def test_a_rewrite_that_changes_the_numerics_is_found_by_bisection_and_left_out(
     assert "the rewrite negate_classifier_for_test changes the numerics" in fix["cause"]
 
 
+def test_a_fused_kernel_that_disagrees_is_found_and_stepped_around(monkeypatch, tmp_path):
+    """ONNX Runtime's QuickGelu fusion made wrong (tests/fixtures/diverge.broken_quick_gelu): the fp32 gate fails
+    at the module the kernel replaces, lower optimization levels are tried, the first that passes (basic: the
+    extended level still fuses it) is named with the fused kernel as the suspect, and --auto-fix records it."""
+    from tests.fixtures.diverge import broken_quick_gelu
+
+    broken = broken_quick_gelu(monkeypatch)
+    with pytest.raises(ParityError) as failed:
+        edgekit.export("tests.fixtures.diverge:quick_gelu", "onnx", tmp_path / "b")
+    assert broken, "the injected fault never ran"
+    message = str(failed.value)
+    assert "first diverging module: act " in message and "pass --ort-optimization basic or --auto-fix" in message
+    diagnosis = json.loads((tmp_path / "b.parity-report.json").read_text())["layerwise"]["diagnosis"]
+    # the suspects: what the extended level fuses and basic does not (Conv+ReLU too: ONNX Runtime's names for its
+    # fused nodes do not say which modules they came from)
+    assert diagnosis["kind"] == "fused_kernel" and "com.microsoft.QuickGelu" in diagnosis["detail"]["kernels"]
+    fixed = edgekit.export("tests.fixtures.diverge:quick_gelu", "onnx", tmp_path / "b", auto_fix=True)
+    assert fixed.parity["passed"] and fixed.manifest["runtime_options"]["graph_optimization_level"] == "ORT_ENABLE_BASIC"
+    (fix,) = fixed.manifest["auto_fix"]
+    assert fix["kind"] == "fused_kernel" and fix["ort_optimization"] == "basic"
+    assert fixed.manifest["export_config"]["target_options"]["ort_optimization"] == "basic"
+    # the app opens it the way the gate ran it
+    import onnxruntime
+
+    from edgekit import runtime
+
+    opened = runtime.load(tmp_path / "b")
+    try:
+        level = opened.runner.session.get_session_options().graph_optimization_level
+        assert level == onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    finally:
+        opened.close()
+
+
 def test_debug_a_bundle_written_with_no_verify(cli, tmp_path):
     """`edgekit debug` on a failing fp16 bundle kept with --no-verify: the same module, in a table and a page."""
     bundle = tmp_path / "b"
@@ -159,6 +235,20 @@ def test_debug_a_bundle_written_with_no_verify(cli, tmp_path):
     assert "data:image/png;base64," in (tmp_path / "r.html").read_text()
     code, out, _ = cli("debug", bundle)
     assert code == 0 and "first diverging module: rescale" in " ".join(out.split())
+
+
+def test_debug_an_openvino_int8_bundle_taps_its_own_ir(tmp_path):
+    """An OpenVINO int8 bundle (plain min-max ranges, gate off) is tapped in its own IR, FakeQuantize and all:
+    the outlier channel is located at the module that quantizes it, as on the QDQ graph."""
+    from edgekit.debug.bundle import debug_bundle
+
+    bundle = tmp_path / "ov"
+    edgekit.export("tests.fixtures.diverge:outlier_channel", "openvino", bundle, precision="int8", method="minmax",
+                   verify=False)
+    layer = debug_bundle(bundle)["layerwise"]
+    assert layer["runtime"] == "openvino" and layer["first_divergence"]["module"] == "mix.0"
+    assert layer["diagnosis"]["kind"] == "int8_outlier_channel" and layer["diagnosis"]["detail"]["channel"] == 5
+    assert [t["module"] for t in layer["taps"]][:2] == ["stem", "block.0"]
 
 
 def _error_line(err: str) -> str:

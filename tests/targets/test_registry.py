@@ -29,7 +29,7 @@ def test_every_key_belongs_to_one_target():
     assert len(keys) == len(set(keys)), keys
     assert sorted(f.name for _, f in target_flags()) == [
         "--coreml-output", "--device", "--dla-core", "--hardware-compatibility", "--mobile", "--onnx-only",
-        "--shapes", "--timing-cache", "--version-compatible", "--workspace"]
+        "--ort-optimization", "--shapes", "--timing-cache", "--version-compatible", "--workspace"]
 
 
 def test_options_from_flags_keeps_what_was_given():
@@ -44,8 +44,13 @@ def test_parse_refuses_other_targets_keys_and_unknown_ones():
     assert parse_options(Target.OPENVINO, {"device": "GPU", "mobile": False}).device == "GPU"
     with pytest.raises(UsageError, match="^--coreml-output applies to --target coreml, not onnx$"):
         parse_options(Target.ONNX, {"coreml_output": "labels"})
-    with pytest.raises(UsageError, match="^unknown target option 'nope'; --target onnx reads mobile$"):
+    with pytest.raises(UsageError, match="^unknown target option 'nope'; --target onnx reads mobile, ort_optimization$"):
         parse_options(Target.ONNX, {"nope": 1})
+    assert parse_options(Target.ONNX, {"ort_optimization": "basic"}).graph_optimization_level == "ORT_ENABLE_BASIC"
+    with pytest.raises(UsageError, match="^--ort-optimization applies to the .onnx bundle; a --mobile bundle"):
+        parse_options(Target.ONNX, {"ort_optimization": "basic", "mobile": True})
+    with pytest.raises(UsageError, match="^--ort-optimization 'fast' is not a level; choose one of all, extended"):
+        parse_options(Target.ONNX, {"ort_optimization": "fast"})
 
 
 def test_the_api_refuses_another_targets_option_before_anything_runs(tmp_path):

@@ -49,7 +49,8 @@ class OnnxRuntimeBackend(TargetBackend):
 
             return build_mobile(out_dir / MODEL_FILE, precision, self.runtime_version(), notes)
         return BuildResult([MODEL_FILE], {"name": "onnxruntime", "version": self.runtime_version()}, precision,
-                           {"providers": ["CPUExecutionProvider"], "graph_optimization_level": "ORT_ENABLE_ALL"}, notes)
+                           {"providers": ["CPUExecutionProvider"],
+                            "graph_optimization_level": self.options.graph_optimization_level}, notes)
 
     def open(self, bundle_dir: Path, files: list[str], options: dict, threads: int | None = None) -> Engine:
         return open_engine("onnxruntime", bundle_dir / files[0], options, threads)
