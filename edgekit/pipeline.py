@@ -247,7 +247,7 @@ def _locate(config: ExportConfig, fp32_proto, proto, built, staging: Path, input
         if config.precision is Precision.FP32:
             return locate_against_torch(model, fp32_proto, runtime, dict(built.options), inputs)
         candidate = onnx.load(str(staging / built.files[0])) if runtime == "onnxruntime" else proto
-        return locate(fp32_proto, candidate, config.precision, runtime, dict(built.options), inputs)
+        return locate(fp32_proto, candidate, config.precision, runtime, dict(built.options), inputs, gate_failed=True)
 
 
 def _fusion_may_cause(located, built) -> bool:

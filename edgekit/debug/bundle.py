@@ -58,7 +58,8 @@ def debug_bundle(bundle: str | Path, reference: str | None = None, threads: int 
             if precision is Precision.FP32:
                 located = locate_against_torch(model, candidate, name, options, sets.parity.inputs)
             else:
-                located = locate(fp32, candidate, precision, name, options, sets.parity.inputs)
+                failed = (manifest.get("parity") or {}).get("passed") is False
+                located = locate(fp32, candidate, precision, name, options, sets.parity.inputs, gate_failed=failed)
     finally:
         runner.close()
     gate = manifest.get("parity") or {}

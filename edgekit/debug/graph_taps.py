@@ -49,6 +49,10 @@ def run_taps(graph, tensors: list[str], runtime: str, options: dict,
         names = [rename.get(o.name, o.name) for o in model.graph.output]
         if runtime == "openvino":
             artifact = to_openvino(model, "the graph with its taps")
+            # OpenVINO orders and names its outputs itself: each is matched by the names its tensor carries
+            wanted = set(rename) | set(names)
+            names = [rename.get(m, m) for m in (_first(wanted & set(o.get_names()), o.get_any_name())
+                                                 for o in artifact.outputs)]
             opts = {k: v for k, v in options.items() if k in ("inference_precision", "device")}
         else:
             artifact, opts = model.SerializeToString(), {"graph_optimization_level": options.get(
@@ -89,11 +93,11 @@ def _ir_with_outputs(path: Path, tensors: list[str]):
     if missing:
         model.add_outputs(missing)
     wanted = set(tensors)
-    names = []
-    for out in model.outputs:
-        found = sorted(wanted & set(out.get_names()))
-        names.append(found[0] if found else out.get_any_name())
-    return model, names
+    return model, [_first(wanted & set(out.get_names()), out.get_any_name()) for out in model.outputs]
+
+
+def _first(names: set[str], fallback: str) -> str:
+    return sorted(names)[0] if names else fallback
 
 
 def to_openvino(proto: onnx.ModelProto, what: str):

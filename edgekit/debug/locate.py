@@ -98,9 +98,12 @@ def taps(proto: onnx.ModelProto) -> list[Tap]:
 
 
 def locate(fp32: onnx.ModelProto, candidate, precision: Precision, runtime: str, options: dict,
-           inputs: list[np.ndarray], tolerance: Tolerance | None = None) -> LocatorReport:
+           inputs: list[np.ndarray], tolerance: Tolerance | None = None, gate_failed: bool = False) -> LocatorReport:
     """Compare ``candidate`` (the fp16 / int8 graph: ONNX, or an OpenVINO IR path) with ``fp32`` tap by tap on ``inputs``; the first tap that
-    breaks ``tolerance`` (the precision's default) is diagnosed (:func:`edgekit.debug.signatures.diagnose`)."""
+    breaks ``tolerance`` (the precision's default) is diagnosed (:func:`edgekit.debug.signatures.diagnose`).
+    int8 error diagnosed as mere rounding, or a failed gate (``gate_failed``) no tap explains, is traced back
+    to the module reading an outlier-dominated tensor, where there is one
+    (:func:`edgekit.debug.signatures.outlier_upstream`)."""
     from edgekit.debug.signatures import diagnose
 
     start = time.perf_counter()
@@ -118,6 +121,16 @@ def locate(fp32: onnx.ModelProto, candidate, precision: Precision, runtime: str,
             report.first = figures
             report.diagnosis = diagnose(tap, fp32, [r[tap.tensor] for r in ref], [g[tap.tensor] for g in got],
                                         precision, runtime, inputs).to_dict()
+    if precision is Precision.INT8 and (report.first is not None or gate_failed) \
+            and (report.diagnosis or {}).get("kind", "rounding") == "rounding":
+        from edgekit.debug.signatures import outlier_upstream
+
+        # up to the first divergence (all taps when none breaks alone but the gate failed on the output)
+        upto = points[:points.index(next(t for t in points if t.tensor == report.first.tensor)) + 1] \
+            if report.first else points
+        found = outlier_upstream(fp32, upto, runtime, inputs)
+        if found is not None:
+            report.diagnosis = found.to_dict()
     report.seconds = time.perf_counter() - start
     return report
 

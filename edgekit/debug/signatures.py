@@ -77,6 +77,42 @@ def diagnose(tap, fp32: onnx.ModelProto, ref: list[np.ndarray], got: list[np.nda
                      patterns, {})
 
 
+def outlier_upstream(fp32: onnx.ModelProto, taps, runtime: str, inputs: list[np.ndarray]) -> Diagnosis | None:
+    """int8 error that builds up over several modules, none of them past the tolerance on its own: the module
+    among ``taps`` whose weighted layer (Conv, MatMul, Gemm) reads the worst outlier-dominated tensor, which a
+    per-tensor scale spends its steps on. That module kept in float reads the tensor unquantized."""
+    from edgekit.debug.graph_taps import FLOAT_TYPES, run_taps, tensor_types
+
+    types = tensor_types(fp32)
+    initializers = {i.name for i in fp32.graph.initializer} | {i.name for i in fp32.graph.input}
+    reads: dict[str, list[str]] = {}
+    for tap in taps:
+        members = set(tap.nodes)
+        reads[tap.module] = [n.input[0] for n in fp32.graph.node
+                             if n.name in members and n.op_type in _WEIGHTED and n.input
+                             and n.input[0] not in initializers and types.get(n.input[0]) in FLOAT_TYPES]
+    names = list(dict.fromkeys(t for ts in reads.values() for t in ts))
+    if not names:
+        return None
+    (values,) = run_taps(fp32, names, runtime, {"inference_precision": "f32"}, inputs[:1])
+    worst = None
+    for tap in taps:
+        found = _outlier_channel({n: values[n] for n in reads[tap.module]}, tap)
+        if found is not None and (worst is None or found[2] > worst[1][2]):
+            worst = (tap, found)
+    if worst is None:
+        return None
+    tap, (name, channel, ratio) = worst
+    return Diagnosis("int8_outlier_channel", tap.module,
+                     f"int8 range dominated by an outlier channel: channel {channel} of {name}, which {tap.module} "
+                     f"reads, is {ratio:.0f}x the median channel's magnitude; the error it leaves builds up "
+                     f"downstream (keep {tap.module} in float)", keep_fp_patterns(tap.nodes),
+                     {"tensor": name, "channel": channel, "ratio": ratio})
+
+
+_WEIGHTED = {"Conv", "ConvTranspose", "MatMul", "Gemm"}
+
+
 def keep_fp_patterns(nodes) -> tuple[str, ...]:
     """fnmatch patterns for a module's nodes: their common name prefix up to a '/', then '*' (one pattern),
     or the names themselves when they share no scope."""
@@ -132,8 +168,9 @@ def _outlier_channel(values: dict[str, np.ndarray], tap) -> tuple[str, int, floa
         if v.ndim < 2 or v.shape[1] < 4:
             continue
         axis = 1 if v.ndim == 4 else v.ndim - 1  # NCHW maps: channels on axis 1; tokens (B, N, C): the last axis
-        per = np.abs(np.moveaxis(v, axis, 0).reshape(v.shape[axis], -1)).max(1)
-        median = float(np.median(per))
+        per = np.abs(np.moveaxis(v, axis, 0).reshape(v.shape[axis], -1)).max(1).astype(np.float64)
+        # a median of (near-)dead channels is floored at 1e-6 of the largest: the ratio stays finite and stable
+        median = max(float(np.median(per)), 1e-6 * float(per.max()))
         if median <= 0:
             continue
         ratio = float(per.max() / median)

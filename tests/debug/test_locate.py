@@ -3,6 +3,7 @@ must be located at the module that has it; a model without a problem must give n
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import onnx
@@ -109,6 +110,28 @@ def test_int8_outlier_channel_is_located_at_the_module_that_quantizes_it(runtime
     d = report.diagnosis
     assert d["kind"] == "int8_outlier_channel" and d["detail"]["channel"] == 5 and d["detail"]["ratio"] > 50
     assert d["keep_fp"] == ["/mix/mix.0/*"]
+
+
+FULL = os.environ.get("EDGEKIT_FULL_DEBUG") == "1"
+
+
+@pytest.mark.parametrize("target", ["onnx", pytest.param("openvino", marks=pytest.mark.skipif(
+    not FULL, reason="35 s on 2 cores: runs with EDGEKIT_FULL_DEBUG=1"))])
+def test_int8_outlier_channel_fails_the_gate_and_auto_fix_keeps_its_reader_in_float(target, tmp_path):
+    """Channel 5 at 2000x under min-max ranges: the error builds up to the head (the first tap past the
+    tolerance), and is traced back to `mix.0`, the layer reading the outlier tensor; --auto-fix keeps it in
+    float and the gate passes."""
+    out = tmp_path / "b"
+    source = "tests.fixtures.diverge:severe_outlier_channel"
+    with pytest.raises(ParityError) as failed:
+        edgekit.export(source, target, out, precision="int8", method="minmax")
+    message = str(failed.value)
+    assert "int8 range dominated by an outlier channel: channel 5 of /gain/Mul_output_0, which mix.0 reads" \
+        in message and "--keep-fp '/mix/mix.0/*'" in message, message
+    fixed = edgekit.export(source, target, out, precision="int8", method="minmax", auto_fix=True)
+    assert fixed.parity["passed"]
+    (fix,) = fixed.manifest["auto_fix"]
+    assert fix["module"] == "mix.0" and fix["kind"] == "int8_outlier_channel" and fix["keep_fp"] == ["/mix/mix.0/*"]
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
