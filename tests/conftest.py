@@ -38,3 +38,12 @@ def tensorrt_bindings():
         return tb.fetch_all()
     except (tb.BindingsUnavailable, OSError, subprocess.TimeoutExpired) as e:
         (pytest.fail if tb.required() else pytest.skip)(f"TensorRT bindings source unavailable: {e}")
+
+
+@pytest.fixture(scope="module")
+def ssh_host(tmp_path_factory):
+    """An sshd on 127.0.0.1 and an ssh config file whose host alias 'device' reaches it (tests/sshd.py); the
+    tests that use it carry tests.sshd.SSH_MARKS, which skip where sshd cannot run."""
+    from tests.sshd import start_sshd
+
+    yield from start_sshd(tmp_path_factory)

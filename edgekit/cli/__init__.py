@@ -5,5 +5,6 @@ from edgekit.cli import export  # noqa: F401  (registers export, inspect, models
 from edgekit.cli import profile  # noqa: F401  (registers profile)
 from edgekit.cli import quantize  # noqa: F401  (registers quantize, evaluate)
 from edgekit.cli import debug  # noqa: F401  (registers debug)
+from edgekit.cli import tune  # noqa: F401  (registers tune, sweep)
 
 __all__ = ["main"]

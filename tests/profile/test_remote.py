@@ -3,12 +3,7 @@ temporary host key and an authorized key made here. The "device" is this machine
 running the copied one-file runner with a Python that has numpy and the runtime."""
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,55 +11,9 @@ import pytest
 import edgekit
 from edgekit.errors import EdgekitFailure
 from tests.profile.conftest import FAST
+from tests.sshd import SSH_MARKS, free_port
 
-SSHD = shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if Path(p).exists()), None)
-
-pytestmark = [
-    pytest.mark.skipif(SSHD is None, reason="sshd is not installed (Debian: apt-get install openssh-server)"),
-    pytest.mark.skipif(shutil.which("ssh") is None or shutil.which("ssh-keygen") is None,
-                       reason="the OpenSSH client (ssh, ssh-keygen) is not installed"),
-    pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
-                       reason="the test sshd runs as root to log in as root with a temporary key"),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def ssh_host(tmp_path_factory):
-    """An sshd on 127.0.0.1:<free port>; yields an ssh config file whose host alias 'device' reaches it."""
-    d = tmp_path_factory.mktemp("sshd")
-    for key in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)], check=True)
-    shutil.copy(d / "client_key.pub", d / "authorized_keys")
-    port = _free_port()
-    (d / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n"
-        f"AuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nLogLevel ERROR\n")
-    (d / "ssh_config").write_text(
-        f"Host device\n  HostName 127.0.0.1\n  Port {port}\n  User root\n  IdentityFile {d}/client_key\n"
-        f"  IdentitiesOnly yes\n  UserKnownHostsFile {d}/known_hosts\n  StrictHostKeyChecking accept-new\n")
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
-    server = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stdout=subprocess.DEVNULL,
-                              stderr=open(d / "sshd.log", "w"))
-    deadline = time.monotonic() + 20
-    while True:
-        ok = subprocess.run(["ssh", "-F", str(d / "ssh_config"), "-o", "BatchMode=yes", "device", "true"],
-                            capture_output=True).returncode == 0
-        if ok:
-            break
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(f"test sshd did not come up: {(d / 'sshd.log').read_text()[-500:]}")
-        time.sleep(0.2)
-    yield d / "ssh_config"
-    server.terminate()
-    server.wait(timeout=10)
+pytestmark = SSH_MARKS
 
 
 def _stub_python(tmp_path: Path, missing: str) -> Path:
@@ -123,7 +72,7 @@ def test_remote_cli_with_progress_lines(cli, ssh_host, bundles):
 
 def test_unreachable_device_is_one_clear_error(ssh_host, bundles):
     with pytest.raises(EdgekitFailure, match=r"cannot reach root@127.0.0.1:\d+ over SSH: .*(refused|closed)"):
-        edgekit.profile(bundles["onnx"], remote=f"root@127.0.0.1:{_free_port()}", ssh_config=ssh_host, **FAST)
+        edgekit.profile(bundles["onnx"], remote=f"root@127.0.0.1:{free_port()}", ssh_config=ssh_host, **FAST)
 
 
 @pytest.mark.parametrize("missing, message", [("onnxruntime", "lacks onnxruntime, the runtime of this onnx bundle"),
