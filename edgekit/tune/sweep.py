@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -245,6 +244,8 @@ def _check_answers(remote) -> None:
         done = subprocess.run(ssh_command(remote, "true"), capture_output=True, text=True, timeout=30)
     except subprocess.TimeoutExpired:
         raise UsageError(f"device {remote} does not answer over SSH (no reply in 30 s)") from None
+    except FileNotFoundError:
+        raise UsageError(f"device {remote} is reached over SSH, and ssh is not installed here") from None
     if done.returncode != 0:
         lines = (done.stderr or "").strip().splitlines()
         raise UsageError(f"device {remote} does not answer over SSH: {lines[-1] if lines else 'ssh failed'}")
@@ -344,17 +345,35 @@ class LocalExecutor:
                 yield futures[future], future.result()
 
     def time_all(self, timing: dict, remotes: dict, spec: Spec):
-        from concurrent.futures import as_completed
+        """Each device's cells in its own thread, one after another; each result is yielded (and so recorded)
+        as soon as it is measured."""
+        import queue
+        import threading
+
+        results: queue.Queue = queue.Queue()
 
         def device_queue(cells):
-            return [(c, {**record, **time_cell(record["bundle"], remotes[c.device], spec.iterations, spec.warmup)})
-                    for c, record in cells]
+            try:
+                for c, record in cells:
+                    timed = time_cell(record["bundle"], remotes[c.device], spec.iterations, spec.warmup)
+                    results.put((c, {**record, **timed}))
+            except BaseException as e:  # noqa: BLE001 - an interrupt, handed to the main thread
+                results.put(e)
+            finally:
+                results.put(None)
 
-        if not timing:
-            return
-        with ThreadPoolExecutor(len(timing)) as threads:
-            for future in as_completed([threads.submit(device_queue, cells) for cells in timing.values()]):
-                yield from future.result()
+        threads = [threading.Thread(target=device_queue, args=(cells,), daemon=True) for cells in timing.values()]
+        for t in threads:
+            t.start()
+        finished = 0
+        while finished < len(threads):
+            item = results.get()
+            if item is None:
+                finished += 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
 
     def close(self) -> None:
         return None
