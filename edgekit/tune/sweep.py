@@ -396,9 +396,11 @@ class RayExecutor:
         self.started = False
         if not ray.is_initialized():
             try:
+                # a new local instance holds this machine's CPU as the device "local"
+                local = {} if address else {"resources": {device_resource(LOCAL): 1}, "include_dashboard": False}
                 ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
                          runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
-                             filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}})
+                             filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}}, **local)
             except Exception as e:  # noqa: BLE001 - ConnectionError and friends: one line
                 raise UsageError(f"cannot reach the Ray cluster at {address or 'a new local one'}: "
                                  f"{_one_line(e)}") from None

@@ -98,3 +98,12 @@ def test_bad_input_is_one_line(cli, tmp_path):
     assert code == 2 and "is not a folder" in err
     code, _, err = cli("tune", "tests.fixtures.tiny:tiny_classifier", "--out", tmp_path / "o", "--precision", "int4")
     assert code == 2 and "int4" in err
+
+
+def test_the_pareto_front_keeps_what_nothing_beats_on_both_axes():
+    from edgekit.tune.report import pareto
+
+    rows = [{"n": "a", "latency_ms": 1.0, "value": 0.80}, {"n": "b", "latency_ms": 2.0, "value": 0.90},
+            {"n": "c", "latency_ms": 3.0, "value": 0.85}, {"n": "d", "latency_ms": 2.5, "value": 0.90},
+            {"n": "e", "latency_ms": None, "value": 0.99}]
+    assert [r["n"] for r in pareto(rows)] == ["a", "b"]  # c and d are slower than b and no better; e is untimed
