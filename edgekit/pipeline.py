@@ -246,6 +246,8 @@ def _locate(config: ExportConfig, fp32_proto, proto, built, staging: Path, input
     with rep.step("locate the divergence layer by layer"), stage("parity"):
         if config.precision is Precision.FP32:
             return locate_against_torch(model, fp32_proto, runtime, dict(built.options), inputs)
+        if (built.options or {}).get("format") == "ort":
+            return None  # a --mobile bundle holds the .ort file only: no ONNX graph to tap
         candidate = onnx.load(str(staging / built.files[0])) if runtime == "onnxruntime" else proto
         return locate(fp32_proto, candidate, config.precision, runtime, dict(built.options), inputs, gate_failed=True)
 

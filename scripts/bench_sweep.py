@@ -34,8 +34,13 @@ iterations: 30
 
 
 def run(spec_path: Path, out: Path, executor: str) -> tuple[float, dict]:
+    import os
+
     from edgekit.tune.sweep import load_spec, run_sweep
 
+    # empty caches for each run (edgekit's calibration-range cache is per machine otherwise): neither run
+    # starts with what the other computed; set before Ray starts, so its workers inherit them
+    os.environ["EDGEKIT_CALIB_CACHE"] = str(out.parent / f"{executor}-calib-cache")
     start = time.perf_counter()
     result = run_sweep(load_spec(spec_path), out, executor)
     return time.perf_counter() - start, result
@@ -56,8 +61,9 @@ def main() -> None:
             if executor == "ray":
                 import ray
 
+                calib_cache = str(Path(tmp) / "ray-calib-cache")
                 ray.init(num_cpus=2, resources={"device:local": 1}, include_dashboard=False, log_to_driver=False,
-                         runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+                         runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "EDGEKIT_CALIB_CACHE": calib_cache}})
             try:
                 seconds, result = run(spec, Path(tmp) / executor, executor)
             finally:

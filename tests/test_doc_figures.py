@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import _docblock  # noqa: E402
 
-DOCS = ["docs/benchmarks.md", "docs/rewrites.md", "docs/quantization.md"]
+DOCS = ["docs/benchmarks.md", "docs/rewrites.md", "docs/quantization.md", "docs/tune.md"]
 # a figure: a decimal (1.56, 0.999), or a number with a unit of speed, time, share or size (2x, 87%, 12 ms,
 # 0.3 pt); not a setting (2 threads, 128 images, opset 17), a shape (224x224, 1x3x64x64), a name (b0@256) or a
 # tolerance written as a power of ten (1e-5)
