@@ -34,7 +34,8 @@ from edgekit.config import Precision, Target
               help="Parity and calibration images, as `edgekit export`.")
 @click.option("--mean", default=None, metavar="R,G,B", help="As `edgekit export`.")
 @click.option("--std", default=None, metavar="R,G,B", help="As `edgekit export`.")
-@click.option("--resize", type=click.Choice(["bilinear", "bicubic", "nearest"]), default=None, help="As `edgekit export`.")
+@click.option("--resize", type=click.Choice(["bilinear", "bicubic", "nearest"]), default=None,
+              help="As `edgekit export`.")
 @click.option("--labels", type=click.Path(path_type=Path), default=None, help="As `edgekit export`.")
 @click.option("--num-classes", type=int, default=None, help="As `edgekit export`.")
 @click.option("--iterations", "-n", type=int, default=50, show_default=True, help="Timed runs per candidate.")

@@ -99,8 +99,9 @@ def taps(proto: onnx.ModelProto) -> list[Tap]:
 
 def locate(fp32: onnx.ModelProto, candidate, precision: Precision, runtime: str, options: dict,
            inputs: list[np.ndarray], tolerance: Tolerance | None = None, gate_failed: bool = False) -> LocatorReport:
-    """Compare ``candidate`` (the fp16 / int8 graph: ONNX, or an OpenVINO IR path) with ``fp32`` tap by tap on ``inputs``; the first tap that
-    breaks ``tolerance`` (the precision's default) is diagnosed (:func:`edgekit.debug.signatures.diagnose`).
+    """Compare ``candidate`` (the fp16 / int8 graph: ONNX, or an OpenVINO IR path) with ``fp32`` tap by tap on
+    ``inputs``; the first tap that breaks ``tolerance`` (the precision's default) is diagnosed
+    (:func:`edgekit.debug.signatures.diagnose`).
     int8 error diagnosed as mere rounding, or a failed gate (``gate_failed``) no tap explains, is traced back
     to the module reading an outlier-dominated tensor, where there is one
     (:func:`edgekit.debug.signatures.outlier_upstream`)."""

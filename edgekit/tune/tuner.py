@@ -148,7 +148,9 @@ def _drops(rows: list[dict], data, max_drop: float, reference: float | None = No
     candidate was tried) or from full agreement."""
     judged = [r for r in rows if r.get("value") is not None and r["status"] == "ok"]
     if data is not None:
-        fp32 = [r["value"] for r in judged if r["precision"] == "fp32"] or ([reference] if reference is not None else [])
+        fp32 = [r["value"] for r in judged if r["precision"] == "fp32"]
+        if not fp32 and reference is not None:
+            fp32 = [reference]
         if not fp32:
             raise EdgekitFailure("no fp32 candidate could be exported and measured, so no drop can be measured: "
                                  + "; ".join(f"{r['target']} fp32: {r.get('reason')}" for r in rows

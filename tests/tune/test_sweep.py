@@ -115,6 +115,7 @@ def test_a_bad_spec_is_one_line(cli, tmp_path, text, message):
 
 
 def test_a_device_that_does_not_answer_is_one_line(cli, tmp_path):
-    spec = _spec(tmp_path, f"models: [m]\ntargets: [onnx]\nprecisions: [fp32]\ndevices: [root@127.0.0.1:{free_port()}]\n")
+    dead = f"root@127.0.0.1:{free_port()}"
+    spec = _spec(tmp_path, f"models: [m]\ntargets: [onnx]\nprecisions: [fp32]\ndevices: [{dead}]\n")
     code, _, err = cli("sweep", spec, "--out", tmp_path / "out")
     assert code == 2 and "does not answer over SSH" in err, err
