@@ -47,3 +47,20 @@ def ssh_host(tmp_path_factory):
     from tests.sshd import start_sshd
 
     yield from start_sshd(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """The digits cache dir with its labeled folders and the tiny classifier's checkpoint (trained if missing;
+    tests/digits.py): for the tests that must judge trained weights (quantization, tune)."""
+    from tests.digits import trained
+
+    return trained("tiny_classifier")
+
+
+@pytest.fixture(scope="session")
+def digits_seg(digits):
+    """The same dir, with the tiny segmenter's checkpoint too."""
+    from tests.digits import trained
+
+    return trained("tiny_segmenter")

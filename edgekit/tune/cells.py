@@ -135,7 +135,7 @@ def available(target: str, precision: str) -> str:
         return f"{target} has no {precision}"
     missing = backend.missing()
     if missing:
-        return missing
+        return short_reason(missing)
     if target == "trt":
         try:
             import tensorrt  # noqa: F401
@@ -154,6 +154,11 @@ def available(target: str, precision: str) -> str:
         if not device_supports("CPU", hint):
             return f"this CPU has no {precision} compute (OpenVINO would run it in f32)"
     return ""
+
+
+def short_reason(text: str) -> str:
+    """A target's "cannot run here" message as a table cell: its first clause (`edgekit export` gives the rest)."""
+    return text.split(" (")[0].split(": ")[0]
 
 
 def _fingerprint(source: str, options: dict) -> list:

@@ -26,7 +26,7 @@ from pathlib import Path
 from edgekit.errors import EdgekitFailure, UsageError
 from edgekit.progress import Reporter
 from edgekit.tune import report as tables
-from edgekit.tune.cells import Job, _one_line, _write_json, accuracy, available, build, time_bundles
+from edgekit.tune.cells import Job, _one_line, _write_json, accuracy, available, build, short_reason, time_bundles
 
 SPEC_KEYS = {"models": "list of model sources (a string, or a mapping with `source` and export options)",
              "targets": "list of targets (onnx, openvino, trt, coreml)",
@@ -225,7 +225,7 @@ def _cannot_run(cell: Cell) -> str:
         return available(cell.target, cell.precision)
     if cell.target in ("trt", "coreml"):
         return f"{cell.target} is not timed over SSH (edgekit profile --remote runs ONNX Runtime and OpenVINO bundles)"
-    return backend.missing() or ""
+    return short_reason(backend.missing() or "")
 
 
 def _remote(spec: Spec, device: str):
@@ -338,7 +338,8 @@ class LocalExecutor:
         if not jobs:
             return
         threads = max(1, (os.cpu_count() or 1) // self.workers)
-        with ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_platform_start_method) as pool:
             futures = {pool.submit(export_and_judge, asdict(job), str(cache), data, threads): key
                        for key, job in jobs.items()}
             for future in as_completed(futures):
@@ -377,6 +378,15 @@ class LocalExecutor:
 
     def close(self) -> None:
         return None
+
+
+def _platform_start_method() -> None:
+    """In a pool worker: the platform's own start method for any process a library starts (the workers are
+    spawned, which would make each of those a new interpreter: OpenVINO's and NNCF's telemetry start one per
+    event, and as fresh interpreters they tripled a sweep's export time here)."""
+    import multiprocessing
+
+    multiprocessing.set_start_method(None, force=True)
 
 
 class RayExecutor:

@@ -21,7 +21,7 @@ from pathlib import Path
 from edgekit.errors import EdgekitFailure, UsageError
 from edgekit.progress import Reporter
 from edgekit.tune import report as tables
-from edgekit.tune.cells import AVAILABLE_TARGETS, Job, accuracy, available, build, time_bundles
+from edgekit.tune.cells import AVAILABLE_TARGETS, Job, accuracy, available, build, short_reason, time_bundles
 
 DEFAULT_MAX_DROP = 1.0  # points of top-1 / mIoU / agreement
 
@@ -140,7 +140,7 @@ def _cannot_run(target: str, precision: str, remote) -> str:
     from edgekit.config import Target
     from edgekit.targets import get_backend
 
-    return get_backend(Target.parse(target)).missing() or ""
+    return short_reason(get_backend(Target.parse(target)).missing() or "")
 
 
 def _drops(rows: list[dict], data, max_drop: float, reference: float | None = None) -> None:

@@ -3,28 +3,15 @@
 Quantization is judged on trained weights: random weights have no activation outliers and no
 logit margins, so they say nothing about what int8 costs. scripts/train_digits.py trains the tiny
 hybrids (conv stem, BatchNorm, LayerNorm, softmax attention, GELU, linear head) on scikit-learn's
-handwritten digits once and caches them (``$EDGEKIT_CACHE``, default ~/.cache/edgekit/digits).
+handwritten digits once and caches them (``$EDGEKIT_CACHE``, default ~/.cache/edgekit/digits); the ``digits``
+and ``digits_seg`` fixtures of tests/conftest.py hand them out.
 """
 from __future__ import annotations
 
 import pytest
 
-from tests.digits import trained
-
 CLS = "scripts.train_digits:tiny_classifier_digits"
 SEG = "scripts.train_digits:tiny_segmenter_digits"
-
-
-@pytest.fixture(scope="session")
-def digits():
-    """The digits cache dir with its labeled folders and the tiny classifier's checkpoint (trained if missing)."""
-    return trained("tiny_classifier")
-
-
-@pytest.fixture(scope="session")
-def digits_seg(digits):
-    """The same dir, with the tiny segmenter's checkpoint too."""
-    return trained("tiny_segmenter")
 
 
 @pytest.fixture(autouse=True)

@@ -1,23 +1,11 @@
-"""Trained digits models (scripts/train_digits.py, cached) and one export cache per test module: `tune` and
-`sweep` are judged on trained weights and real labeled data, as their users feed them."""
+"""`tune` and `sweep` are judged on trained weights and real labeled data, as their users feed them: the digits
+models (scripts/train_digits.py; the ``digits`` fixtures of tests/conftest.py). One export cache per module."""
 from __future__ import annotations
 
 import pytest
 
-from tests.digits import trained
-
 CLS = "scripts.train_digits:tiny_classifier_digits"
 SEG = "scripts.train_digits:tiny_segmenter_digits"
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return trained("tiny_classifier")
-
-
-@pytest.fixture(scope="module")
-def digits_seg(digits):
-    return trained("tiny_segmenter")
 
 
 @pytest.fixture(scope="module")
