@@ -46,13 +46,13 @@ def run_taps(graph, tensors: list[str], runtime: str, options: dict,
 
         model = with_outputs(inline_plugin_functions(graph), tensors)
         rename = {f"{t}/as_fp32": t for t in tensors}
-        names = [rename.get(o.name, o.name) for o in model.graph.output]
+        names = [[rename.get(o.name, o.name)] for o in model.graph.output]
         if runtime == "openvino":
             artifact = to_openvino(model, "the graph with its taps")
             # OpenVINO orders and names its outputs itself: each is matched by the names its tensor carries
-            wanted = set(rename) | set(names)
-            names = [rename.get(m, m) for m in (_first(wanted & set(o.get_names()), o.get_any_name())
-                                                 for o in artifact.outputs)]
+            # (several, where OpenVINO merged tensors that are the same value)
+            wanted = set(rename) | {n for (n,) in names}
+            names = [[rename.get(m, m) for m in _carried(wanted, o)] for o in artifact.outputs]
             opts = {k: v for k, v in options.items() if k in ("inference_precision", "device")}
         else:
             artifact, opts = model.SerializeToString(), {"graph_optimization_level": options.get(
@@ -66,7 +66,7 @@ def run_taps(graph, tensors: list[str], runtime: str, options: dict,
     try:
         for x in inputs:
             outs = engine.infer({engine.input_names[0]: x})  # every output, in the graph's order
-            results.append({n: np.asarray(v, np.float32) for n, v in zip(names, outs)})
+            results.append({n: np.asarray(v, np.float32) for carried, v in zip(names, outs) for n in carried})
     finally:
         engine.close()
     return results
@@ -93,11 +93,12 @@ def _ir_with_outputs(path: Path, tensors: list[str]):
     if missing:
         model.add_outputs(missing)
     wanted = set(tensors)
-    return model, [_first(wanted & set(out.get_names()), out.get_any_name()) for out in model.outputs]
+    return model, [_carried(wanted, out) for out in model.outputs]
 
 
-def _first(names: set[str], fallback: str) -> str:
-    return sorted(names)[0] if names else fallback
+def _carried(wanted: set[str], output) -> list[str]:
+    """The wanted names an OpenVINO output's tensor carries (its own name when it carries none)."""
+    return sorted(wanted & set(output.get_names())) or [output.get_any_name()]
 
 
 def to_openvino(proto: onnx.ModelProto, what: str):
