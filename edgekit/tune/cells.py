@@ -125,17 +125,20 @@ def time_bundles(paths: list[Path], remote=None, iterations: int = 50, warmup: i
     return out
 
 
-def available(target: str, precision: str) -> str:
-    """Why ``target`` at ``precision`` cannot be tried on this machine ("" when it can)."""
+def available(target: str, precision: str, remote: bool = False) -> str:
+    """Why ``target`` at ``precision`` cannot be tried ("" when it can): on this machine, or with ``remote`` on
+    a device over SSH, where only what cannot be built here counts (the device says the rest when timed)."""
     from edgekit.config import Precision, Target
     from edgekit.targets import get_backend
 
     backend = get_backend(Target.parse(target))
     if Precision.parse(precision) not in backend.precisions:
         return f"{target} has no {precision}"
+    if remote and target in ("trt", "coreml"):
+        return f"{target} is not timed over SSH (edgekit profile --remote runs ONNX Runtime and OpenVINO bundles)"
     missing = backend.missing()
-    if missing:
-        return short_reason(missing)
+    if missing or remote:
+        return short_reason(missing or "")
     if target == "trt":
         try:
             import tensorrt  # noqa: F401

@@ -26,7 +26,7 @@ from pathlib import Path
 from edgekit.errors import EdgekitFailure, UsageError
 from edgekit.progress import Reporter
 from edgekit.tune import report as tables
-from edgekit.tune.cells import Job, _one_line, _write_json, accuracy, available, build, short_reason, time_bundles
+from edgekit.tune.cells import Job, _one_line, _write_json, accuracy, available, build, time_bundles
 
 SPEC_KEYS = {"models": "list of model sources (a string, or a mapping with `source` and export options)",
              "targets": "list of targets (onnx, openvino, trt, coreml)",
@@ -161,7 +161,7 @@ def run_sweep(spec: Spec, out: str | Path, executor: str = "local", ray_address:
         # 1. exports and accuracy: one per distinct job, whatever the devices
         jobs: dict[str, Job] = {}
         for c in todo:
-            why = _cannot_run(c)
+            why = available(c.target, c.precision, c.device != LOCAL)
             if why:
                 _finish(out, c, {"status": "skipped", "reason": why})
             else:
@@ -212,20 +212,6 @@ def _drop(record: dict, spec: Spec, records: dict[str, dict], cell: Cell) -> flo
             if r.get("value") is not None and r["job"]["source"] == cell.job.source and r["job"]["precision"] == "fp32"]
     reference = ref.get("value") if ref.get("value") is not None else max(fp32, default=record["value"])
     return round((reference - record["value"]) * 100, 4)
-
-
-def _cannot_run(cell: Cell) -> str:
-    from edgekit.config import Precision, Target
-    from edgekit.targets import get_backend
-
-    backend = get_backend(Target.parse(cell.target))
-    if Precision.parse(cell.precision) not in backend.precisions:
-        return f"{cell.target} has no {cell.precision}"
-    if cell.device == LOCAL:
-        return available(cell.target, cell.precision)
-    if cell.target in ("trt", "coreml"):
-        return f"{cell.target} is not timed over SSH (edgekit profile --remote runs ONNX Runtime and OpenVINO bundles)"
-    return short_reason(backend.missing() or "")
 
 
 def _remote(spec: Spec, device: str):

@@ -21,7 +21,7 @@ from pathlib import Path
 from edgekit.errors import EdgekitFailure, UsageError
 from edgekit.progress import Reporter
 from edgekit.tune import report as tables
-from edgekit.tune.cells import AVAILABLE_TARGETS, Job, accuracy, available, build, short_reason, time_bundles
+from edgekit.tune.cells import AVAILABLE_TARGETS, Job, accuracy, available, build, time_bundles
 
 DEFAULT_MAX_DROP = 1.0  # points of top-1 / mIoU / agreement
 
@@ -59,7 +59,7 @@ def tune(source: str, out: str | Path, *, targets: tuple[str, ...] = (), precisi
         for precision in [p.value for p in get_backend(Target.parse(target)).precisions]:
             if wanted and precision not in wanted:
                 continue
-            why = _cannot_run(target, precision, remote)
+            why = available(target, precision, remote is not None)
             row = {"model": source, "target": target, "precision": precision}
             if why:
                 rows.append({**row, "status": "skipped", "reason": why})
@@ -128,19 +128,6 @@ def tune(source: str, out: str | Path, *, targets: tuple[str, ...] = (), precisi
         (staging / "tune.md").write_text(f"# edgekit tune {source}\n\n{why}\n\n" + tables.markdown(rows))
         (staging / "tune.html").write_text(tables.html(rows, f"edgekit tune {source}", why))
     return result
-
-
-def _cannot_run(target: str, precision: str, remote) -> str:
-    """Why a candidate is not tried: for a remote device only what cannot be built here (the device says the
-    rest when it is timed)."""
-    if remote is None:
-        return available(target, precision)
-    if target in ("trt", "coreml"):
-        return f"{target} is not timed over SSH (edgekit profile --remote runs ONNX Runtime and OpenVINO bundles)"
-    from edgekit.config import Target
-    from edgekit.targets import get_backend
-
-    return short_reason(get_backend(Target.parse(target)).missing() or "")
 
 
 def _drops(rows: list[dict], data, max_drop: float, reference: float | None = None) -> None:
