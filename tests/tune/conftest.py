@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 CLS = "scripts.train_digits:tiny_classifier_digits"
-SEG = "scripts.train_digits:tiny_segmenter_digits"
 
 
 @pytest.fixture(scope="module")

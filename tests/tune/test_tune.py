@@ -10,7 +10,7 @@ import pytest
 from edgekit.errors import UsageError
 from edgekit.tune.tuner import tune
 from tests.sshd import SSH_MARKS
-from tests.tune.conftest import CLS, SEG
+from tests.tune.conftest import CLS
 
 FAST = {"iterations": 10, "warmup": 2}
 
@@ -50,26 +50,52 @@ def test_tune_picks_the_fastest_in_budget_from_its_own_table(digits, cache, tmp_
     assert all(r["cache"] == "hit" for r in again["rows"])
 
 
-def test_the_budget_keeps_a_candidate_out_and_says_which_came_closest(digits_seg, cache, tmp_path):
-    """mIoU on the digits' segmentation folder: a budget below a candidate's measured drop leaves it untimed;
-    with only that candidate there is nothing inside, and the error names the closest one."""
-    data, options = digits_seg / "seg" / "val", {"calib": str(digits_seg / "seg" / "calib")}
-    wide = tune(SEG, tmp_path / "wide", targets=("onnx",), precisions=("fp32", "int8"), data=data,
+def _labeled_by(bundle, images, out):
+    """The labeled folder (``out/<class>/<image>``) whose labels are ``bundle``'s own top-1: that bundle scores
+    100% on it, so any candidate that disagrees with it on one image drops, by a measured amount."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from edgekit import runtime
+
+    opened = runtime.load(bundle)
+    try:
+        for path in sorted(images.glob("*/*.png")):
+            with Image.open(path) as im:
+                (top, _), = opened.classify(np.asarray(im.convert("RGB")), k=1)
+            (out / str(top)).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, out / str(top) / path.name)
+    finally:
+        opened.close()
+    return out
+
+
+def test_the_budget_keeps_a_candidate_out_and_says_which_came_closest(digits, cache, tmp_path):
+    """Top-1 on the digits relabeled by the fp32 export itself: int8 disagrees with fp32 on some images, so it
+    drops; a budget below that drop leaves it untimed, and with only int8 there is nothing inside and the error
+    names it as the closest."""
+    import edgekit
+
+    options = {"calib": str(digits / "cls" / "calib")}
+    fp32 = edgekit.export(CLS, "onnx", tmp_path / "fp32", **options)
+    data = _labeled_by(fp32.path, digits / "cls" / "val", tmp_path / "labeled")
+    wide = tune(CLS, tmp_path / "wide", targets=("onnx",), precisions=("fp32", "int8"), data=data,
                 export_options=options, cache=cache, max_drop=100, **FAST)
-    lost = [r for r in wide["rows"] if r.get("drop", 0) > 0]
-    if not lost:
-        pytest.skip(f"no candidate lost mIoU on this CPU ({[(r['precision'], r.get('drop')) for r in wide['rows']]})")
-    worst = max(lost, key=lambda r: r["drop"])
-    budget = worst["drop"] / 2
-    tight = tune(SEG, tmp_path / "tight", targets=("onnx",), precisions=("fp32", "int8"), data=data,
+    by = {r["precision"]: r for r in wide["rows"]}
+    assert by["fp32"]["value"] == 1.0 and by["fp32"]["drop"] == 0
+    assert by["int8"]["drop"] > 0, "int8 agrees with fp32 on every image: nothing for the budget to keep out"
+    budget = by["int8"]["drop"] / 2
+    tight = tune(CLS, tmp_path / "tight", targets=("onnx",), precisions=("fp32", "int8"), data=data,
                  export_options=options, cache=cache, max_drop=budget, **FAST)
-    row = next(r for r in tight["rows"] if r["precision"] == worst["precision"])
+    row = next(r for r in tight["rows"] if r["precision"] == "int8")
     assert row["status"] == "over budget" and row.get("latency_ms") is None and "not timed" in row["reason"]
-    assert (tight["chosen"]["precision"] != worst["precision"])
+    assert tight["chosen"]["precision"] == "fp32"
     with pytest.raises(UsageError, match=rf"no candidate keeps the accuracy within --max-drop {budget:g} points; "
-                                         rf"the closest was onnx {worst['precision']}"):
-        tune(SEG, tmp_path / "none", targets=("onnx",), precisions=(worst["precision"],), data=data,
-             export_options=options, cache=cache, max_drop=budget, **FAST)
+                                         rf"the closest was onnx int8"):
+        tune(CLS, tmp_path / "none", targets=("onnx",), precisions=("int8",), data=data, export_options=options,
+             cache=cache, max_drop=budget, **FAST)
     assert not (tmp_path / "none").exists()
 
 
