@@ -28,6 +28,8 @@ class Target(_Choice):
     OPENVINO = "openvino", "openvino"
     TRT = "trt", "tensorrt"
     COREML = "coreml", "coreml"
+    EXECUTORCH = "executorch", "executorch"  # a .pte program (XNNPACK, or another ExecuTorch delegate)
+    LITERT = "litert", "litert"  # a .tflite model for LiteRT (TensorFlow Lite's runtime)
 
     def __new__(cls, value: str, package: str):
         member = str.__new__(cls, value)

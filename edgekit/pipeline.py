@@ -170,7 +170,8 @@ def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: 
     with staged_bundle(config.out, config.force) as staging:
         with rep.step(f"build {config.target.value} {config.precision.value}"), stage("build"):
             if backend.needs_torch:
-                built = backend.build_torch(model, spec, staging, config.precision)
+                job = _pt2e_job(config, backend, spec, sets.calibration, rep, quant) if int8 else None
+                built = backend.build_torch(model, spec, staging, config.precision, int8=job)
             else:
                 built = backend.build(proto, spec, staging, config.precision, config.keep_fp)
         for note in built.notes:
@@ -198,7 +199,8 @@ def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: 
             if stand_in:
                 parity.update(measured_on=stand_in[1], artifact={"measured": False, "reason": why_not})
         with stage("bundle"):
-            manifest = _manifest(config, spec, exported, rewrites, built, parity, proto, staging, quant_info, model)
+            manifest = _manifest(config, spec, exported, rewrites, built, parity, proto, staging,
+                                 quant_info or built.quantization, model)
             if fixes:
                 manifest["auto_fix"] = fixes
             write_manifest(staging, manifest)
@@ -289,6 +291,20 @@ def measure_parity(backend, bundle_dir: Path, built, reference, inputs: list[np.
         return run_parity(reference, candidate, inputs, spec.task, tolerance, batch, advance, names)
     finally:
         runner.close()
+
+
+def _pt2e_job(config: ExportConfig, backend, spec, calib, rep: Reporter, quant):
+    """What a target quantizing through PT2E needs for int8 (None for the others, which quantize the ONNX)."""
+    if not backend.pt2e:
+        return None
+    from edgekit.quant import QuantOptions
+    from edgekit.quant.int8 import budget_for
+    from edgekit.quant.pt2e import Pt2eJob
+
+    options = quant or QuantOptions()
+    tol = config.tolerance or Tolerance.default(Precision.INT8).overridden(spec.tolerance, Precision.INT8)
+    budget = budget_for(options, tol.agreement if tol.agreement is not None else 0.0, tol.cosine)
+    return Pt2eJob(calib, options, budget, spec.task, 1 if config.dynamic_batch else spec.input_shape[0], rep)
 
 
 def _onnx_for_target(config: ExportConfig, backend, model, spec, calib, rewrites: RewriteReport, rep: Reporter,

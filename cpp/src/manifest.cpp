@@ -190,7 +190,7 @@ Manifest from_json(const json& m) {
   if (!std::regex_match(out.schema_version, version_pattern))
     throw SchemaViolation{"schema_version", "'" + out.schema_version + "' does not match '^1\\.[0-9]+$'"};
   out.edgekit_version = string(require(m, "", "edgekit_version"), "edgekit_version", 1);
-  out.target = one_of(require(m, "", "target"), "target", {"onnx", "openvino", "trt", "coreml"});
+  out.target = one_of(require(m, "", "target"), "target", {"onnx", "openvino", "trt", "coreml", "executorch", "litert"});
   out.precision = one_of(require(m, "", "precision"), "precision", {"fp32", "fp16", "bf16", "int8"});
   const json& model = object(require(m, "", "model"), "model");
   out.task = one_of(require(model, "model", "task"), "model.task", {"classification", "segmentation", "features"});

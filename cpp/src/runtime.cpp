@@ -49,6 +49,12 @@ std::string major_minor(const std::string& v) {
 std::string missing_backend(const std::string& target) {
   if (target == "coreml")
     return "CoreML bundles run with Core ML on Apple devices (docs/embedding/ios-coreml.md), not with the edgekit C++ runtime";
+  if (target == "executorch")
+    return "ExecuTorch bundles run with ExecuTorch's own runtime (docs/embedding/android-executorch.md, "
+           "docs/embedding/ios-executorch.md), not with the edgekit C++ runtime";
+  if (target == "litert")
+    return "LiteRT bundles run with the LiteRT interpreter (docs/embedding/android-litert.md), not with the edgekit "
+           "C++ runtime";
   std::string have;
   for (const auto& b : compiled_backends()) have += (have.empty() ? "" : ", ") + b.target;
   const std::string what = target == "trt" ? "TensorRT (NvInferRuntime.h, libnvinfer, CUDA runtime)"

@@ -93,8 +93,19 @@ def manifest_summary(m: dict, explain: bool = False) -> Group:
     if model.flops:
         head.add_row("compute", f"{model.flops / 1e9:.2f} GFLOP per forward")
     ex = m.get("export", {})
-    head.add_row("export", f"{ex.get('exporter')} exporter, opset {ex.get('opset')}, IR {ex.get('ir_version')}, "
-                           f"{ex.get('simplifier') or 'not simplified'}, {ex.get('seconds')} s")
+    if ex.get("converter"):  # a target converting the torch model itself (CoreML, ExecuTorch, LiteRT)
+        head.add_row("export", f"{ex.get('frontend')} -> {ex['converter']}, {ex.get('format')}")
+    else:
+        head.add_row("export", f"{ex.get('exporter')} exporter, opset {ex.get('opset')}, IR {ex.get('ir_version')}, "
+                               f"{ex.get('simplifier') or 'not simplified'}, {ex.get('seconds')} s")
+    delegation = ex.get("delegation")
+    if delegation:
+        nodes = delegation["nodes"]
+        portable = ", ".join(f"{op} x{n}" for op, n in list(delegation.get("portable_ops", {}).items())[:5])
+        head.add_row("delegated", f"{delegation['delegate']}: {delegation['flops']['share'] * 100:.1f}% of FLOPs, "
+                                  f"{nodes['delegated']} of {nodes['delegated'] + nodes['portable']} nodes in "
+                                  f"{delegation['subgraphs']} subgraph(s)"
+                                  + (f"; portable kernels: {portable}" if portable else ""))
     head.add_row("files", ", ".join(f"{f.path} ({_mb(f.bytes)})" for f in m.files))
     if m.plugins:
         head.add_row("plugins", ", ".join(f"{p['domain']}::{p['name']}" for p in m.plugins))
@@ -109,10 +120,22 @@ def manifest_summary(m: dict, explain: bool = False) -> Group:
     rw = m.get("rewrites", {})
     if explain or any(rw.get("rules", {}).values()) or any(rw.get("swaps", {}).values()):
         parts.append(rewrites_table(rw, explain))
+    if explain and ex.get("portable"):
+        parts.append(portable_table(ex["portable"]))
     if m.get("quantization"):
         parts.append(quantization_table(m["quantization"]))
     parts.append(parity_table(m.get("parity", {"measured": False})))
     return Group(*parts)
+
+
+def portable_table(rows: list[dict]) -> Table:
+    """The nodes a program's delegate did not take (ExecuTorch), by op and module, with the reason."""
+    t = Table(title="left on the portable kernels", title_justify="left")
+    for col in ("op", "module", "count", "MFLOPs", "why"):
+        t.add_column(col, justify="right" if col in ("count", "MFLOPs") else "left")
+    for r in rows:
+        t.add_row(r["op"], r["module"], str(r["count"]), f"{r['flops'] / 1e6:.1f}", r["reason"])
+    return t
 
 
 def rewrites_table(rw: dict, explain: bool) -> Table:

@@ -22,7 +22,8 @@ from .base import Engine, EngineError
 
 # runtime name (a manifest's runtime.name) -> (module in this package, engine class)
 ENGINES = {"onnxruntime": ("onnxruntime", "OrtEngine"), "openvino": ("openvino", "OvEngine"),
-           "tensorrt": ("tensorrt", "TrtEngine"), "coreml": ("coreml", "CoreMlEngine")}
+           "tensorrt": ("tensorrt", "TrtEngine"), "coreml": ("coreml", "CoreMlEngine"),
+           "executorch": ("executorch", "ExecuTorchEngine"), "litert": ("litert", "LiteRtEngine")}
 
 
 def engine_class(runtime: str) -> type[Engine]:

@@ -32,6 +32,7 @@ class BuildResult:
     inputs: list[dict] | None = None
     outputs: list[dict] | None = None
     export: dict | None = None
+    quantization: dict | None = None  # a build that quantizes itself (PT2E, in build_torch): manifest["quantization"]
 
 
 def open_engine(runtime: str, model, options: dict | None = None, threads: int | None = None) -> Engine:
@@ -60,6 +61,7 @@ class TargetBackend(ABC):
     sdk: str  # the Python package that must import
     Options: type
     needs_torch: bool = False  # converts the prepared torch model itself (CoreML): the pipeline exports no ONNX
+    pt2e: bool = False  # with needs_torch: int8 through PT2E in build_torch, which then gets a Pt2eJob
     int8: Int8Plan | None = None  # how edgekit.quant makes its int8 QDQ ONNX (islands, recipes, where they are scored)
 
     def __init__(self, options=None):
@@ -85,8 +87,10 @@ class TargetBackend(ABC):
         target's conversion takes them (int8 graphs arrive quantized, their islands applied)."""
         raise NotImplementedError(f"target {self.target.value} builds from the torch model (build_torch)")
 
-    def build_torch(self, model, spec, out_dir: Path, precision: Precision) -> BuildResult:
-        """With ``needs_torch``: the artifact from the prepared (deploy-mode, swapped) torch model."""
+    def build_torch(self, model, spec, out_dir: Path, precision: Precision, int8=None) -> BuildResult:
+        """With ``needs_torch``: the artifact from the prepared (deploy-mode, swapped) torch model. ``int8``: for
+        a target that quantizes through PT2E (``pt2e``), the :class:`edgekit.quant.pt2e.Pt2eJob` of an int8
+        export (calibration set, islands, budget); None otherwise."""
         raise NotImplementedError(f"target {self.target.value} builds from ONNX (build)")
 
     def cannot_run_here(self, built: BuildResult) -> str | None:

@@ -71,7 +71,7 @@ class CoreMlBackend(TargetBackend):
             raise UsageError(f"--coreml-output labels is for segmentation models; this one is a {spec.task.value} "
                              f"model")
 
-    def build_torch(self, model, spec, out_dir: Path, precision: Precision) -> BuildResult:
+    def build_torch(self, model, spec, out_dir: Path, precision: Precision, int8=None) -> BuildResult:
         """Convert ``model`` (deploy-mode, swapped for CoreML) for ``spec``'s input into ``out_dir``."""
         import copy
 

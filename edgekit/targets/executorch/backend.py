@@ -1,0 +1,155 @@
+"""ExecuTorch target: the prepared torch model, captured by ``torch.export`` and lowered to one ExecuTorch backend
+(:mod:`.lower`), written as ``model.pte`` with ``executorch.json`` (the delegation report and the program map the
+profiler reads).
+
+Precisions: fp32; fp16 (the program computes in half precision, its input and outputs stay float32, so the
+bundle's I/O is the same at every precision); int8 through PT2E with the backend's quantizer (:mod:`edgekit.quant.pt2e`:
+edgekit's islands and budget applied to its annotation). XNNPACK runs here, in the wheel's own runtime, so the
+parity gate measures the program itself; a program lowered for another delegate records why it was not measured.
+"""
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+from pathlib import Path
+
+from torch import nn
+
+from edgekit.config import Precision, Target
+from edgekit.engines import Engine
+from edgekit.errors import UsageError
+from edgekit.targets.base import BuildResult, TargetBackend, open_engine
+from edgekit.targets.executorch.options import ExecuTorchOptions
+
+PROGRAM = "model.pte"
+REPORT_FILE = "executorch.json"
+DEVICES = {"coreml": "Apple devices (CoreML: iOS 16 / macOS 13 and later)",
+           "qnn": "Qualcomm Snapdragon devices (QNN HTP)", "vulkan": "GPUs with Vulkan (Android)"}
+
+
+class Half(nn.Module):
+    """The model computing in fp16 behind a float32 input and float32 outputs."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model.half()
+
+    def forward(self, x):
+        return tuple(o.float() for o in self.model(x.half()))
+
+
+def xnnpack_quantizer():
+    """XNNPACK's PT2E quantizer: per-channel symmetric int8 weights, per-tensor int8 activations."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
+                                                                         get_symmetric_quantization_config)
+
+    return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+
+
+def executorch_version() -> str:
+    from importlib.metadata import version
+
+    return version("executorch")
+
+
+class ExecuTorchBackend(TargetBackend):
+    target = Target.EXECUTORCH
+    precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
+    sdk = "executorch"
+    needs_torch = True
+    pt2e = True  # int8 is made by build_torch through PT2E (edgekit.quant.pt2e), from the calibration set
+    Options = ExecuTorchOptions
+
+    @property
+    def int8(self):
+        """`edgekit quantize --sensitivity` ranks blocks with edgekit's QDQ in ONNX Runtime; the int8 bundle itself
+        is quantized by PT2E in build_torch."""
+        from edgekit.quant.plan import Int8Plan, Scoring
+        from edgekit.quant.recipes import generic_recipes
+
+        return Int8Plan(Scoring.ONNXRUNTIME, "ONNX Runtime", generic_recipes)
+
+    def missing(self) -> str | None:
+        if importlib.util.find_spec("executorch") is None:
+            return "target executorch needs ExecuTorch: pip install 'edgekit[executorch]'"
+        return None
+
+    def runtime_version(self) -> str:
+        return executorch_version()
+
+    def check_model(self, spec, dynamic_batch: bool) -> None:
+        if dynamic_batch:
+            raise UsageError("ExecuTorch bundles take a fixed batch: drop --dynamic-batch and export with "
+                             "--input-shape for the batch the app runs")
+        if self.options.delegate != "xnnpack":
+            from edgekit.targets.executorch.lower import partitioner
+
+            partitioner(self.options.delegate)  # a delegate that cannot be lowered here fails before the slow steps
+
+    def build_torch(self, model, spec, out_dir: Path, precision: Precision, int8=None) -> BuildResult:
+        from edgekit.targets.executorch.lower import BACKEND_IDS, lower
+        from edgekit.targets.torch_program import Flat, capture, describe_io, example_input
+
+        delegate = self.options.delegate
+        flat = Flat(copy.deepcopy(model)).eval()
+        example = example_input(spec)
+        inputs, outputs = describe_io(flat, example, spec)
+        quantization, notes = None, []
+        if precision is Precision.INT8:
+            from edgekit.quant.pt2e import quantize_pt2e
+
+            if delegate != "xnnpack":
+                raise UsageError(f"int8 ExecuTorch programs are quantized for XNNPACK here; --delegate {delegate} "
+                                 f"takes fp32 or fp16")
+            result = quantize_pt2e(flat, example, xnnpack_quantizer, int8, "XNNPACK quantizer")
+            program_model, quantization = result.model, result.info
+        elif precision is Precision.FP16:
+            program_model = Half(copy.deepcopy(flat))
+            notes.append("fp16: the program computes in half precision; its input and outputs are float32")
+        else:
+            program_model = flat
+        exported = capture(program_model, example, "ExecuTorch")
+        program, report, mapping = lower(exported, delegate)
+        (out_dir / PROGRAM).write_bytes(program.buffer)
+        (out_dir / REPORT_FILE).write_text(json.dumps({"delegation": report, "program": mapping}, indent=2) + "\n")
+        share = report["flops"]["share"]
+        if report["nodes"]["portable"]:
+            top = ", ".join(f"{op} x{n}" for op, n in list(report["portable_ops"].items())[:4])
+            notes.append(f"ExecuTorch: {delegate} runs {share * 100:.1f}% of the FLOPs ({report['nodes']['delegated']} "
+                         f"nodes in {report['subgraphs']} subgraphs); {report['nodes']['portable']} nodes run on the "
+                         f"portable kernels ({top}); see --explain or {REPORT_FILE}")
+        version = executorch_version()
+        names = [o["name"] for o in outputs]
+        runtime = {"name": "executorch", "version": version, "delegate": delegate, "backend": BACKEND_IDS[delegate]}
+        run_options = {"inputs": [inputs[0]["name"]], "outputs": names, "delegate": delegate}
+        summary = {k: v for k, v in report.items() if k != "portable"}
+        return BuildResult([PROGRAM, REPORT_FILE], runtime, precision, run_options, notes, inputs=inputs,
+                           outputs=outputs, quantization=quantization,
+                           export={"converter": f"executorch {version}", "frontend": "torch.export",
+                                   "format": "pte", "delegate": delegate, "delegation": summary,
+                                   "portable": report["portable"][:20], "notes": notes})
+
+    def cannot_run_here(self, built: BuildResult) -> str | None:
+        delegate = (built.options or {}).get("delegate", "xnnpack")
+        if delegate != "xnnpack":
+            return f"a program lowered for {delegate} runs on {DEVICES.get(delegate, 'its device')}"
+        return None
+
+    def open(self, bundle_dir: Path, files: list[str], options: dict, threads: int | None = None) -> Engine:
+        delegate = options.get("delegate", "xnnpack")
+        if delegate != "xnnpack":
+            raise UsageError(f"this ExecuTorch bundle is lowered for {delegate} and runs on "
+                             f"{DEVICES.get(delegate, 'its device')}, not in this machine's ExecuTorch runtime")
+        return open_engine("executorch", bundle_dir / files[0], options, threads)
+
+    def preflight(self, manifest) -> list[str]:
+        from edgekit.manifest import as_manifest
+
+        delegate = (as_manifest(manifest).runtime_options or {}).get("delegate", "xnnpack")
+        if delegate != "xnnpack":
+            return [f"the program is lowered for {delegate}, which runs on {DEVICES.get(delegate, 'its device')}"]
+        return super().preflight(manifest)
+
+
+Backend = ExecuTorchBackend

@@ -1,0 +1,171 @@
+"""What the targets that lower a ``torch.export`` program share (ExecuTorch, LiteRT): the model as a function of
+one float tensor returning a tuple, its capture, the bundle's I/O description, and what each graph node is (its
+PyTorch module, its FLOPs, an ONNX-style name that ``--keep-fp`` patterns and the profiler's module mapping read).
+
+ONNX-style names: ``/stages.1/blocks.0/attn/MatMul`` for an ``aten.matmul`` in module ``stages.1.blocks.0.attn``,
+as the ONNX exporter names the nodes of the other targets, so one ``--keep-fp '*/attn/*'`` pattern, one
+``op:Softmax`` and one profile mapping (:mod:`edgekit.profiling.layers`) serve every target.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+
+import torch
+from torch import nn
+
+from edgekit.errors import EdgekitFailure
+
+INPUT = "input"
+
+# aten op (its overload packet name) -> the ONNX op type the exporter writes for it
+ONNX_OP = {"conv2d": "Conv", "convolution": "Conv", "_convolution": "Conv", "linear": "Gemm", "addmm": "Gemm",
+           "mm": "MatMul", "matmul": "MatMul", "bmm": "MatMul", "baddbmm": "MatMul",
+           "scaled_dot_product_attention": "Attention", "_softmax": "Softmax", "softmax": "Softmax",
+           "_log_softmax": "LogSoftmax", "layer_norm": "LayerNormalization",
+           "native_layer_norm": "LayerNormalization", "group_norm": "GroupNormalization",
+           "native_group_norm": "GroupNormalization", "batch_norm": "BatchNormalization",
+           "_native_batch_norm_legit_no_training": "BatchNormalization", "gelu": "Gelu", "hardswish": "HardSwish",
+           "hardsigmoid": "HardSigmoid", "relu": "Relu", "relu6": "Clip", "hardtanh": "Clip", "sigmoid": "Sigmoid",
+           "silu": "Swish", "tanh": "Tanh", "erf": "Erf", "add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div",
+           "mean": "ReduceMean", "sum": "ReduceSum", "avg_pool2d": "AveragePool", "adaptive_avg_pool2d":
+           "GlobalAveragePool", "max_pool2d": "MaxPool", "max_pool2d_with_indices": "MaxPool", "cat": "Concat",
+           "upsample_bilinear2d": "Resize", "upsample_nearest2d": "Resize", "_upsample_bilinear2d_aa": "Resize",
+           "permute": "Transpose", "permute_copy": "Transpose", "transpose": "Transpose", "view": "Reshape",
+           "view_copy": "Reshape", "reshape": "Reshape", "flatten": "Flatten", "pad": "Pad",
+           "constant_pad_nd": "Pad", "roll": "Roll", "clamp": "Clip", "pow": "Pow", "sqrt": "Sqrt",
+           "rsqrt": "Rsqrt", "exp": "Exp", "slice": "Slice", "slice_copy": "Slice", "select": "Gather",
+           "index": "Gather", "expand": "Expand", "expand_copy": "Expand", "split": "Split",
+           "split_with_sizes": "Split", "chunk": "Split", "unbind": "Split"}
+
+
+class Flat(nn.Module):
+    """The model as one float tensor in, a tuple of tensors out (a dict's values in order, a tuple as it is)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(x)
+        if isinstance(out, dict):
+            out = tuple(out.values())
+        return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def example_input(spec) -> torch.Tensor:
+    """A seeded input of the model's shape: torch.export only reads its shape and dtype."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(*spec.input_shape, generator=generator)
+
+
+@contextlib.contextmanager
+def quiet():
+    """torch.export, ExecuTorch and litert-torch warn and log on every conversion (deprecations, pytree
+    notices, absl); keep them off the user's terminal. Errors still raise."""
+    loggers = [logging.getLogger(n) for n in ("torch", "executorch", "torchao", "absl", "litert_torch", "root")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def capture(model: nn.Module, example: torch.Tensor, what: str):
+    """``torch.export`` of ``model`` (a :class:`Flat`) on ``example``; a model it cannot capture is one line."""
+    try:
+        with quiet(), torch.no_grad():
+            return torch.export.export(model, (example,), strict=False)
+    except Exception as e:  # noqa: BLE001 - torch.export raises many types; the first line says what broke
+        line = (str(e).strip().splitlines() or [e.__class__.__name__])[0][:300]
+        raise EdgekitFailure(f"torch.export cannot capture the model for {what}: {line}; replace the module that "
+                             f"uses it or choose another target") from None
+
+
+def describe_io(model: nn.Module, example: torch.Tensor, spec) -> tuple[list[dict], list[dict]]:
+    """The bundle's inputs and outputs: one float NCHW input named ``input`` (the bundle's preprocessing applied),
+    the outputs named and shaped as PyTorch gives them on ``example``."""
+    with torch.no_grad():
+        outs = model(example)
+    names = spec.output_names
+    if len(names) != len(outs):
+        names = tuple(f"output{i}" for i in range(len(outs))) if len(outs) > 1 else ("output",)
+    inputs = [{"name": INPUT, "shape": list(example.shape), "dtype": "float32", "layout": "NCHW"}]
+    outputs = [{"name": n, "shape": list(o.shape), "dtype": str(o.dtype).replace("torch.", ""),
+                "layout": {4: "NCHW", 3: "NLC", 2: "NC"}.get(o.dim(), "")} for n, o in zip(names, outs)]
+    return inputs, outputs
+
+
+def aten_name(node) -> str:
+    """The aten op of an FX node without namespace and overload: ``aten.conv2d.default`` -> ``conv2d``; edge
+    dialect ops (``aten.convolution.default`` wrapped by ExecuTorch) likewise."""
+    target = getattr(node.target, "_op", node.target)  # ExecuTorch's EdgeOpOverload wraps the aten overload
+    name = getattr(target, "__name__", str(target))
+    packet = getattr(target, "_overloadpacket", None)
+    if packet is not None:
+        name = packet.__name__
+    return name.split(".")[0]
+
+
+def module_path(node) -> str:
+    """The dotted path of the innermost PyTorch module an FX node was traced in ('' for the root)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    path = list(stack.values())[-1][0]
+    path = path.removeprefix("L['self'].").removeprefix("model.") if isinstance(path, str) else ""
+    return "" if path == "model" else path
+
+
+def module_units(path: str) -> list[str]:
+    """'stages.1.blocks.0.attn' -> ['stages.1', 'blocks.0', 'attn'] (an index stays with its container), the
+    units of :func:`edgekit.profiling.layers.module_segments`."""
+    units: list[str] = []
+    for part in (p for p in path.split(".") if p):
+        if part.isdigit() and units:
+            units[-1] = f"{units[-1]}.{part}"
+        else:
+            units.append(part)
+    return units
+
+
+def onnx_style_name(node) -> str:
+    """``/stages.1/blocks.0/attn/MatMul``: the node's module units and its op as the ONNX exporter names it."""
+    op = aten_name(node)
+    units = module_units(module_path(node))
+    return "/" + "/".join([*units, ONNX_OP.get(op, op)])
+
+
+def node_flops(node) -> int:
+    """FLOPs of one aten call (PyTorch's own formulas: convolutions and matmuls), 0 for the rest."""
+    from torch.utils.flop_counter import flop_registry
+
+    target = getattr(node.target, "_op", node.target)
+    packet = getattr(target, "_overloadpacket", None)
+    formula = flop_registry.get(packet) if packet is not None else None
+    if formula is None and aten_name(node) == "linear":  # not in PyTorch's registry: 2 x in_features per output
+        out, weight = node.meta.get("val"), node.args[1].meta.get("val") if len(node.args) > 1 else None
+        return int(2 * out.numel() * weight.shape[-1]) if out is not None and weight is not None else 0
+    if formula is None:
+        return 0
+
+    def val(a):
+        return a.meta.get("val") if isinstance(a, torch.fx.Node) else a
+
+    args = torch.utils._pytree.tree_map(val, node.args)
+    kwargs = torch.utils._pytree.tree_map(val, dict(node.kwargs))
+    try:
+        return int(formula(*args, out_val=node.meta.get("val"), **kwargs))
+    except Exception:  # noqa: BLE001 - an op whose formula wants other arguments counts as none
+        return 0
+
+
+def graph_flops(graph_module) -> int:
+    return sum(node_flops(n) for n in graph_module.graph.nodes if n.op == "call_function")
