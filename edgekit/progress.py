@@ -39,6 +39,7 @@ class RichReporter(Reporter):
     def step(self, description: str, total: int | None = None) -> Iterator[None]:
         if not self.progress.live.is_started:
             self.progress.start()
+        outer = self._task  # a step inside another (a target's build quantizing) returns the bar to it after
         self._task = self.progress.add_task(description, total=total if total is not None else 1)
         start = time.perf_counter()
         ok = False
@@ -47,7 +48,7 @@ class RichReporter(Reporter):
             ok = True
         finally:
             self.progress.remove_task(self._task)
-            self._task = None
+            self._task = outer
             mark = "[green]✓[/green]" if ok else "[red]✗[/red]"
             self.console.print(f"{mark} {description} [dim]{time.perf_counter() - start:.1f}s[/dim]")
 

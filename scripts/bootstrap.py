@@ -25,7 +25,7 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 TORCH = os.environ.get("EDGEKIT_TORCH", "torch==2.13.0")
 # everything that installs from the registries on any machine ([trt] needs NVIDIA's index: on the device only)
-EXTRAS = {"demo": "timm,quant,coreml,ray", "test": "timm,quant,coreml,dev"}
+EXTRAS = {"demo": "timm,quant,coreml,ray,executorch,litert", "test": "timm,quant,coreml,dev"}
 NO_DEPS = ["timm>=1.0"]
 DEMO_MODEL = "efficientvit_b0"
 

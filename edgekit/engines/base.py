@@ -1,6 +1,9 @@
 """What every engine offers; imports only the standard library."""
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import time
 
 
@@ -67,3 +70,22 @@ class Engine:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def quiet_native():
+    """Silence what native code prints to file descriptor 2 (cpuinfo probes, absl's and TensorFlow Lite's INFO
+    lines) and Python's stderr (progress bars) for the duration; restored even when the body raises."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

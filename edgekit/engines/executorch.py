@@ -3,42 +3,21 @@ the wheel registers: XNNPACK on this CPU). ``options``: ``inputs`` and ``outputs
 program's order). The runtime's threadpool is the process's own: ``threads`` resets it for every engine opened."""
 from __future__ import annotations
 
-import contextlib
-import io
-import os
 from pathlib import Path
 
 import numpy as np
 
-from .base import Engine, EngineError, first_line
+from .base import Engine, EngineError, first_line, quiet_native
 
 
 def portable_lib():
     """The runtime's bindings, imported without the noise they print (cpuinfo probes on stderr)."""
     try:
-        with _quiet_fd2():
+        with quiet_native():
             from executorch.extension.pybindings import portable_lib as lib
     except ImportError:
         raise EngineError("ExecuTorch is not installed: pip install 'edgekit[executorch]'") from None
     return lib
-
-
-@contextlib.contextmanager
-def _quiet_fd2():
-    """Silence file descriptor 2 (C++ code printing to stderr) for the duration; restored even on errors."""
-    try:
-        fd = os.dup(2)
-    except OSError:  # no stderr at all
-        yield
-        return
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 2)
-        try:
-            with contextlib.redirect_stderr(io.StringIO()):
-                yield
-        finally:
-            os.dup2(fd, 2)
-            os.close(fd)
 
 
 class ExecuTorchEngine(Engine):
@@ -51,7 +30,7 @@ class ExecuTorchEngine(Engine):
         if threads:
             lib._unsafe_reset_threadpool(int(threads))
         try:
-            with _quiet_fd2():
+            with quiet_native():
                 self.module = (lib._load_for_executorch_from_buffer(model) if isinstance(model, bytes)
                                else lib._load_for_executorch(str(model)))
         except Exception as e:  # the bindings raise RuntimeError with the runtime's error code
@@ -67,7 +46,7 @@ class ExecuTorchEngine(Engine):
         args = [torch.from_numpy(np.ascontiguousarray(feeds[name])) for name in self.input_names]
         try:
             if self._first:  # the first run starts the threadpool, whose cpuinfo probe prints to stderr
-                with _quiet_fd2():
+                with quiet_native():
                     outs = self.module.forward(args)
                 self._first = False
             else:

@@ -158,8 +158,8 @@ class _Trials:
     def make(self, keep: set[str]):
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-        islands = _Islands(self.make_quantizer(), set(keep))
         with quiet():
+            islands = _Islands(self.make_quantizer(), set(keep))
             prepared = prepare_pt2e(copy.deepcopy(self.graph_module), _as_quantizer(islands))
             with torch.no_grad():
                 for x in self.calib:
@@ -177,9 +177,9 @@ class _Trials:
 
 def annotated_nodes(graph_module, make_quantizer: Callable) -> list[str]:
     """FX names of the weighted nodes the target's quantizer annotates (what int8 can reach), in graph order."""
-    gm = copy.deepcopy(graph_module)
-    quantizer = make_quantizer()
     with quiet():
+        gm = copy.deepcopy(graph_module)
+        quantizer = make_quantizer()
         transform = getattr(quantizer, "transform_for_annotation", None)
         gm = (transform(gm) if transform else gm)
         quantizer.annotate(gm)
@@ -268,7 +268,8 @@ def _info(quantizer_name: str, job: Pt2eJob, islands: list[Island], annotated: l
         "recipe": f"pt2e-{quantizer_name.split()[0].lower()}",
         "recipe_details": f"torch.export + {quantizer_name} (per-channel symmetric int8 weights, per-tensor "
                           f"activations, the quantizer's own observers); islands remove its annotations",
-        "calibration": {"source": calib.source, "images": len(calib), "sha256": calib.sha256},
+        "calibration": {"source": calib.source, "images": len(calib), "sha256": calib.sha256,
+                        "cache": "none (PT2E observers calibrate the graph itself)"},
         "islands": by_reason,
         "keep_fp_patterns": list(options.keep_fp),
         "default_islands": options.default_islands,

@@ -16,6 +16,7 @@ import warnings
 import torch
 from torch import nn
 
+from edgekit.engines.base import quiet_native
 from edgekit.errors import EdgekitFailure
 
 INPUT = "input"
@@ -55,6 +56,61 @@ class Flat(nn.Module):
         return tuple(out) if isinstance(out, (tuple, list)) else (out,)
 
 
+class FloatIsland(nn.Module):
+    """A module of an fp16 program kept in float32: its inputs cast up, its outputs back to fp16."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module.float()
+
+    def forward(self, *args, **kwargs):
+        def cast(dtype):
+            return lambda t: t.to(dtype) if isinstance(t, torch.Tensor) and t.is_floating_point() else t
+
+        args, kwargs = torch.utils._pytree.tree_map(cast(torch.float32), (args, kwargs))
+        return torch.utils._pytree.tree_map(cast(torch.float16), self.module(*args, **kwargs))
+
+
+# fp16 islands: modules whose sums, variances or normalisers overflow fp16's 65504 or lose its 11-bit mantissa
+# (the FLOAT16 rules of edgekit.quant.islands, at module granularity: attention modules hold the softmax and the
+# linear-attention normaliser)
+_FP16_ISLANDS = {"layernorm": (nn.LayerNorm, nn.GroupNorm)}
+
+
+def fp16_island_reason(module: nn.Module) -> str | None:
+    if isinstance(module, _FP16_ISLANDS["layernorm"]) or "Norm" in type(module).__name__ and \
+            "Batch" not in type(module).__name__ and not list(module.children()):
+        return "layernorm"
+    name = type(module).__name__
+    if "Attention" in name or name in ("LiteMLA", "MultiheadAttention"):
+        return "softmax / linear-attention normaliser"
+    return None
+
+
+class Half(nn.Module):
+    """The model computing in fp16 behind a float32 input and float32 outputs, its fp16 islands in float32
+    (``islands``: module path -> reason)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.islands: dict[str, str] = {}
+        self.model = model.half()
+        self._keep_float(self.model, "")
+
+    def _keep_float(self, parent: nn.Module, prefix: str) -> None:
+        for name, child in list(parent.named_children()):
+            path = f"{prefix}{name}".removeprefix("model.")  # the path in the user's model, not in Flat
+            reason = fp16_island_reason(child)
+            if reason:
+                setattr(parent, name, FloatIsland(child))
+                self.islands[path] = reason
+            else:
+                self._keep_float(child, path + ".")
+
+    def forward(self, x):
+        return tuple(o.float() for o in self.model(x.half()))
+
+
 def example_input(spec) -> torch.Tensor:
     """A seeded input of the model's shape: torch.export only reads its shape and dtype."""
     generator = torch.Generator().manual_seed(0)
@@ -65,12 +121,13 @@ def example_input(spec) -> torch.Tensor:
 def quiet():
     """torch.export, ExecuTorch and litert-torch warn and log on every conversion (deprecations, pytree
     notices, absl); keep them off the user's terminal. Errors still raise."""
-    loggers = [logging.getLogger(n) for n in ("torch", "executorch", "torchao", "absl", "litert_torch", "root")]
+    loggers = [logging.getLogger(n) for n in ("torch", "torch.utils._pytree", "executorch", "torchao", "absl",
+                                              "litert_torch", "root")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), quiet_native():
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -103,10 +160,15 @@ def describe_io(model: nn.Module, example: torch.Tensor, spec) -> tuple[list[dic
     return inputs, outputs
 
 
+def _aten(target):
+    """The aten overload behind ExecuTorch's EdgeOpOverload (``_op``); an aten overload itself as it is."""
+    return target._op if type(target).__name__ == "EdgeOpOverload" else target
+
+
 def aten_name(node) -> str:
     """The aten op of an FX node without namespace and overload: ``aten.conv2d.default`` -> ``conv2d``; edge
     dialect ops (``aten.convolution.default`` wrapped by ExecuTorch) likewise."""
-    target = getattr(node.target, "_op", node.target)  # ExecuTorch's EdgeOpOverload wraps the aten overload
+    target = _aten(node.target)
     name = getattr(target, "__name__", str(target))
     packet = getattr(target, "_overloadpacket", None)
     if packet is not None:
@@ -147,7 +209,7 @@ def node_flops(node) -> int:
     """FLOPs of one aten call (PyTorch's own formulas: convolutions and matmuls), 0 for the rest."""
     from torch.utils.flop_counter import flop_registry
 
-    target = getattr(node.target, "_op", node.target)
+    target = _aten(node.target)
     packet = getattr(target, "_overloadpacket", None)
     formula = flop_registry.get(packet) if packet is not None else None
     if formula is None and aten_name(node) == "linear":  # not in PyTorch's registry: 2 x in_features per output

@@ -14,8 +14,6 @@ import importlib.util
 import json
 from pathlib import Path
 
-from torch import nn
-
 from edgekit.config import Precision, Target
 from edgekit.engines import Engine
 from edgekit.errors import UsageError
@@ -28,21 +26,13 @@ DEVICES = {"coreml": "Apple devices (CoreML: iOS 16 / macOS 13 and later)",
            "qnn": "Qualcomm Snapdragon devices (QNN HTP)", "vulkan": "GPUs with Vulkan (Android)"}
 
 
-class Half(nn.Module):
-    """The model computing in fp16 behind a float32 input and float32 outputs."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model.half()
-
-    def forward(self, x):
-        return tuple(o.float() for o in self.model(x.half()))
-
-
 def xnnpack_quantizer():
     """XNNPACK's PT2E quantizer: per-channel symmetric int8 weights, per-tensor int8 activations."""
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
-                                                                         get_symmetric_quantization_config)
+    from edgekit.targets.torch_program import quiet
+
+    with quiet():  # torchao, imported with it, logs the CUDA kernels it cannot load
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
+                                                                             get_symmetric_quantization_config)
 
     return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
 
@@ -89,7 +79,7 @@ class ExecuTorchBackend(TargetBackend):
 
     def build_torch(self, model, spec, out_dir: Path, precision: Precision, int8=None) -> BuildResult:
         from edgekit.targets.executorch.lower import BACKEND_IDS, lower
-        from edgekit.targets.torch_program import Flat, capture, describe_io, example_input
+        from edgekit.targets.torch_program import Flat, Half, capture, describe_io, example_input
 
         delegate = self.options.delegate
         flat = Flat(copy.deepcopy(model)).eval()
@@ -106,7 +96,8 @@ class ExecuTorchBackend(TargetBackend):
             program_model, quantization = result.model, result.info
         elif precision is Precision.FP16:
             program_model = Half(copy.deepcopy(flat))
-            notes.append("fp16: the program computes in half precision; its input and outputs are float32")
+            notes.append(f"fp16: the program computes in half precision, its input and outputs float32; "
+                         f"{len(program_model.islands)} module(s) kept in float32 (LayerNorm, attention)")
         else:
             program_model = flat
         exported = capture(program_model, example, "ExecuTorch")
@@ -128,7 +119,8 @@ class ExecuTorchBackend(TargetBackend):
                            outputs=outputs, quantization=quantization,
                            export={"converter": f"executorch {version}", "frontend": "torch.export",
                                    "format": "pte", "delegate": delegate, "delegation": summary,
-                                   "portable": report["portable"][:20], "notes": notes})
+                                   "portable": report["portable"][:20], "notes": notes,
+                                   **({"fp16_islands": program_model.islands} if precision is Precision.FP16 else {})})
 
     def cannot_run_here(self, built: BuildResult) -> str | None:
         delegate = (built.options or {}).get("delegate", "xnnpack")
