@@ -237,6 +237,13 @@ def runtime_version(name: str) -> str | None:
             import openvino
 
             return openvino.get_version().split("-")[0]
+        if name in ("executorch", "litert"):  # neither package carries __version__: their distributions do
+            from importlib.metadata import PackageNotFoundError, version
+
+            try:
+                return version({"executorch": "executorch", "litert": "ai-edge-litert"}[name])
+            except PackageNotFoundError:
+                return None
         module = __import__(name)
         return getattr(module, "__version__", "?")
     except ImportError:

@@ -28,7 +28,7 @@ def test_every_key_belongs_to_one_target():
     keys = [k for options in OPTIONS.values() for k in options.KEYS]
     assert len(keys) == len(set(keys)), keys
     assert sorted(f.name for _, f in target_flags()) == [
-        "--coreml-output", "--device", "--dla-core", "--hardware-compatibility", "--mobile", "--onnx-only",
+        "--coreml-output", "--delegate", "--device", "--dla-core", "--hardware-compatibility", "--mobile", "--onnx-only",
         "--ort-optimization", "--shapes", "--timing-cache", "--version-compatible", "--workspace"]
 
 
