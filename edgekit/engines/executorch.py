@@ -28,7 +28,8 @@ class ExecuTorchEngine(Engine):
         self._torch = torch
         self.model, self.options, self.threads = model, options, threads
         if threads:
-            lib._unsafe_reset_threadpool(int(threads))
+            with quiet_native():  # it logs "Resetting threadpool" on stderr
+                lib._unsafe_reset_threadpool(int(threads))
         try:
             with quiet_native():
                 self.module = (lib._load_for_executorch_from_buffer(model) if isinstance(model, bytes)

@@ -28,6 +28,7 @@ import torch
 
 from edgekit.calib import CalibrationSet
 from edgekit.config import Task
+from edgekit.engines.base import first_line
 from edgekit.errors import EdgekitFailure
 from edgekit.progress import Reporter
 from edgekit.quant.islands import REASONS, Island, summarize
@@ -211,7 +212,7 @@ def quantize_pt2e(model: torch.nn.Module, example: torch.Tensor, make_quantizer:
         try:
             graph_module = torch.export.export(model, (example,), strict=False).module()
         except Exception as e:  # noqa: BLE001 - torch.export raises many types; its first line says what broke
-            line = (str(e).strip().splitlines() or [e.__class__.__name__])[0][:300]
+            line = first_line(e, 300)
             raise EdgekitFailure(f"torch.export cannot capture the model for int8: {line}") from None
     calib = [torch.from_numpy(np.ascontiguousarray(x)) for x in batches(job.calib.inputs, job.batch)]
     islands = find_islands(graph_module, options)

@@ -16,7 +16,7 @@ import warnings
 import torch
 from torch import nn
 
-from edgekit.engines.base import quiet_native
+from edgekit.engines.base import first_line, quiet_native
 from edgekit.errors import EdgekitFailure
 
 INPUT = "input"
@@ -141,7 +141,7 @@ def capture(model: nn.Module, example: torch.Tensor, what: str):
         with quiet(), torch.no_grad():
             return torch.export.export(model, (example,), strict=False)
     except Exception as e:  # noqa: BLE001 - torch.export raises many types; the first line says what broke
-        line = (str(e).strip().splitlines() or [e.__class__.__name__])[0][:300]
+        line = first_line(e, 300)
         raise EdgekitFailure(f"torch.export cannot capture the model for {what}: {line}; replace the module that "
                              f"uses it or choose another target") from None
 

@@ -11,6 +11,7 @@ import logging
 import operator
 from collections import Counter
 
+from edgekit.engines.base import first_line
 from edgekit.errors import EdgekitFailure, UsageError
 from edgekit.targets.torch_program import aten_name, graph_flops, module_path, node_flops, onnx_style_name, quiet
 
@@ -49,7 +50,7 @@ def partitioner(delegate: str):
         with quiet():
             cls = getattr(importlib.import_module(module), name)
     except Exception as e:  # noqa: BLE001 - an ahead-of-time part that does not import is the reason
-        first = (str(e).strip().splitlines() or [e.__class__.__name__])[0][:200]
+        first = first_line(e, 200)
         raise UsageError(f"--delegate {delegate} cannot be lowered here: the executorch wheel's {delegate} "
                          f"ahead-of-time part does not import ({first}); see docs/executorch.md for what it "
                          f"needs") from None
@@ -96,7 +97,7 @@ def lower(exported, delegate: str):
     except (UsageError, EdgekitFailure):
         raise
     except Exception as e:  # noqa: BLE001 - lowering raises many types; its first line names the op or node
-        first = (str(e).strip().splitlines() or [e.__class__.__name__])[0][:300]
+        first = first_line(e, 300)
         raise EdgekitFailure(f"ExecuTorch could not lower the program for {delegate}: {first}") from None
     finally:
         log.removeHandler(why)

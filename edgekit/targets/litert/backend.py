@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edgekit.config import Precision, Target
 from edgekit.engines import Engine
+from edgekit.engines.base import first_line
 from edgekit.errors import EdgekitFailure, UsageError
 from edgekit.targets.base import BuildResult, TargetBackend, open_engine
 from edgekit.targets.litert.options import LiteRtOptions
@@ -37,10 +38,6 @@ def versions() -> dict:
     from importlib.metadata import version
 
     return {"litert_torch": version("litert-torch"), "ai_edge_litert": version("ai-edge-litert")}
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [e.__class__.__name__])[0][:300]
 
 
 def float16_weights(src: Path, dst: Path) -> None:
@@ -131,13 +128,13 @@ class LiteRtBackend(TargetBackend):
                 else:
                     edge_model.export(str(out_dir / MODEL))
         except Exception as e:  # noqa: BLE001 - the converter raises many types; its first line names the op
-            raise EdgekitFailure(f"litert-torch could not convert the model: {_first_line(e)}; replace the module "
+            raise EdgekitFailure(f"litert-torch could not convert the model: {first_line(e, 300)}; replace the module "
                                  f"that uses it or choose another target") from None
         try:
             with quiet():
                 report = op_histogram(out_dir / MODEL)
         except Exception as e:  # noqa: BLE001 - an op LiteRT has no kernel for fails here, before the gate
-            raise EdgekitFailure(f"LiteRT cannot run the converted model: {_first_line(e)}; replace the module that "
+            raise EdgekitFailure(f"LiteRT cannot run the converted model: {first_line(e, 300)}; replace the module that "
                                  f"emits that op or choose another target") from None
         (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
         v = versions()
