@@ -98,6 +98,18 @@ def test_profile_maps_operators_to_modules(tiny_bundles):
     assert layers["total_ms"] > 0
 
 
+def test_litert_profile_maps_operators_to_modules(tiny_bundles):
+    """LiteRT's own op profiler (its C API, in a process of its own), each XNNPACK row given the module of the
+    .tflite op of its kind; the op map comes from the tensor names litert-torch writes."""
+    report = edgekit.profile([tiny_bundles["litert"].path], threads=(1,), iterations=10, warmup=2,
+                             layer_iters=5).data
+    layers = report["results"][0]["runs"][0]["layers"]
+    assert layers["profiler"] == "litert op profiler"
+    modules = {r["module"] for r in layers["records"] if not r["module_inferred"]}
+    assert {"backbone.attn.qkv", "backbone.attn.proj", "head"} <= modules
+    assert {r["op_type"] for r in layers["records"]} >= {"Convolution", "Fully Connected", "Softmax"}
+
+
 def test_fp16_bundles(tmp_path):
     """ExecuTorch computes in fp16 with LayerNorm and attention kept in float32; LiteRT stores float16 weights."""
     shape = "1x3x64x64"

@@ -19,6 +19,7 @@ from edgekit.engines.base import first_line
 from edgekit.errors import EdgekitFailure, UsageError
 from edgekit.targets.base import BuildResult, TargetBackend, open_engine
 from edgekit.targets.litert.options import LiteRtOptions
+from edgekit.targets.torch_program import module_units
 
 MODEL = "model.tflite"
 REPORT_FILE = "litert.json"
@@ -52,15 +53,46 @@ def float16_weights(src: Path, dst: Path) -> None:
     q.quantize().export_model(str(dst), overwrite=True)
 
 
-def op_histogram(path: Path) -> dict:
-    """The model's operators, and how many XNNPACK partitions the interpreter forms (its DELEGATE nodes)."""
+def inspect_model(path: Path, modules: set[str]) -> dict:
+    """The model's operators, how many XNNPACK partitions the interpreter forms (its DELEGATE nodes), and the op
+    map the profiler reads: each op's index and its ONNX-style name (``/backbone/attn/qkv/FULLY_CONNECTED``),
+    its module read from the output tensor's name. ``modules``: the converted model's module paths."""
     from ai_edge_litert.interpreter import Interpreter
 
     it = Interpreter(model_path=str(path))
     it.allocate_tensors()
-    ops = Counter(d["op_name"] for d in it._get_ops_details())
+    tensors = {t["index"]: t["name"] for t in it.get_tensor_details()}
+    details = it._get_ops_details()
+    ops = Counter(d["op_name"] for d in details)
     delegates = ops.pop("DELEGATE", 0)
-    return {"ops": dict(ops.most_common()), "xnnpack_partitions": delegates}
+    op_map = []
+    for i, d in enumerate(details):
+        if d["op_name"] == "DELEGATE":
+            continue
+        # the output tensor's name; a graph output is named after the signature, so then the weights' names
+        names = [tensors.get(t, "") for t in list(d["outputs"][:1]) + list(d["inputs"][1:])]
+        paths = [module_of(part, modules) for n in names for part in n.split(";;")]
+        units = module_units(paths[0] if paths and paths[0] else max(paths, key=len, default=""))
+        op_map.append({"index": i, "op": d["op_name"], "name": "/" + "/".join([*units, d["op_name"]])})
+    return {"ops": dict(ops.most_common()), "xnnpack_partitions": delegates, "op_map": op_map}
+
+
+def module_of(tensor_name: str, modules: set[str]) -> str:
+    """The module path a litert-torch tensor name carries: ``Root/pkg.Class_attr/pkg.Other_attr;3`` is
+    ``attr.attr`` (a class or attribute name may hold '_': the split is the one naming a real module)."""
+    path = ""
+    for segment in tensor_name.split(";")[0].split("/")[1:]:
+        found = None
+        for i, ch in enumerate(segment):
+            if ch == "_" and i + 1 < len(segment):
+                candidate = f"{path}.{segment[i + 1:]}" if path else segment[i + 1:]
+                if candidate in modules:
+                    found = candidate
+                    break
+        if found is None:
+            break
+        path = found
+    return path.removeprefix("model.").removeprefix("model")
 
 
 class LiteRtBackend(TargetBackend):
@@ -132,7 +164,7 @@ class LiteRtBackend(TargetBackend):
                                  f"that uses it or choose another target") from None
         try:
             with quiet():
-                report = op_histogram(out_dir / MODEL)
+                report = inspect_model(out_dir / MODEL, {name for name, _ in flat.named_modules()})
         except Exception as e:  # noqa: BLE001 - an op LiteRT has no kernel for fails here, before the gate
             raise EdgekitFailure(f"LiteRT cannot run the converted model: {first_line(e, 300)}; replace the module that "
                                  f"emits that op or choose another target") from None
