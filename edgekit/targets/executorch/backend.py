@@ -78,14 +78,19 @@ class ExecuTorchBackend(TargetBackend):
             partitioner(self.options.delegate)  # a delegate that cannot be lowered here fails before the slow steps
 
     def build_torch(self, model, spec, out_dir: Path, precision: Precision, int8=None) -> BuildResult:
-        from edgekit.targets.executorch.lower import BACKEND_IDS, lower
-        from edgekit.targets.torch_program import Flat, Half, capture, describe_io, example_input
+        from edgekit.targets.executorch.lower import BACKEND_IDS, lower, two_pass_layer_norm
+        from edgekit.targets.torch_program import (Flat, Half, capture, contiguous_constants, describe_io,
+                                                   example_input)
 
         delegate = self.options.delegate
         flat = Flat(copy.deepcopy(model)).eval()
         example = example_input(spec)
         inputs, outputs = describe_io(flat, example, spec)
         quantization, notes = None, []
+        strided = contiguous_constants(flat)
+        if strided:
+            notes.append(f"{len(strided)} constant(s) stored contiguously (ExecuTorch reads a strided constant as "
+                         f"if it were contiguous): {', '.join(strided[:3])}{', ...' if len(strided) > 3 else ''}")
         if precision is Precision.INT8:
             from edgekit.quant.pt2e import quantize_pt2e
 
@@ -100,7 +105,10 @@ class ExecuTorchBackend(TargetBackend):
                          f"{len(program_model.islands)} module(s) kept in float32 (LayerNorm, attention)")
         else:
             program_model = flat
-        exported = capture(program_model, example, "ExecuTorch")
+        exported, layer_norms = two_pass_layer_norm(capture(program_model, example, "ExecuTorch"))
+        if layer_norms:
+            notes.append(f"{layer_norms} LayerNorm(s) written out in two passes: ExecuTorch's portable layer_norm "
+                         f"kernel loses precision when the mean is large next to the spread")
         program, report, mapping = lower(exported, delegate)
         (out_dir / PROGRAM).write_bytes(program.buffer)
         (out_dir / REPORT_FILE).write_text(json.dumps({"delegation": report, "program": mapping}, indent=2) + "\n")
@@ -120,6 +128,7 @@ class ExecuTorchBackend(TargetBackend):
                            export={"converter": f"executorch {version}", "frontend": "torch.export",
                                    "format": "pte", "delegate": delegate, "delegation": summary,
                                    "portable": report["portable"][:20], "notes": notes,
+                                   "two_pass_layer_norm": layer_norms, "contiguous_constants": strided,
                                    **({"fp16_islands": program_model.islands} if precision is Precision.FP16 else {})})
 
     def cannot_run_here(self, built: BuildResult) -> str | None:
