@@ -250,8 +250,9 @@ def test_engines_are_self_contained():
         imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                      if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
     third_party = imported - set(sys.stdlib_module_names) - {"__future__"}
-    assert third_party == {"numpy", "onnxruntime", "openvino", "tensorrt", "cuda", "onnx", "coremltools", "PIL"}, \
-        third_party
+    # torch: the ExecuTorch engine hands the program torch tensors (the executorch wheel requires torch)
+    assert third_party == {"numpy", "onnxruntime", "openvino", "tensorrt", "cuda", "onnx", "coremltools", "PIL",
+                           "executorch", "ai_edge_litert", "torch"}, third_party
 
 
 def test_engines_folder_measures_a_bundle_without_edgekit(tmp_path):

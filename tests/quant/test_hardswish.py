@@ -16,6 +16,7 @@ from edgekit.quant.options import Method, QuantOptions
 from edgekit.quant.qdq import FLOAT_OUTPUT_OPS, QdqRecipe, quantize_qdq
 from edgekit.quant.recipes import onnxruntime_recipes, qdq_recipes
 from tests.helpers import int8_plan
+from tests.helpers import needs_unsaturated_int8
 
 
 def _session(model: onnx.ModelProto, optimized: str | None = None) -> ort.InferenceSession:
@@ -106,6 +107,7 @@ def _ranges(model: onnx.ModelProto, x: np.ndarray) -> dict:
     return calibrate(model, [x], "test", QuantOptions(method=Method.MINMAX, cache=False))[0]
 
 
+@needs_unsaturated_int8
 def test_recipe_rewrites_only_a_hardswish_between_int8_layers():
     """In the uint8 QDQ graph only the Hardswish whose readers are all int8 is rewritten: not one feeding the graph
     output (float) nor one kept float (an island, a kept block); the outputs stay as close to fp32."""

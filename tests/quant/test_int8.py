@@ -19,6 +19,7 @@ from edgekit.quant.sensitivity import blocks, meet_budget, sensitivity
 from edgekit.sources import load_source
 from tests.helpers import int8_plan
 from tests.quant.conftest import CLS, SEG
+from tests.helpers import needs_unsaturated_int8
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,7 @@ def cls_setup(digits):
     return proto, calib, Scorer(int8_plan(Target.ONNX).scoring, proto, held_out.inputs, Task.CLASSIFICATION, threads=2)
 
 
+@needs_unsaturated_int8
 @pytest.mark.parametrize("method", list(Method))
 def test_each_method_keeps_the_trained_model(cls_setup, method):
     proto, calib, scorer = cls_setup
@@ -91,6 +93,7 @@ def test_segmentation_int8(digits_seg, tmp_path):
     assert [n for n in q["islands"]["head"]["nodes"]] == ["/head/Conv"]  # the segmentation head
 
 
+@needs_unsaturated_int8
 def test_sensitivity_ranking_and_budget_loop(cls_setup):
     """With every op int8 (no default islands) the trained model falls short of a strict budget; keeping the
     most sensitive blocks in float, one by one in ranked order, meets it."""
@@ -171,6 +174,7 @@ def test_max_drop_budget_through_the_api(digits, tmp_path):
     assert bool(q["budget"]["kept_blocks"]) == ("budget" in q["islands"])  # kept blocks are listed, with why
 
 
+@needs_unsaturated_int8
 def test_tensorrt_qdq_placement(cls_setup):
     from edgekit.quant import tensorrt_qdq
     from edgekit.targets.tensorrt.qdq import check_qdq

@@ -41,6 +41,9 @@ APPLIED = {
     Target.OPENVINO: {"fold_constants": 7},
     Target.TRT: {"fold_constants": 7, "split_qkv_heads": 1, "remove_redundant_layout": 1},
     Target.COREML: {"fold_constants": 7, "split_qkv_heads": 1, "remove_redundant_layout": 1},
+    # ExecuTorch and LiteRT lower the torch model itself: no ONNX rules run for them
+    Target.EXECUTORCH: {},
+    Target.LITERT: {},
 }
 
 

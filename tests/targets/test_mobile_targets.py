@@ -4,7 +4,6 @@ budget) is judged on the trained digits models against their fp32 bundles."""
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ from torch import nn
 
 import edgekit
 from edgekit.errors import UsageError
-from edgekit.models import _registry as reg
 
 pytest.importorskip("executorch", reason="the executorch extra is not installed: pip install 'edgekit[executorch]'")
 pytest.importorskip("litert_torch", reason="the litert extra is not installed: pip install 'edgekit[litert]'")
@@ -58,10 +56,12 @@ def test_executorch_delegation_report(tiny_bundles):
     assert report["delegate"] == "xnnpack" and report["subgraphs"] >= 1
     # every convolution and linear layer is delegated: the FLOPs left on portable kernels are zero here
     assert report["flops"]["total"] > 0 and report["flops"]["share"] == 1.0
-    # LayerNorm has no XNNPACK kernel in ExecuTorch 1.5: left on the portable kernels, with its module and reason
-    rows = {r["op"]: r for r in report["portable"]}
-    assert rows["aten.native_layer_norm"]["module"] == "backbone.attn.norm"
-    assert "no kernel" in rows["aten.native_layer_norm"]["reason"]
+    # left on the portable kernels, each with its module and why: an op XNNPACK has no kernel for, and the means
+    # of the LayerNorm (written out in two passes), which XNNPACK's partitioner refuses, in its own words
+    rows = {(r["op"], r["module"]): r for r in report["portable"]}
+    assert rows["aten.expand_copy", "backbone.attn"]["reason"] == "xnnpack has no kernel for aten.expand_copy"
+    assert rows["aten.mean", "backbone.attn.norm"]["reason"] == (
+        "the xnnpack partitioner refused it: mean.dim only supports averaging 4D tensors, got tensor of rank 3")
     assert bundle.manifest["export"]["delegation"]["nodes"] == report["nodes"]
 
 
@@ -85,6 +85,37 @@ def test_portable_op_named_with_module_and_reason(tmp_path):
     assert erf["module"] == "(root)" and erf["reason"] == "xnnpack has no kernel for aten.erf"
     assert any(c.get("op") == "erf" for c in mapping["calls"])
     assert any("delegate" in c and any(n["name"] == "/conv/Conv" for n in c["delegate"]) for c in mapping["calls"])
+
+
+class _StridedBias(nn.Module):
+    """Attention scores plus a bias buffer stored as a permuted view (zoo Swin's deploy-mode bias is one)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("bias", torch.randn(1, 49, 49, 3).permute(0, 3, 1, 2))  # strides (.., 1, 147, 3)
+
+    def forward(self, x):
+        return (x + self.bias).softmax(-1)
+
+
+def test_strided_constants_and_large_mean_layer_norm_match_pytorch():
+    """Two ExecuTorch 1.5 numerics problems the target works around (docs/executorch.md): a strided constant
+    is read as if contiguous, and the portable LayerNorm's variance loses precision at a large mean."""
+    from edgekit.engines.executorch import ExecuTorchEngine
+    from edgekit.targets.executorch.lower import lower, two_pass_layer_norm
+    from edgekit.targets.torch_program import Flat, capture, contiguous_constants
+
+    cases = [(_StridedBias(), torch.randn(9, 3, 49, 49)), (nn.LayerNorm(96), torch.randn(1, 64, 96) + 100.0)]
+    for module, x in cases:
+        model = Flat(module).eval()
+        assert contiguous_constants(model) == (["model.bias"] if isinstance(module, _StridedBias) else [])
+        exported, count = two_pass_layer_norm(capture(model, x, "test"))
+        assert count == (1 if isinstance(module, nn.LayerNorm) else 0)
+        program, _, _ = lower(exported, "xnnpack")
+        got = ExecuTorchEngine(program.buffer, {}, 1).infer({"input0": x.numpy()})[0]
+        want = model(x)[0].detach().numpy()
+        # float32 rounding of 96 values around 100 bounds the LayerNorm (the one-pass kernel was off by 1.4e-2)
+        np.testing.assert_allclose(got, want, atol=1e-4)
 
 
 def test_profile_maps_operators_to_modules(tiny_bundles):
@@ -163,27 +194,6 @@ def test_vulkan_program_is_lowered_and_not_run_here(tmp_path):
         edgekit.runtime.load(tmp_path / "v")
 
 
-def _top1(bundle, data):
-    return edgekit.evaluate(bundle, data).to_dict()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("target,source,kind", [("executorch", CLS_DIGITS, "cls"), ("litert", SEG_DIGITS, "seg")])
-def test_int8_on_trained_digits_within_one_point(target, source, kind, digits_seg, tmp_path):
-    """int8 through PT2E on the trained digits models: top-1 / mIoU on the labeled folder within 1 point of the
-    fp32 bundle of the same target, and the islands and budget in the manifest."""
-    calib, val = digits_seg / kind / "calib", digits_seg / kind / "val"
-    fp32 = edgekit.export(source, target, tmp_path / "fp32", calib=calib)
-    int8 = edgekit.export(source, target, tmp_path / "int8", precision="int8", calib=calib)
-    q = int8.manifest["quantization"]
-    assert q["method"] == "pt2e" and q["budget"]["met"]
-    assert q["layers"]["int8"] > 0 and set(q["islands"]) >= {"stem", "head"}
-    assert int8.manifest["parity"]["passed"], int8.manifest["parity"]
-    a, b = _top1(fp32.path, val), _top1(int8.path, val)
-    assert a["metric"] == b["metric"] == ("top-1" if kind == "cls" else "mIoU")
-    assert b["value"] >= a["value"] - 0.01, (a, b)
-
-
 def test_keep_fp_pattern_reaches_the_pt2e_annotation(tmp_path):
     """--keep-fp names modules the way ONNX node names do; the matching layers lose their annotation."""
     from edgekit.quant.options import QuantOptions
@@ -199,20 +209,3 @@ def test_keep_fp_pattern_reaches_the_pt2e_annotation(tmp_path):
     assert [i.reason for i in user] == ["user"] and user[0].op_type == "Gemm"
     assert [i.op_type for i in find_islands(gm, QuantOptions(keep_fp=("op:Softmax",), default_islands=False))] \
         == ["Softmax"]
-
-
-ZOO = reg.list_models() if os.environ.get("EDGEKIT_FULL_ZOO") else ["efficientvit_b0_seg", "segformer_b0"]
-
-
-def _shape(name: str) -> str:
-    d = reg.get_cfg(name).size_divisor
-    side = max(d, -(-64 // d) * d)
-    return f"1x3x{side}x{side}"
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("name", ZOO)
-def test_zoo_fp32(name, target, tmp_path):
-    m = edgekit.export(name, target, tmp_path / "b", input_shape=_shape(name)).manifest
-    assert m["parity"]["measured"] and m["parity"]["passed"], m["parity"]
