@@ -76,13 +76,38 @@ class _Islands:
 
     def annotate(self, model):
         model = self.inner.annotate(model) or model
+        stripped = set()
         for node in model.graph.nodes:
             if node.name in self.keep and node.meta.pop("quantization_annotation", None) is not None:
                 self.removed.add(node.name)
+                stripped.add(node)
+        # a quantizer shares one node's quantization with its neighbours' (SharedQuantizationSpec: concat inputs,
+        # pooling); a share that points at a stripped node would leave prepare_pt2e nothing to share, so those
+        # nodes join the island too, until nothing points at one
+        while stripped:
+            joined = set()
+            for node in model.graph.nodes:
+                annotation = node.meta.get("quantization_annotation")
+                if annotation is not None and _shares_with(annotation, stripped):
+                    del node.meta["quantization_annotation"]
+                    joined.add(node)
+            stripped = joined
         return model
 
     def validate(self, model) -> None:
         self.inner.validate(model)
+
+
+def _shares_with(annotation, nodes: set) -> bool:
+    """Whether an annotation's shared specs name one of ``nodes`` (as a node, or either end of an edge)."""
+    specs = list((getattr(annotation, "input_qspec_map", None) or {}).values())
+    specs.append(getattr(annotation, "output_qspec", None))
+    for spec in specs:
+        target = getattr(spec, "edge_or_node", None)
+        ends = target if isinstance(target, tuple) else (target,)
+        if any(end in nodes for end in ends):
+            return True
+    return False
 
 
 def _as_quantizer(islands: _Islands):
@@ -154,7 +179,6 @@ class _Trials:
         self.convert_kwargs = convert_kwargs or {}
         with torch.no_grad():
             self.reference = [[t.numpy() for t in graph_module(x)] for x in calib]
-        self.annotated: set[str] = set()
 
     def make(self, keep: set[str]):
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -177,19 +201,20 @@ class _Trials:
 
 
 def annotated_nodes(graph_module, make_quantizer: Callable) -> list[str]:
-    """FX names of the weighted nodes the target's quantizer annotates (what int8 can reach), in graph order."""
+    """FX names of the nodes the target's quantizer annotates (what int8 can reach), in graph order."""
     with quiet():
         gm = copy.deepcopy(graph_module)
         quantizer = make_quantizer()
         transform = getattr(quantizer, "transform_for_annotation", None)
         gm = (transform(gm) if transform else gm)
         quantizer.annotate(gm)
-    return [n.name for n in gm.graph.nodes
-            if n.op == "call_function" and "quantization_annotation" in n.meta and aten_name(n) in WEIGHTED]
+    return [n.name for n in gm.graph.nodes if n.op == "call_function" and "quantization_annotation" in n.meta]
 
 
 def blocks(graph_module, names: list[str]) -> dict[str, list[str]]:
-    """Block (module path prefix) -> its quantizable nodes: the shallowest depth giving at least MIN_BLOCKS."""
+    """Block (module path prefix) -> its annotated nodes (layers, and the adds, products and pooling the quantizer
+    annotates around them): the shallowest depth giving at least MIN_BLOCKS. With every block in float nothing is
+    int8, so a budget the fp32 model meets is always met in the end."""
     by_name = {n.name: n for n in graph_module.graph.nodes}
     best: dict[str, list[str]] = {}
     for depth in range(1, 8):
@@ -222,7 +247,8 @@ def quantize_pt2e(model: torch.nn.Module, example: torch.Tensor, make_quantizer:
         converted = trials.make(keep)
         first = trials.score(converted)
     annotated = [n for n in annotated_nodes(graph_module, make_quantizer) if n not in keep]
-    if not annotated:
+    op = {n.name: aten_name(n) for n in graph_module.graph.nodes}
+    if not any(op.get(n) in WEIGHTED for n in annotated):
         raise EdgekitFailure(f"{quantizer_name} quantizes none of this model's layers outside its float islands; "
                              f"export fp32 or fp16 instead")
     ranked: list[BlockScore] = []
@@ -242,13 +268,13 @@ def quantize_pt2e(model: torch.nn.Module, example: torch.Tensor, make_quantizer:
         kept_blocks, steps, score, met = result.kept, result.steps, result.score, result.met
         keep = keep | set(result.kept_nodes)
         converted = trials.make(keep)
-        op = {n.name: aten_name(n) for n in graph_module.graph.nodes}
         islands = islands + [Island(n, ONNX_OP.get(op[n], op[n]), "budget") for n in sorted(result.kept_nodes)]
     removed = getattr(converted, "edgekit_removed", set())
     # an island the quantizer would not have annotated anyway (LayerNorm on XNNPACK) is float either way: listed
     # only where the island changed what was quantized, or where the user asked
     listed = [i for i in islands if i.node in removed or i.reason in ("user", "budget")]
-    info = _info(quantizer_name, job, listed, annotated, keep, score, budget, met, kept_blocks, steps)
+    layers = [n for n in annotated if op.get(n) in WEIGHTED]  # conv / linear / matmul: what the summary counts
+    info = _info(quantizer_name, job, listed, layers, keep, score, budget, met, kept_blocks, steps)
     return Pt2eResult(converted, info, listed)
 
 

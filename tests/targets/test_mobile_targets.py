@@ -209,3 +209,29 @@ def test_keep_fp_pattern_reaches_the_pt2e_annotation(tmp_path):
     assert [i.reason for i in user] == ["user"] and user[0].op_type == "Gemm"
     assert [i.op_type for i in find_islands(gm, QuantOptions(keep_fp=("op:Softmax",), default_islands=False))] \
         == ["Softmax"]
+
+
+def test_pt2e_budget_loop_keeps_the_most_sensitive_blocks_in_float():
+    """A budget int8 cannot meet (cosine 0.999999, no default islands): blocks are ranked by sensitivity and kept
+    in float, most sensitive first, until it holds; the manifest entry lists the steps and the kept blocks."""
+    from edgekit.calib import CalibrationSet
+    from edgekit.config import Task
+    from edgekit.quant.options import QuantOptions
+    from edgekit.quant.pt2e import Pt2eJob, quantize_pt2e
+    from edgekit.quant.scoring import Budget
+    from edgekit.targets.executorch.backend import xnnpack_quantizer
+    from edgekit.targets.torch_program import Flat
+    from tests.fixtures.tiny import tiny_classifier
+
+    torch.manual_seed(0)
+    model = Flat(tiny_classifier()).eval()
+    inputs = [np.random.default_rng(i).standard_normal((1, 3, 64, 64)).astype(np.float32) for i in range(4)]
+    calib = CalibrationSet(inputs, [f"x{i}" for i in range(4)], "test", "0" * 64)
+    job = Pt2eJob(calib, QuantOptions(default_islands=False), Budget(1.0, 0.999999), Task.CLASSIFICATION)
+    result = quantize_pt2e(model, torch.from_numpy(inputs[0]), xnnpack_quantizer, job, "XNNPACK quantizer")
+    budget = result.info["budget"]
+    assert budget["steps"][0]["kept"] is None and budget["steps"][0]["cosine_min"] < 0.999999  # int8 alone misses
+    assert budget["met"] and budget["kept_blocks"]  # met by keeping blocks in float
+    assert set(budget["kept_blocks"]) <= {s.get("kept") for s in budget["steps"]}  # each kept block is a step
+    assert "budget" in result.info["islands"]
+    assert result.info["kept"]["cosine_min"] >= 0.999999
