@@ -76,3 +76,13 @@ INT8_SATURATES = _int8_gemms_saturate()
 needs_unsaturated_int8 = pytest.mark.skipif(
     INT8_SATURATES, reason="this x86 CPU has no VNNI: its int8 GEMMs saturate u8 x s8 pairs, which edgekit's int8 "
                            "does not yet avoid (docs/quantization.md)")
+
+
+def zoo_test_shape(name: str) -> str:
+    """The smallest square input >= 64 that zoo model ``name``'s size divisor allows, as NxCxHxW: the zoo tests'
+    small inputs (windows are clamped to small maps)."""
+    from edgekit.models import _registry as reg
+
+    d = reg.get_cfg(name).size_divisor
+    side = max(d, -(-64 // d) * d)
+    return f"1x3x{side}x{side}"

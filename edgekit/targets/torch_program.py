@@ -16,8 +16,10 @@ import warnings
 import torch
 from torch import nn
 
+from edgekit.config import Precision
 from edgekit.engines.base import first_line, quiet_native
 from edgekit.errors import EdgekitFailure
+from edgekit.targets.base import TargetBackend
 
 INPUT = "input"
 
@@ -40,6 +42,24 @@ ONNX_OP = {"conv2d": "Conv", "convolution": "Conv", "_convolution": "Conv", "lin
            "rsqrt": "Rsqrt", "exp": "Exp", "slice": "Slice", "slice_copy": "Slice", "select": "Gather",
            "index": "Gather", "expand": "Expand", "expand_copy": "Expand", "split": "Split",
            "split_with_sizes": "Split", "chunk": "Split", "unbind": "Split"}
+
+
+class Pt2eBackend(TargetBackend):
+    """What ExecuTorch and LiteRT share as targets: built from the prepared torch model (``build_torch``), fp32,
+    fp16 and int8, int8 through PT2E (:mod:`edgekit.quant.pt2e`) from the calibration set the pipeline hands in."""
+
+    precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
+    needs_torch = True
+    pt2e = True
+
+    @property
+    def int8(self):
+        """`edgekit quantize --sensitivity` ranks blocks with edgekit's QDQ in ONNX Runtime; the int8 bundle itself
+        is quantized by PT2E in build_torch."""
+        from edgekit.quant.plan import Int8Plan, Scoring
+        from edgekit.quant.recipes import generic_recipes
+
+        return Int8Plan(Scoring.ONNXRUNTIME, "ONNX Runtime", generic_recipes)
 
 
 class Flat(nn.Module):

@@ -9,6 +9,7 @@ import pytest
 
 import edgekit
 from edgekit.models import _registry as reg
+from tests.helpers import zoo_test_shape
 
 pytest.importorskip("executorch", reason="the executorch extra is not installed: pip install 'edgekit[executorch]'")
 pytest.importorskip("litert_torch", reason="the litert extra is not installed: pip install 'edgekit[litert]'")
@@ -45,14 +46,8 @@ ZOO = [(m, t) for m in reg.list_models() for t in TARGETS] if os.environ.get("ED
     ("efficientvit_b0_seg", "executorch")]
 
 
-def _shape(name: str) -> str:
-    d = reg.get_cfg(name).size_divisor
-    side = max(d, -(-64 // d) * d)
-    return f"1x3x{side}x{side}"
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name,target", ZOO)
 def test_zoo_fp32(name, target, tmp_path):
-    m = edgekit.export(name, target, tmp_path / "b", input_shape=_shape(name)).manifest
+    m = edgekit.export(name, target, tmp_path / "b", input_shape=zoo_test_shape(name)).manifest
     assert m["parity"]["measured"] and m["parity"]["passed"], m["parity"]

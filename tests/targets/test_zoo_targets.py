@@ -20,6 +20,7 @@ import pytest
 
 import edgekit
 from edgekit.models import _registry as reg
+from tests.helpers import zoo_test_shape
 
 MODELS = reg.list_models()
 # one per family; efficientvit and swin carry the LinearAttention and WindowAttention plugin nodes
@@ -31,16 +32,10 @@ COREML_MODELS = MODELS if os.environ.get("EDGEKIT_FULL_ZOO") else [
                 "efficientformerv2_s1", "seaformer_small_seg", "repvit_m1_1") if m in MODELS]
 
 
-def _shape(name: str) -> str:
-    d = reg.get_cfg(name).size_divisor
-    side = max(d, -(-64 // d) * d)
-    return f"1x3x{side}x{side}"
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", TRT_MODELS)
 def test_tensorrt_flavoured_onnx(name, tmp_path):
-    bundle = edgekit.export(name, "trt", tmp_path / "b", input_shape=_shape(name), calib_size=2,
+    bundle = edgekit.export(name, "trt", tmp_path / "b", input_shape=zoo_test_shape(name), calib_size=2,
                             target_options={"onnx_only": True})
     m = bundle.manifest
     report = json.loads((tmp_path / "b" / "tensorrt.json").read_text())
@@ -57,7 +52,7 @@ def test_tensorrt_flavoured_onnx(name, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", COREML_MODELS)
 def test_coreml_conversion(name, tmp_path):
-    bundle = edgekit.export(name, "coreml", tmp_path / "b", precision="fp16", input_shape=_shape(name))
+    bundle = edgekit.export(name, "coreml", tmp_path / "b", precision="fp16", input_shape=zoo_test_shape(name))
     m = bundle.manifest
     program = m["export"]["program"]
     assert program["max_rank"] <= 5 and program["over_rank"] == [] and program["fallbacks"] == []

@@ -17,8 +17,9 @@ from pathlib import Path
 from edgekit.config import Precision, Target
 from edgekit.engines import Engine
 from edgekit.errors import UsageError
-from edgekit.targets.base import BuildResult, TargetBackend, open_engine
+from edgekit.targets.base import BuildResult, open_engine
 from edgekit.targets.executorch.options import ExecuTorchOptions
+from edgekit.targets.torch_program import Pt2eBackend
 
 PROGRAM = "model.pte"
 REPORT_FILE = "executorch.json"
@@ -43,22 +44,10 @@ def executorch_version() -> str:
     return version("executorch")
 
 
-class ExecuTorchBackend(TargetBackend):
+class ExecuTorchBackend(Pt2eBackend):
     target = Target.EXECUTORCH
-    precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
     sdk = "executorch"
-    needs_torch = True
-    pt2e = True  # int8 is made by build_torch through PT2E (edgekit.quant.pt2e), from the calibration set
     Options = ExecuTorchOptions
-
-    @property
-    def int8(self):
-        """`edgekit quantize --sensitivity` ranks blocks with edgekit's QDQ in ONNX Runtime; the int8 bundle itself
-        is quantized by PT2E in build_torch."""
-        from edgekit.quant.plan import Int8Plan, Scoring
-        from edgekit.quant.recipes import generic_recipes
-
-        return Int8Plan(Scoring.ONNXRUNTIME, "ONNX Runtime", generic_recipes)
 
     def missing(self) -> str | None:
         if importlib.util.find_spec("executorch") is None:

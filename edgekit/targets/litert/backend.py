@@ -17,9 +17,9 @@ from edgekit.config import Precision, Target
 from edgekit.engines import Engine
 from edgekit.engines.base import first_line
 from edgekit.errors import EdgekitFailure, UsageError
-from edgekit.targets.base import BuildResult, TargetBackend, open_engine
+from edgekit.targets.base import BuildResult, open_engine
 from edgekit.targets.litert.options import LiteRtOptions
-from edgekit.targets.torch_program import module_units
+from edgekit.targets.torch_program import Pt2eBackend, module_units
 
 MODEL = "model.tflite"
 REPORT_FILE = "litert.json"
@@ -95,22 +95,10 @@ def module_of(tensor_name: str, modules: set[str]) -> str:
     return path.removeprefix("model.").removeprefix("model")
 
 
-class LiteRtBackend(TargetBackend):
+class LiteRtBackend(Pt2eBackend):
     target = Target.LITERT
-    precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
     sdk = "litert_torch"
-    needs_torch = True
-    pt2e = True
     Options = LiteRtOptions
-
-    @property
-    def int8(self):
-        """`edgekit quantize --sensitivity` ranks blocks with edgekit's QDQ in ONNX Runtime; the int8 bundle itself
-        is quantized by PT2E in build_torch."""
-        from edgekit.quant.plan import Int8Plan, Scoring
-        from edgekit.quant.recipes import generic_recipes
-
-        return Int8Plan(Scoring.ONNXRUNTIME, "ONNX Runtime", generic_recipes)
 
     def missing(self) -> str | None:
         for module in ("litert_torch", "ai_edge_litert"):
