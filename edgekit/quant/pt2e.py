@@ -181,9 +181,9 @@ class _Trials:
             self.reference = [[t.numpy() for t in graph_module(x)] for x in calib]
 
     def make(self, keep: set[str]):
-        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+        with quiet():  # torchao logs, at import, the CUDA kernels it cannot load
+            from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-        with quiet():
             islands = _Islands(self.make_quantizer(), set(keep))
             prepared = prepare_pt2e(copy.deepcopy(self.graph_module), _as_quantizer(islands))
             with torch.no_grad():
