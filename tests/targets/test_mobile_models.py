@@ -30,7 +30,9 @@ def test_int8_on_trained_digits_within_one_point(target, source, kind, digits_se
     fp32 bundle of the same target, and the islands and budget in the manifest."""
     calib, val = digits_seg / kind / "calib", digits_seg / kind / "val"
     fp32 = edgekit.export(source, target, tmp_path / "fp32", calib=calib)
-    int8 = edgekit.export(source, target, tmp_path / "int8", precision="int8", calib=calib)
+    # the classifier through `edgekit quantize` of its fp32 bundle, the segmenter through `edgekit export`
+    int8 = edgekit.quantize(fp32.path, tmp_path / "int8", calib=calib) if kind == "cls" else \
+        edgekit.export(source, target, tmp_path / "int8", precision="int8", calib=calib)
     q = int8.manifest["quantization"]
     assert q["method"] == "pt2e" and q["budget"]["met"]
     assert q["layers"]["int8"] > 0 and set(q["islands"]) >= {"stem", "head"}

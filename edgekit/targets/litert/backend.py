@@ -117,12 +117,16 @@ class LiteRtBackend(Pt2eBackend):
     def build_torch(self, model, spec, out_dir: Path, precision: Precision, int8=None) -> BuildResult:
         import tempfile
 
-        from edgekit.targets.torch_program import Flat, describe_io, example_input, quiet
+        from edgekit.targets.torch_program import Flat, contiguous_constants, describe_io, example_input, quiet
 
         flat = Flat(copy.deepcopy(model)).eval()
         example = example_input(spec)
         inputs, outputs = describe_io(flat, example, spec)
         quantization, notes, quant_config = None, [], None
+        strided = contiguous_constants(flat)
+        if strided:
+            notes.append(f"{len(strided)} constant(s) stored contiguously (litert-torch reads a strided constant as "
+                         f"if it were contiguous): {', '.join(strided[:3])}{', ...' if len(strided) > 3 else ''}")
         if precision is Precision.INT8:
             from edgekit.quant.pt2e import quantize_pt2e
 
@@ -165,7 +169,8 @@ class LiteRtBackend(Pt2eBackend):
                            outputs=outputs, quantization=quantization,
                            export={"converter": f"litert-torch {v['litert_torch']}", "frontend": "torch.export",
                                    "format": "tflite", "ops": report["ops"],
-                                   "xnnpack_partitions": report["xnnpack_partitions"], "notes": notes})
+                                   "xnnpack_partitions": report["xnnpack_partitions"], "notes": notes,
+                                   "contiguous_constants": strided})
 
     def open(self, bundle_dir: Path, files: list[str], options: dict, threads: int | None = None) -> Engine:
         return open_engine("litert", bundle_dir / files[0], options, threads)
