@@ -81,7 +81,10 @@ def test(pytest_args: list[str]) -> int:
     fetch_test_data()
     workers = os.environ.get("EDGEKIT_TEST_WORKERS") or str(min(2, os.cpu_count() or 1))
     parallel = [] if "-n" in pytest_args or workers in ("0", "1") else ["-n", workers, "--dist", "loadfile"]
-    return subprocess.run([str(PY), "-m", "pytest", "-q", *parallel, *pytest_args], cwd=ROOT).returncode
+    # numpy's OpenBLAS single-threaded: a worker that had run the ExecuTorch and LiteRT tests hung once in
+    # OpenBLAS's thread pool (exec_blas_async_wait, in a parity cosine); the tests' BLAS work is small
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")}
+    return subprocess.run([str(PY), "-m", "pytest", "-q", *parallel, *pytest_args], cwd=ROOT, env=env).returncode
 
 
 def main() -> int:

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import os
 
-import pytest
-import torch
+# numpy's OpenBLAS single-threaded, before numpy loads it (scripts/bootstrap.py sets it for its run too): a
+# worker that had run the ExecuTorch and LiteRT tests once hung in OpenBLAS's thread pool in a parity cosine
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 # 2-core CI machines: keep torch from oversubscribing when runtimes run threads of their own
 torch.set_num_threads(min(2, os.cpu_count() or 1))
