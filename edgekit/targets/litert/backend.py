@@ -92,7 +92,7 @@ def module_of(tensor_name: str, modules: set[str]) -> str:
         if found is None:
             break
         path = found
-    return path.removeprefix("model.").removeprefix("model")
+    return "" if path == "model" else path.removeprefix("model.")  # Flat's own attribute, not the user's
 
 
 class LiteRtBackend(Pt2eBackend):
