@@ -25,6 +25,15 @@ std::string onnxruntime_version();
 std::unique_ptr<Backend> open_onnxruntime(const std::filesystem::path& model, const Manifest& m, const BackendOptions& o);
 #endif
 
+#ifdef EDGEKIT_WITH_EXECUTORCH
+std::string executorch_version();
+std::unique_ptr<Backend> open_executorch(const std::filesystem::path& program, const Manifest& m, const BackendOptions& o);
+#endif
+
+// Why an ExecuTorch program cannot run in this runtime: lowered for a delegate other than XNNPACK (the
+// device it needs); empty when it can.
+std::string foreign_delegate(const Manifest& m);
+
 // "RuntimeError: ..." -> its first line, at most 400 characters (runtimes' messages run long).
 std::string first_line(const std::string& message);
 

@@ -3,6 +3,7 @@
 // packaged for the platforms this runs on (Debian, Jetson, ROS 2), and the runtime needs typed fields
 // anyway. tests/test_manifest_schema.py holds this reader, the Python reader and the schema file to
 // the same verdicts on a table of broken manifests.
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <fstream>
@@ -182,6 +183,16 @@ std::map<std::string, std::string> scalar_options(const json& v, const std::stri
   return out;
 }
 
+// The options whose value is a list of strings (an ExecuTorch program's output names, in its order).
+std::map<std::string, std::vector<std::string>> list_options(const json& v) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (!it->is_array() || !std::all_of(it->begin(), it->end(), [](const json& e) { return e.is_string(); })) continue;
+    out[it.key()] = it->get<std::vector<std::string>>();
+  }
+  return out;
+}
+
 Manifest from_json(const json& m) {
   object(m, "top level");
   Manifest out;
@@ -207,7 +218,10 @@ Manifest from_json(const json& m) {
   out.runtime_name = string(require(runtime, "runtime", "name"), "runtime.name", 1);
   out.runtime_version = string(require(runtime, "runtime", "version"), "runtime.version", 1);
   out.runtime_facts = scalar_options(runtime, "runtime");
-  if (m.contains("runtime_options")) out.runtime_options = scalar_options(m["runtime_options"], "runtime_options");
+  if (m.contains("runtime_options")) {
+    out.runtime_options = scalar_options(m["runtime_options"], "runtime_options");
+    out.runtime_option_lists = list_options(m["runtime_options"]);
+  }
   out.inputs = tensors(require(m, "", "inputs"), "inputs");
   out.outputs = tensors(require(m, "", "outputs"), "outputs");
   out.preprocess = preprocess(require(m, "", "preprocess"), "preprocess");

@@ -49,9 +49,6 @@ std::string major_minor(const std::string& v) {
 std::string missing_backend(const std::string& target) {
   if (target == "coreml")
     return "CoreML bundles run with Core ML on Apple devices (docs/embedding/ios-coreml.md), not with the edgekit C++ runtime";
-  if (target == "executorch")
-    return "ExecuTorch bundles run with ExecuTorch's own runtime (docs/embedding/android-executorch.md, "
-           "docs/embedding/ios-executorch.md), not with the edgekit C++ runtime";
   if (target == "litert")
     return "LiteRT bundles run with the LiteRT interpreter (docs/embedding/android-litert.md), not with the edgekit "
            "C++ runtime";
@@ -59,6 +56,7 @@ std::string missing_backend(const std::string& target) {
   for (const auto& b : compiled_backends()) have += (have.empty() ? "" : ", ") + b.target;
   const std::string what = target == "trt" ? "TensorRT (NvInferRuntime.h, libnvinfer, CUDA runtime)"
                            : target == "onnx" ? "ONNX Runtime (onnxruntime_cxx_api.h, libonnxruntime)"
+                           : target == "executorch" ? "ExecuTorch (the executorch wheel's share/cmake, or an install's)"
                                               : "OpenVINO (OpenVINOConfig.cmake)";
   return "this edgekit C++ runtime was built without the " + target + " backend (it has: " +
          (have.empty() ? "none" : have) + "); rebuild it where " + what + " is found";
@@ -128,6 +126,9 @@ std::vector<BackendInfo> compiled_backends() {
 #ifdef EDGEKIT_WITH_ONNXRUNTIME
   out.push_back({"onnx", "onnxruntime", detail::onnxruntime_version()});
 #endif
+#ifdef EDGEKIT_WITH_EXECUTORCH
+  out.push_back({"executorch", "executorch", detail::executorch_version()});
+#endif
   return out;
 }
 
@@ -142,6 +143,9 @@ std::unique_ptr<Backend> open_backend(const fs::path& bundle_dir, const Manifest
 #ifdef EDGEKIT_WITH_ONNXRUNTIME
   if (m.target == "onnx") return detail::open_onnxruntime(file, m, o);
 #endif
+#ifdef EDGEKIT_WITH_EXECUTORCH
+  if (m.target == "executorch") return detail::open_executorch(file, m, o);
+#endif
   (void)file;
   (void)o;
   throw BundleError(missing_backend(m.target));
@@ -154,6 +158,7 @@ std::vector<std::string> preflight(const Manifest& m) {
     if (m.runtime_name != b.runtime_name)
       return {"bundle was built with " + m.runtime_name + " " + built + " but this backend runs " + b.runtime_name};
     if (b.target == "trt") return trt_mismatches(m, b.version);
+    if (b.target == "executorch" && !detail::foreign_delegate(m).empty()) return {detail::foreign_delegate(m)};
     std::vector<int> installed = version_tuple(b.version), wanted = version_tuple(built);
     wanted.resize(std::min<std::size_t>(wanted.size(), 2));
     if (installed < wanted)
@@ -286,6 +291,18 @@ LabelMap argmax_labels(const Tensor& scores) {
 }
 
 namespace detail {
+std::string foreign_delegate(const Manifest& m) {
+  auto it = m.runtime_options.find("delegate");
+  const std::string delegate = it == m.runtime_options.end() ? "xnnpack" : it->second;
+  if (delegate == "xnnpack") return "";
+  // where each runs, as DEVICES in edgekit/targets/executorch/backend.py
+  const std::string device = delegate == "coreml" ? "Apple devices (CoreML: iOS 16 / macOS 13 and later)"
+                             : delegate == "qnn"  ? "Qualcomm Snapdragon devices (QNN HTP)"
+                             : delegate == "vulkan" ? "GPUs with Vulkan (Android)"
+                                                    : "its device";
+  return "the program is lowered for " + delegate + ", which runs on " + device;
+}
+
 std::string first_line(const std::string& message) {
   std::string s = message.substr(0, message.find('\n'));
   return s.size() > 400 ? s.substr(0, 400) : s;

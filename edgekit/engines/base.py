@@ -89,3 +89,16 @@ def quiet_native():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def xnnpack_kind(operator: str) -> str:
+    """XNNPACK's operator kind from a profiled name: "Convolution (NHWC, F32) IGEMM #2" -> "Convolution"."""
+    return operator.split(" (")[0].split(" #")[0].strip()
+
+
+def next_of_kind(pending: list[dict], ops: tuple) -> tuple[dict | None, list[dict]]:
+    """XNNPACK runs a delegated subgraph's operators in the graph's order, so a profiled operator is the next
+    graph op (``pending``, each with an "op") of its kind: that op and the ops after it, or ``(None, pending)``
+    when none is (a layout transpose, a fused activation)."""
+    hit = next((o for o in pending if o["op"] in ops), None) if ops else None
+    return (hit, pending[pending.index(hit) + 1:]) if hit is not None else (None, pending)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Engine, EngineError, first_line, quiet_native
+from .base import Engine, EngineError, first_line, next_of_kind, quiet_native, xnnpack_kind
 
 
 def portable_lib():
@@ -68,13 +68,10 @@ class ExecuTorchEngine(Engine):
 
 # XNNPACK's operator names (its ETDump events: "Convolution (NHWC, F32) IGEMM #2") -> the aten ops they run
 _XNNPACK_KINDS = {"Convolution": ("convolution",), "Deconvolution": ("convolution",),
-                  "Fully Connected": ("linear", "addmm", "mm", "convolution"),  # 1x1 convolutions run as GEMMs "Batch Matrix Multiply": ("bmm", "matmul"),
+                  # 1x1 convolutions run as GEMMs
+                  "Fully Connected": ("linear", "addmm", "mm", "convolution"), "Batch Matrix Multiply": ("bmm", "matmul"),
                   "Softmax": ("_softmax", "softmax"), "Max Pooling": ("max_pool2d", "max_pool2d_with_indices"),
                   "Average Pooling": ("avg_pool2d",), "Global Average Pooling": ("mean", "adaptive_avg_pool2d")}
-
-
-def _kind(event_name: str) -> str:
-    return event_name.split(" (")[0].split(" #")[0].strip()
 
 
 def _records(events: list, calls: list[dict], skip: int) -> list[dict]:
@@ -110,11 +107,8 @@ def _records(events: list, calls: list[dict], skip: int) -> list[dict]:
                 records.append({"name": f"delegate{cursor}", "op_type": "DelegateCall", "kernel": "delegate",
                                 "time_ms": ms(event), "calls": 1, "onnx_nodes": [n["name"] for n in nodes]})
             for inner in pending:
-                kind = _kind(name_of(inner))
-                ops = _XNNPACK_KINDS.get(kind, ())
-                match = next((n for n in nodes if n["op"] in ops), None) if ops else None
-                if match is not None:
-                    nodes = nodes[nodes.index(match) + 1:]
+                kind = xnnpack_kind(name_of(inner))
+                match, nodes = next_of_kind(nodes, _XNNPACK_KINDS.get(kind, ()))
                 # XNNPACK numbers its operators per delegate: the delegate's index makes the name unique
                 records.append({"name": f"delegate{cursor}:{name_of(inner)}", "op_type": kind, "kernel": "xnnpack",
                                 "time_ms": ms(inner),

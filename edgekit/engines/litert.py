@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Engine, EngineError, first_line, quiet_native
+from .base import Engine, EngineError, first_line, next_of_kind, quiet_native, xnnpack_kind
 
 
 def interpreter_class():
@@ -135,11 +135,8 @@ def parse_summary(text: str, ops: list[dict]) -> list[dict]:
             continue
         node_type, avg_ms, name = match.group(1), float(match.group(4)), match.group(9).strip()
         if node_type.startswith("Delegate/"):
-            kind = node_type[len("Delegate/"):].split(" (")[0].strip()
-            wanted = _XNNPACK_KINDS.get(kind, ())
-            hit = next((o for o in pending if o["op"] in wanted), None) if wanted else None
-            if hit is not None:
-                pending = pending[pending.index(hit) + 1:]
+            kind = xnnpack_kind(node_type[len("Delegate/"):])
+            hit, pending = next_of_kind(pending, _XNNPACK_KINDS.get(kind, ()))
             records.append({"name": f"{name} {node_type[len('Delegate/'):]}", "op_type": kind, "kernel": "xnnpack",
                             "time_ms": avg_ms, "calls": 1, "onnx_nodes": [hit["name"]] if hit else []})
         else:

@@ -223,8 +223,12 @@ def module_path(node) -> str:
     if not stack:
         return ""
     path = list(stack.values())[-1][0]
-    path = path.removeprefix("L['self'].").removeprefix("model.") if isinstance(path, str) else ""
-    return "" if path == "model" else path
+    return user_path(path.removeprefix("L['self'].")) if isinstance(path, str) else ""
+
+
+def user_path(path: str) -> str:
+    """A module path in :class:`Flat` -> the same module's path in the user's model (Flat holds it as ``model``)."""
+    return "" if path == "model" else path.removeprefix("model.")
 
 
 def module_units(path: str) -> list[str]:

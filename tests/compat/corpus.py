@@ -6,11 +6,12 @@ weights (:mod:`tests.compat.weights`) at the smallest input its architecture acc
 
 - every model: ONNX Runtime and OpenVINO, fp32, through the parity gate at its default tolerances;
 - the family's representative (``ci=True``, exactly one per family): also the TensorRT-flavoured ONNX
-  (``--onnx-only``, its parity measured in ONNX Runtime as a stand-in) and CoreML (conversion only:
-  CoreML predicts only on macOS, so parity is recorded as not measured).
+  (``--onnx-only``, its parity measured in ONNX Runtime as a stand-in), CoreML (conversion only:
+  CoreML predicts only on macOS, so parity is recorded as not measured), and the two mobile runtimes,
+  ExecuTorch (XNNPACK) and LiteRT, whose parity is measured here in their own runtimes.
 
 CI runs each representative on one of ONNX Runtime and OpenVINO (alternating down the list, or the runtime
-an edgekit fix for the family is about), and one transformers representative per task on all four targets
+an edgekit fix for the family is about), and one transformers representative per task on every target
 (:attr:`Model.ci_targets`); ``EDGEKIT_FULL_COMPAT=1`` runs every pair.
 
 Sources, as users bring them: ``timm:<name>`` (a published architecture, with a checkpoint of random
@@ -32,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 BASE_TARGETS = ("onnx", "openvino")
-FAMILY_TARGETS = ("trt", "coreml")
+FAMILY_TARGETS = ("trt", "coreml", "executorch", "litert")
 PRECISION = "fp32"
 ZOO_FAMILIES = ("efficientvit", "swin", "segformer", "fastvit", "nextvit", "repvit", "efficientformerv2", "seaformer")
 
@@ -54,8 +55,8 @@ class Model:
     input_shape: str
     source: str  # "timm:<name>", "timm-dir:<family>", "tests.compat.timm_tiny:<fn>" or "transformers:<builder>"
     task: str = "classification"
-    ci: bool = False  # the family's representative: all four targets, and run in CI
-    all_targets_in_ci: bool = False  # CI exports it to all four targets (see ci_targets)
+    ci: bool = False  # the family's representative: every target, and run in CI
+    all_targets_in_ci: bool = False  # CI exports it to every target (see ci_targets)
     ci_target: str = ""  # the runtime CI checks a representative on; "" alternates (see _alternate_ci_targets)
     known: tuple[Known, ...] = ()
     note: str = ""
@@ -78,7 +79,7 @@ class Model:
     @property
     def ci_targets(self) -> tuple[str, ...]:
         """What CI exports: each representative to one runtime (:attr:`ci_target`), and one transformers
-        representative per task (``all_targets_in_ci``) to all four targets. Measured on 2 cores: an export of
+        representative per task (``all_targets_in_ci``) to every target. Measured on 2 cores: an export of
         a representative costs 1-14 s (4.4 s on average: the slimmed timm copies keep every block kind of their
         graphs, and onnxslim alone takes ~0.4 s per pass over them), so both runtimes for every representative
         took 5.6 min of a suite that must stay within 15; the other runtime, the other TensorRT and CoreML

@@ -1,9 +1,9 @@
 """The compatibility corpus (tests/compat/corpus.py) through edgekit's real export pipeline.
 
 CI runs each family's representative on one runtime (ONNX Runtime or OpenVINO), and one transformers
-representative per task on all four targets (:attr:`~tests.compat.corpus.Model.ci_targets`);
-``EDGEKIT_FULL_COMPAT=1`` runs every pair: every model on both runtimes, and every representative on all four
-targets. A pair passes when the parity gate passes at its
+representative per task on every target (:attr:`~tests.compat.corpus.Model.ci_targets`);
+``EDGEKIT_FULL_COMPAT=1`` runs every pair: every model on both runtimes, and every representative on every
+target. A pair passes when the parity gate passes at its
 default tolerances (CoreML off macOS: when the conversion succeeds, parity recorded as not measured); a pair
 declared :class:`~tests.compat.corpus.Known` must still fail with its declared message. Every failure must be
 one of edgekit's own errors: an exception of any other type escaping ``edgekit.export`` is a bug here.
@@ -61,7 +61,8 @@ def test_pair(model, target, compat_results):
 
 def test_corpus_meets_the_issue():
     """At least 30 timm architectures beyond the zoo from 15 families, 12 transformers architectures (5 of
-    them segmentation); one representative per family, which alone carries TensorRT and CoreML."""
+    them segmentation); one representative per family, which alone carries TensorRT, CoreML, ExecuTorch and
+    LiteRT."""
     timm = [m for m in CORPUS if m.library == "timm" and m.published]
     hf = [m for m in CORPUS if m.library == "transformers"]
     assert len({m.id for m in CORPUS}) == len(CORPUS), "duplicate model ids"

@@ -1,5 +1,5 @@
 """Build the C++ runtime, its examples (edgekit-run, feature-head) and the preprocessing probe once per
-source version.
+source version: the OpenVINO backend, and the ExecuTorch backend where the executorch wheel is installed.
 
 The build lives outside the source tree in ``$EDGEKIT_CACHE/cpp-build/<key>`` (default
 ``~/.cache/edgekit``), keyed by the sources, the OpenVINO wheel and the toolchain, so a second test
@@ -41,14 +41,25 @@ def _missing() -> str | None:
     return None
 
 
-def _key(openvino_cmake: Path) -> str:
+def executorch_cmake() -> Path | None:
+    """The executorch wheel's CMake package (its prebuilt C++ runtime), when the wheel is installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("executorch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "share" / "cmake"
+    return path if (path / "executorch-config.cmake").is_file() else None
+
+
+def _key(openvino_cmake: Path, et_cmake: Path | None) -> str:
     h = hashlib.sha256()
     for src in SOURCES:
         files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix in (".cpp", ".hpp", ".txt", ".json")) \
             if src.is_dir() else [src]
         for p in files:
             h.update(str(p.relative_to(ROOT)).encode() + b"\0" + p.read_bytes())
-    h.update(str(openvino_cmake).encode())
+    h.update(str(openvino_cmake).encode() + b"\0" + str(et_cmake).encode())
     for tool in ("cmake", "c++"):
         h.update(subprocess.run([tool, "--version"], capture_output=True, text=True, check=False).stdout.encode())
     return h.hexdigest()[:16]
@@ -64,7 +75,8 @@ def build() -> CppTools:
 
     openvino_cmake = Path(openvino.__file__).parent / "cmake"
     cache = Path(os.environ.get("EDGEKIT_CACHE", Path.home() / ".cache" / "edgekit")) / "cpp-build"
-    build_dir = cache / _key(openvino_cmake)
+    et_cmake = executorch_cmake()
+    build_dir = cache / _key(openvino_cmake, et_cmake)
     examples = build_dir / "edgekit" / "examples"
     tools = CppTools(examples / "edgekit_run" / "edgekit-run", build_dir / "edgekit-preprocess-probe", build_dir,
                      examples / "feature_head" / "feature-head")
@@ -76,7 +88,10 @@ def build() -> CppTools:
         generator = ["-G", "Ninja"] if shutil.which("ninja") else []
         steps = [
             ["cmake", "-S", str(ROOT / "tests" / "cpp"), "-B", str(build_dir), *generator, "-DCMAKE_BUILD_TYPE=Release",
-             "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG", f"-DOpenVINO_DIR={openvino_cmake}"],
+             "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG", f"-DOpenVINO_DIR={openvino_cmake}",
+             # with the executorch wheel installed the ExecuTorch backend must build (ON fails loudly)
+             *([f"-Dexecutorch_DIR={et_cmake}", "-DEDGEKIT_WITH_EXECUTORCH=ON"] if et_cmake else
+               ["-DEDGEKIT_WITH_EXECUTORCH=OFF"])],
             ["cmake", "--build", str(build_dir), "-j", "2", "--target", "edgekit-run", "feature-head",
              "edgekit-preprocess-probe"],
         ]

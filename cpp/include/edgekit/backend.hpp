@@ -1,4 +1,4 @@
-// edgekit C++ runtime: one interface over OpenVINO, TensorRT and ONNX Runtime.
+// edgekit C++ runtime: one interface over OpenVINO, TensorRT, ONNX Runtime and ExecuTorch.
 //
 // Which backends exist is decided when the library is built (CMake finds each SDK's headers and
 // libraries); compiled_backends() says which ones this build has.
@@ -36,8 +36,8 @@ class Backend {
 
 // What a build of this library can run.
 struct BackendInfo {
-  std::string target;        // the manifest's target: "openvino", "trt", "onnx"
-  std::string runtime_name;  // the manifest's runtime.name: "openvino", "tensorrt", "onnxruntime"
+  std::string target;        // the manifest's target: "openvino", "trt", "onnx", "executorch"
+  std::string runtime_name;  // the manifest's runtime.name: "openvino", "tensorrt", "onnxruntime", "executorch"
   std::string version;       // of the runtime library loaded now
 };
 

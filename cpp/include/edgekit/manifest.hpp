@@ -54,7 +54,7 @@ struct FileEntry {
 struct Manifest {
   std::string schema_version;
   std::string edgekit_version;
-  std::string target;     // onnx, openvino, trt, coreml
+  std::string target;     // onnx, openvino, trt, coreml, executorch, litert
   std::string precision;  // fp32, fp16, bf16, int8
   std::string task;       // classification, segmentation, features (outputs are feature maps or embeddings)
   std::string model_name;
@@ -63,6 +63,7 @@ struct Manifest {
   std::string runtime_version;  // what the artifact was built with
   std::map<std::string, std::string> runtime_facts;    // runtime's scalar fields, as text (compute_capability, ...)
   std::map<std::string, std::string> runtime_options;  // scalar options, as text (device, inference_precision, ...)
+  std::map<std::string, std::vector<std::string>> runtime_option_lists;  // options that are lists of strings (outputs, ...)
   std::vector<TensorSpec> inputs, outputs;
   Preprocess preprocess;
   std::vector<FileEntry> files;  // files[0] is what the runtime opens

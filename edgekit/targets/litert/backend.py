@@ -19,7 +19,7 @@ from edgekit.engines.base import first_line
 from edgekit.errors import EdgekitFailure, UsageError
 from edgekit.targets.base import BuildResult, open_engine
 from edgekit.targets.litert.options import LiteRtOptions
-from edgekit.targets.torch_program import Pt2eBackend, module_units
+from edgekit.targets.torch_program import Pt2eBackend, module_units, user_path
 
 MODEL = "model.tflite"
 REPORT_FILE = "litert.json"
@@ -92,7 +92,7 @@ def module_of(tensor_name: str, modules: set[str]) -> str:
         if found is None:
             break
         path = found
-    return "" if path == "model" else path.removeprefix("model.")  # Flat's own attribute, not the user's
+    return user_path(path)
 
 
 class LiteRtBackend(Pt2eBackend):
