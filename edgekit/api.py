@@ -11,6 +11,7 @@ from edgekit.progress import Reporter
 def export(source: str, target: str | Target = "onnx", out: str | Path = "bundles/model", *,
            precision: str | Precision = "fp32", checkpoint: str | Path | None = None,
            input_shape: str | tuple[int, ...] | None = None, dynamic_batch: bool = False,
+           shapes: str | None = None, dynamic_hw: bool = False,
            calib: str | Path | None = None, calib_size: int | None = None, threads: int | None = None,
            opset: int = 17, verify: bool = True, force: bool = False, rewrite: bool = True,
            tolerance: Tolerance | None = None, target_options: dict | None = None,
@@ -29,6 +30,9 @@ def export(source: str, target: str | Target = "onnx", out: str | Path = "bundle
     > zoo config > ImageNet default). pretrained: timm's published weights, through the Hugging Face cache.
     features: stage indices ("1,2,3" or a tuple) to export a zoo or timm model's feature maps instead of its
     classifier (outputs ``stage1``...).
+    shapes: a shape envelope "MIN:OPT:MAX" (three NCHW shapes, e.g. "1x3x256x256:1x3x512x512:1x3x1024x1024"):
+    one bundle for every input size in it, checked by the gate at its corners; dynamic_hw: the envelope the
+    model's planner chooses (half to twice its size, in its steps). See docs/shapes.md.
     method, percentile, max_drop: int8 only, see :func:`quantize`. keep_fp: node-name patterns kept in float
     (fp16, bf16 on ONNX Runtime; int8 everywhere). auto_fix: when the gate fails, repair and export again (``--auto-fix``):
     the first diverging module kept in float, ONNX Runtime's optimization level lowered past a fused kernel that
@@ -42,6 +46,7 @@ def export(source: str, target: str | Target = "onnx", out: str | Path = "bundle
     config = ExportConfig(source=source, target=Target.parse(target), precision=Precision.parse(precision),
                           out=Path(out), checkpoint=Path(checkpoint) if checkpoint else None,
                           input_shape=tuple(input_shape) if input_shape else None, dynamic_batch=dynamic_batch,
+                          shapes=shapes or None, dynamic_hw=dynamic_hw,
                           calib=Path(calib) if calib else None, calib_size=calib_size, threads=threads, opset=opset,
                           verify=verify, force=force, rewrite=rewrite, tolerance=tolerance,
                           target_options=dict(target_options or {}), source_options=source_options,

@@ -118,6 +118,7 @@ class SourceOptions:
     num_classes: int | None = None
     pretrained: bool = False  # timm:<name>[.<tag>]: the published weights, through the Hugging Face cache
     features: tuple[int, ...] | None = None  # --features: these stages' maps (0-based, as timm's out_indices)
+    dynamic_size: bool = False  # a zoo model built for a range of input sizes (set by a shape envelope)
 
     def __post_init__(self):
         if self.resize is not None and self.resize not in RESIZE_METHODS:
@@ -140,7 +141,8 @@ class SourceOptions:
         d = {"mean": list(self.mean) if self.mean else None, "std": list(self.std) if self.std else None,
              "resize": self.resize, "labels": list(self.labels) if self.labels else None,
              "labels_file": self.labels_file, "num_classes": self.num_classes, "pretrained": self.pretrained or None,
-             "features": list(self.features) if self.features is not None else None}
+             "features": list(self.features) if self.features is not None else None,
+             "dynamic_size": self.dynamic_size or None}
         return {k: v for k, v in d.items() if v is not None}
 
     @staticmethod
@@ -150,7 +152,8 @@ class SourceOptions:
                              std=tuple(d["std"]) if d.get("std") else None, resize=d.get("resize"),
                              labels=tuple(d["labels"]) if d.get("labels") else None, labels_file=d.get("labels_file"),
                              num_classes=d.get("num_classes"), pretrained=bool(d.get("pretrained", False)),
-                             features=tuple(d["features"]) if d.get("features") is not None else None)
+                             features=tuple(d["features"]) if d.get("features") is not None else None,
+                             dynamic_size=bool(d.get("dynamic_size", False)))
 
 
 def parse_features(text: str | None) -> tuple[int, ...] | None:
@@ -214,6 +217,8 @@ class ExportConfig:
     checkpoint: Path | None = None
     input_shape: tuple[int, ...] | None = None
     dynamic_batch: bool = False
+    shapes: str | None = None  # --shapes MIN:OPT:MAX, NCHW each (edgekit.shapes)
+    dynamic_hw: bool = False  # --dynamic-hw: the planner chooses the envelope
     calib: Path | None = None
     calib_size: int | None = None
     threads: int | None = None
@@ -260,7 +265,8 @@ class ExportConfig:
         return ExportConfig(source=d["source"], target=get("target", Target.parse),
                             precision=get("precision", Precision.parse), out=get("out", Path),
                             checkpoint=get("checkpoint", Path), input_shape=get("input_shape", tuple),
-                            dynamic_batch=bool(get("dynamic_batch")), calib=get("calib", Path),
+                            dynamic_batch=bool(get("dynamic_batch")), shapes=get("shapes"),
+                            dynamic_hw=bool(get("dynamic_hw")), calib=get("calib", Path),
                             calib_size=get("calib_size", int), threads=get("threads", int), opset=get("opset", int),
                             verify=bool(get("verify")), force=bool(get("force")), rewrite=bool(get("rewrite")),
                             explain=bool(get("explain")), tolerance=get("tolerance", Tolerance.from_dict),

@@ -134,8 +134,10 @@ def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: 
 
     with rep.step(f"load {config.source}"), stage("load"):
         src = load_source(config.source, config.checkpoint, config.input_shape, config.source_options)
+        src, envelope = _envelope(config, backend, src)
         spec = src.spec
-        backend.check_model(spec, config.dynamic_batch)  # target options against the model, before the slow steps
+        dynamic_batch = config.dynamic_batch or (envelope is not None and envelope.dynamic_batch)
+        backend.check_model(spec, dynamic_batch)  # target options against the model, before the slow steps
     # read the parity (and int8 calibration) images before the slow steps, so a bad --calib fails fast
     int8 = config.precision is Precision.INT8
     with rep.step("read parity and calibration images" if int8 else "read parity images"), stage("parity"):
@@ -165,7 +167,7 @@ def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: 
             model = apply_swaps(copy.deepcopy(model), config.target, rewrites, config.precision, config.leave_out)
     # a target that converts the torch model itself (CoreML) declares needs_torch and gets no ONNX
     exported, proto, quant_info, fp32_proto = ((None, None, None, None) if backend.needs_torch else _onnx_for_target(
-        config, backend, model, spec, sets.calibration, rewrites, rep, quant))
+        config, backend, model, spec, sets.calibration, rewrites, rep, quant, envelope))
 
     with staged_bundle(config.out, config.force) as staging:
         with rep.step(f"build {config.target.value} {config.precision.value}"), stage("build"):
@@ -183,6 +185,7 @@ def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: 
         with stage("parity"):
             why_not = backend.cannot_run_here(built)
             stand_in = backend.open_stand_in(staging, built, config.threads) if why_not else None
+        corner_failures: list[str] = []
         if why_not and stand_in is None:
             report = None
             parity = {"measured": False, "reason": f"{why_not}; parity was not measured",
@@ -190,7 +193,7 @@ def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: 
         else:
             with rep.step(f"parity vs PyTorch on {len(sets.parity)} images", total=len(sets.parity)), stage("parity"):
                 report = measure_parity(backend, staging, built, reference, sets.parity.inputs, spec, tolerance,
-                                        1 if config.dynamic_batch else spec.input_shape[0], config.threads,
+                                        1 if dynamic_batch else spec.input_shape[0], config.threads,
                                         rep.advance, runner=stand_in[0] if stand_in else None)
             for warning in report.warnings:
                 rep.note(f"parity: {warning}")
@@ -198,12 +201,20 @@ def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: 
                       "set": sets.describe(), **report.to_dict()}
             if stand_in:
                 parity.update(measured_on=stand_in[1], artifact={"measured": False, "reason": why_not})
+            if envelope is not None:
+                corners, corner_failures = _corner_parity(config, backend, staging, built, reference, spec, tolerance,
+                                                          envelope, report, rep, stand_in)
+                parity["corners"] = corners
         with stage("bundle"):
             manifest = _manifest(config, spec, exported, rewrites, built, parity, proto, staging,
-                                 quant_info or built.quantization, model)
+                                 quant_info or built.quantization, model, envelope)
             if fixes:
                 manifest["auto_fix"] = fixes
             write_manifest(staging, manifest)
+        if envelope is not None and report is not None and report.passed and corner_failures and config.verify:
+            raise ParityError(f"parity gate failed for {config.target.value} {config.precision.value} inside the "
+                              f"shape envelope: {'; '.join(corner_failures)}; no bundle written. Narrow --shapes to "
+                              f"the sizes that pass, or pass --no-verify to write it anyway", report)
         if report is not None and not report.passed and config.verify:
             located = _locate(config, fp32_proto, proto, built, staging, sets.parity.inputs, rep, reference.model)
             if located is not None and _fusion_may_cause(located, built):
@@ -234,6 +245,69 @@ def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: 
                               f"{'; '.join(report.failures)} ({report.summary()}){where}; no bundle written. "
                               f"Pass --no-verify to write it anyway", report, located, applied)
     return Bundle(Path(config.out), read_manifest(config.out))
+
+
+def _envelope(config: ExportConfig, backend, src):
+    """(source, envelope): the shape envelope asked for (``--shapes`` / ``--dynamic-hw``, checked against the model's
+    size rule) and the source rebuilt at its OPT size, for a range of sizes where the model needs that; (src, None)
+    for a fixed-size export."""
+    if not (config.shapes or config.dynamic_hw):
+        return src, None
+    from edgekit.shapes import envelope_for, fmt, parse, size_rule
+
+    flag = "--shapes" if config.shapes else "--dynamic-hw"
+    if not backend.envelopes:
+        raise UsageError(f"{flag}: --target {config.target.value} takes one input size here; shape envelopes are "
+                         f"built for onnx, openvino and trt (docs/shapes.md)")
+    if config.shapes and config.input_shape and tuple(config.input_shape) != parse(config.shapes)[1]:
+        raise UsageError(f"--input-shape {fmt(config.input_shape)} differs from --shapes' OPT "
+                         f"{fmt(parse(config.shapes)[1])}; the OPT shape is the export size: drop --input-shape")
+    rule = size_rule(src)
+    opt = parse(config.shapes)[1] if config.shapes else tuple(src.spec.input_shape)
+    envelope = envelope_for(config.shapes, config.dynamic_hw, config.dynamic_batch, opt, rule, config.source)
+    backend.dynamic_hw = envelope.dynamic_hw
+    if config.target is Target.TRT:  # its optimization profile is the envelope
+        if backend.options.shapes and backend.options.shapes != envelope.text():
+            raise UsageError(f"{flag} and the TensorRT profile in target_options differ; give the envelope once")
+        backend.options = replace(backend.options, shapes=envelope.text())
+    if envelope.opt != tuple(src.spec.input_shape) or (rule.rebuild and envelope.dynamic_hw):
+        options = replace(config.source_options, dynamic_size=rule.rebuild and envelope.dynamic_hw)
+        src = load_source(config.source, config.checkpoint, envelope.opt, options)
+    return src, envelope
+
+
+def _corner_parity(config: ExportConfig, backend, staging: Path, built, reference, spec, tolerance: Tolerance,
+                   envelope, at_opt: ParityReport, rep: Reporter, stand_in) -> tuple[list[dict], list[str]]:
+    """The gate at each corner of the envelope other than OPT (which the main gate measured): the parity images
+    preprocessed to that size, the artifact against PyTorch at it. (records, failures)."""
+    from edgekit.engines import EngineError
+    from edgekit.errors import EdgekitFailure
+    from edgekit.shapes import fmt
+
+    records, failures = [], []
+    for label, shape in envelope.corners():
+        if shape == envelope.opt:
+            records.append({"label": label, "shape": list(shape), **_corner_figures(at_opt)})
+            continue
+        pre = replace(spec.preprocess, size=tuple(shape[2:]))
+        inputs = load_image_sets(config.calib, pre, config.calib_size, int8=False).parity.inputs
+        with rep.step(f"parity at the envelope's {label} {fmt(shape)}", total=len(inputs)), stage("parity"):
+            try:
+                report = measure_parity(backend, staging, built, reference, inputs, spec, tolerance, shape[0],
+                                        config.threads, rep.advance, runner=stand_in[0] if stand_in else None)
+            except (EngineError, EdgekitFailure) as e:
+                records.append({"label": label, "shape": list(shape), "passed": False, "error": str(e)})
+                failures.append(f"at {label} {fmt(shape)} the artifact does not run: {e}")
+                continue
+        records.append({"label": label, "shape": list(shape), **_corner_figures(report)})
+        if not report.passed:
+            failures.append(f"at {label} {fmt(shape)}: {'; '.join(report.failures)} ({report.summary()})")
+    return records, failures
+
+
+def _corner_figures(report: ParityReport) -> dict:
+    d = report.to_dict()
+    return {k: d[k] for k in ("images", "cosine_min", "max_abs_rel", "passed", "failures") if k in d}
 
 
 def _locate(config: ExportConfig, fp32_proto, proto, built, staging: Path, inputs, rep: Reporter, model):
@@ -308,12 +382,14 @@ def _pt2e_job(config: ExportConfig, backend, spec, calib, rep: Reporter, quant):
 
 
 def _onnx_for_target(config: ExportConfig, backend, model, spec, calib, rewrites: RewriteReport, rep: Reporter,
-                     quant=None):
+                     quant=None, envelope=None):
     """Export, rewrite, attach plugin functions, quantize (int8) -> (ExportResult, ModelProto, quant info, the
     fp32 ModelProto the int8 one was made from)."""
     with rep.step(f"export ONNX (opset {config.opset})"), stage("export"):
-        exported = export_onnx(model, spec.input_shape, config.opset, config.dynamic_batch,
-                               output_names=spec.output_names)
+        exported = export_onnx(model, spec.input_shape, config.opset,
+                               config.dynamic_batch or (envelope is not None and envelope.dynamic_batch),
+                               output_names=spec.output_names,
+                               dynamic_hw=envelope.dynamic_hw if envelope is not None else False)
     for note in exported.notes:
         rep.note(note)
     proto = exported.model
@@ -343,7 +419,7 @@ def _io_spec(proto: onnx.ModelProto, values) -> list[dict]:
 
 
 def _manifest(config: ExportConfig, spec, exported, rewrites: RewriteReport, built, parity: dict,
-              proto: onnx.ModelProto, staging: Path, quant_info: dict | None, model) -> dict:
+              proto: onnx.ModelProto, staging: Path, quant_info: dict | None, model, envelope=None) -> dict:
     from edgekit.flops import count_flops
 
     plugins = uses_plugins(proto) if proto is not None else []
@@ -361,8 +437,10 @@ def _manifest(config: ExportConfig, spec, exported, rewrites: RewriteReport, bui
         entry.update(out.to_dict() if out else {"kind": "labels" if entry["dtype"].startswith("int") else "logits"})
         if out and len(entry["shape"]) == len(out.shape):  # a dim shape inference lost (a rewrite's reshape) is
             # the one PyTorch gave; only the batch stays symbolic, and only under --dynamic-batch
-            entry["shape"] = [d if isinstance(d, int) or (i == 0 and config.dynamic_batch) else out.shape[i]
-                              for i, d in enumerate(entry["shape"])]
+            dyn_batch = config.dynamic_batch or (envelope is not None and envelope.dynamic_batch)
+            dyn_hw = envelope is not None and envelope.dynamic_hw and len(out.shape) == 4
+            entry["shape"] = [d if isinstance(d, int) or (i == 0 and dyn_batch) or (i >= 2 and dyn_hw)
+                              else out.shape[i] for i, d in enumerate(entry["shape"])]
     return {
         "edgekit_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -388,5 +466,6 @@ def _manifest(config: ExportConfig, spec, exported, rewrites: RewriteReport, bui
         "plugins": [{"name": p, "domain": "edgekit", "version": 1, "sha256": plugin_hashes.get(p, "")} for p in plugins],
         "quantization": quant_info,
         "parity": parity,
+        **({"shapes": envelope.to_dict()} if envelope is not None else {}),
         "files": file_entries(staging, built.files),
     }

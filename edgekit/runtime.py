@@ -5,7 +5,7 @@ runtime are checked against the bundle, and each mismatch is said plainly.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +18,32 @@ from edgekit.preprocess import Preprocess
 from edgekit.targets import get_backend
 
 
+@dataclass(frozen=True)
+class KeepSize:
+    """The preprocessing of ``load(..., keep_size=True)``: an image keeps its own size (no resize) when the bundle's
+    shape envelope takes it, and is refused in one line otherwise."""
+
+    base: Preprocess
+    envelope: object  # edgekit.shapes.Envelope
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        h, w = int(image.shape[0]), int(image.shape[1])
+        why = self.envelope.refusal((self.envelope.opt[0], self.envelope.opt[1], h, w))
+        if why:
+            raise UsageError(f"keep_size: the {h}x{w} image cannot run at its own size: {why}")
+        return replace(self.base, size=(h, w))(image)
+
+    def __getattr__(self, name: str):  # mean, std, resize, size (the OPT size) as the base preprocessing
+        return getattr(self.base, name)
+
+
 @dataclass
 class BundleRunner:
     path: Path
     manifest: Manifest
-    preprocess: Preprocess
+    preprocess: Preprocess | KeepSize
     runner: Engine
+    envelope: object | None = None  # edgekit.shapes.Envelope of a bundle exported for a range of input sizes
 
     @property
     def task(self) -> Task:
@@ -52,6 +72,10 @@ class BundleRunner:
 
     def outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Run an already-preprocessed float32 tensor; returns every output by name, in the manifest's order."""
+        if self.envelope is not None:
+            why = self.envelope.refusal(x.shape)
+            if why:
+                raise UsageError(f"bundle {self.path}: {why}")
         names = self.output_names
         outs = self.runner.infer_named({self.runner.input_names[0]: x.astype(np.float32, copy=False)}, names)
         return dict(zip(names, outs))
@@ -99,7 +123,10 @@ class BundleRunner:
         self.runner.close()
 
 
-def load(bundle: str | Path, threads: int | None = None, check_files: bool = True) -> BundleRunner:
+def load(bundle: str | Path, threads: int | None = None, check_files: bool = True,
+         keep_size: bool = False) -> BundleRunner:
+    """Check and open a bundle. ``keep_size``: a bundle with a shape envelope runs each image at its own size
+    when the envelope takes it (a camera's resolution, uncropped) instead of resizing it to the export size."""
     path = Path(bundle)
     manifest = read_manifest(path)
     if check_files:
@@ -110,5 +137,14 @@ def load(bundle: str | Path, threads: int | None = None, check_files: bool = Tru
     problems = backend.preflight(manifest)
     if problems:
         raise UsageError(f"bundle {path} cannot run here: {'; '.join(problems)}")
+    envelope = None
+    if manifest.get("shapes"):
+        from edgekit.shapes import Envelope
+
+        envelope = Envelope.from_dict(manifest["shapes"])
+    elif keep_size:
+        raise UsageError(f"keep_size: bundle {path} takes one input size ({'x'.join(map(str, manifest.preprocess['size']))}"
+                         f"); export it with --shapes or --dynamic-hw for a range of sizes")
     runner = backend.open(path, manifest.file_paths, manifest.runtime_options, threads)
-    return BundleRunner(path, manifest, Preprocess.from_dict(manifest.preprocess), runner)
+    preprocess = Preprocess.from_dict(manifest.preprocess)
+    return BundleRunner(path, manifest, KeepSize(preprocess, envelope) if keep_size else preprocess, runner, envelope)

@@ -10,6 +10,13 @@ What differs from the reference, and why:
   window size (clamped to the feature size, as the reference does), shift, static pad amounts, the
   shift mask. The forward pass has no branches on tensor shapes, so tracing freezes nothing by
   accident; a model is built for one input size (like timm's default ``strict_img_size``).
+* ``dynamic_size=True`` builds one model for a range of sizes (edgekit's shape envelopes,
+  ``--shapes`` / ``--dynamic-hw``): pads, the shift mask and the per-axis shift are computed in the
+  forward pass from the input's size, so an export with symbolic height and width computes them in
+  the graph. The window is not clamped: every stage grid must be at least one window wide (input
+  >= 32 x window), where it computes what the model built for that size computes. The reference
+  drops the shift on an axis whose grid is exactly one window; that choice depends on the size, so
+  here it is data (a 0/1 gate from the grid's size), and the cyclic shift is a gather.
 * Window partition / reverse and patch merging use tensors of rank <= 4 (the reference uses rank-6
   views; CoreML allows rank <= 5).
 * Relative position bias and shift mask are added into ONE additive tensor of shape
@@ -101,6 +108,20 @@ def shift_window_mask(feat_size: tuple[int, int], window_size: tuple[int, int],
     return mask.unsqueeze(1)
 
 
+def shift_mask_for(padded: tuple, window_size: tuple[int, int], shift: tuple, device) -> torch.Tensor:
+    """:func:`shift_window_mask` computed from a (possibly symbolic) padded size: (nW, 1, N, N). ``shift`` holds
+    each axis's shift as a 1-element long tensor (0 where the reference drops it), so no branch tests a size."""
+    labels = []
+    for size, window, s in zip(padded, window_size, shift):
+        pos = torch.arange(size, device=device)
+        # the three regions of _shift_slices: [0, size - window), [size - window, size - s), [size - s, size);
+        # with s == 0 the reference makes the whole axis one region, here 0 * (...)
+        labels.append(((pos >= size - window).long() + (pos >= size - s).long()) * (s > 0).long())
+    region = (labels[0][:, None] * 3 + labels[1][None, :]).to(torch.float32)[None, :, :, None]
+    ids = window_partition(region, window_size, padded, 1).squeeze(-1)  # (nW, N)
+    return ((ids[:, None, :] != ids[:, :, None]).float() * _MASK_VALUE).unsqueeze(1)
+
+
 def _shift_slices(window: int, shift: int) -> tuple[slice, slice, slice]:
     # same regions as the reference; with shift == 0 the last slice covers everything (one region)
     return slice(0, -window), slice(-window, -shift), slice(-shift, None)
@@ -180,14 +201,16 @@ class WindowAttention(nn.Module):
         attn = attn.softmax(dim=-1)
         return attn @ v
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``mask``: a shift mask computed in the forward pass (dynamic-size models), added to the bias."""
         n, h, d = self.window_area, self.num_heads, self.head_dim  # static: no Shape ops in the export
         # explicit split sizes: chunk() would export Shape/Div arithmetic to compute them
         q, k, v = self.qkv(x).split([self.dim] * 3, dim=-1)  # each (B*nW, N, C), C laid out (head, d)
         q = q.reshape(-1, n, h, d).transpose(1, 2)
         k = k.reshape(-1, n, h, d).transpose(1, 2)
         v = v.reshape(-1, n, h, d).transpose(1, 2)
-        x = self._attention(q, k, v, self.attention_bias())
+        bias = self.attention_bias()
+        x = self._attention(q, k, v, bias if mask is None else bias + mask)
         x = x.transpose(1, 2).reshape(-1, n, self.dim)
         return self.proj(x)
 
@@ -212,18 +235,23 @@ class SwinTransformerBlock(nn.Module):
     multiple of the window are computed here, once.
     """
 
-    def __init__(self, dim: int, feat_size: tuple[int, int], num_heads: int, window_size: tuple[int, int],
+    def __init__(self, dim: int, feat_size: tuple[int, int] | None, num_heads: int, window_size: tuple[int, int],
                  shift: bool = False, mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_path: float = 0.0):
         super().__init__()
         self.dim = dim
         self.feat_size = feat_size
-        self.window_size = tuple(min(f, w) for f, w in zip(feat_size, window_size))
-        self.shift_size = tuple(w // 2 if shift and f > w else 0 for f, w in zip(feat_size, self.window_size))
-        self.pad = tuple((-f) % w for f, w in zip(feat_size, self.window_size))  # bottom, right
-        self.padded_size = tuple(f + p for f, p in zip(feat_size, self.pad))
         mask = None
-        if any(self.shift_size):
-            mask = shift_window_mask(self.padded_size, self.window_size, self.shift_size)
+        if feat_size is None:  # dynamic size: the window as given, the shift gated per forward (module doc)
+            self.window_size = tuple(window_size)
+            self.shift_size = tuple(w // 2 for w in window_size) if shift else (0, 0)
+            self.pad, self.padded_size = None, None
+        else:
+            self.window_size = tuple(min(f, w) for f, w in zip(feat_size, window_size))
+            self.shift_size = tuple(w // 2 if shift and f > w else 0 for f, w in zip(feat_size, self.window_size))
+            self.pad = tuple((-f) % w for f, w in zip(feat_size, self.window_size))  # bottom, right
+            self.padded_size = tuple(f + p for f, p in zip(feat_size, self.pad))
+            if any(self.shift_size):
+                mask = shift_window_mask(self.padded_size, self.window_size, self.shift_size)
 
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowAttention(dim, num_heads, self.window_size, shift_mask=mask, qkv_bias=qkv_bias)
@@ -232,7 +260,31 @@ class SwinTransformerBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.drop_path2 = DropPath(drop_path)
 
+    def _window_attn_dynamic(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`_window_attn` with every size-dependent amount computed from ``x`` (a symbolic size exports as
+        graph arithmetic); no Python branch tests a size."""
+        H, W = x.shape[1], x.shape[2]
+        (wh, ww), dev = self.window_size, x.device
+        rows, cols = torch.arange(H, device=dev), torch.arange(W, device=dev)
+        shifted = any(self.shift_size)
+        if shifted:
+            # the reference shifts an axis only where its grid is wider than the window: H - 1 >= wh
+            sh = (rows[-1:] >= wh).long() * self.shift_size[0]
+            sw = (cols[-1:] >= ww).long() * self.shift_size[1]
+            x = x.index_select(1, (rows + sh) % H).index_select(2, (cols + sw) % W)  # roll by -shift
+        ph, pw = (wh - H % wh) % wh, (ww - W % ww) % ww
+        x = F.pad(x, (0, 0, 0, pw, 0, ph))
+        padded = (H + ph, W + pw)
+        mask = shift_mask_for(padded, self.window_size, (sh, sw), dev) if shifted else None
+        windows = window_partition(x, self.window_size, padded, self.dim)
+        x = window_reverse(self.attn(windows, mask), self.window_size, padded, self.dim)[:, :H, :W, :]
+        if shifted:
+            x = x.index_select(1, (rows - sh) % H).index_select(2, (cols - sw) % W)  # roll back
+        return x
+
     def _window_attn(self, x: torch.Tensor) -> torch.Tensor:
+        if self.feat_size is None:
+            return self._window_attn_dynamic(x)
         # the branches below test constructor config (shift, pad), never tensor shapes
         if any(self.shift_size):
             x = torch.roll(x, shifts=(-self.shift_size[0], -self.shift_size[1]), dims=(1, 2))
@@ -259,19 +311,25 @@ class PatchMerging(nn.Module):
     rank-6 permute. Odd sizes are padded with static amounts fixed at construction.
     """
 
-    def __init__(self, dim: int, feat_size: tuple[int, int], out_dim: int | None = None):
+    def __init__(self, dim: int, feat_size: tuple[int, int] | None, out_dim: int | None = None):
         super().__init__()
         self.dim = dim
-        self.pad = (feat_size[0] % 2, feat_size[1] % 2)
-        self.out_size = ((feat_size[0] + 1) // 2, (feat_size[1] + 1) // 2)
+        self.dynamic = feat_size is None  # pads and output size from the input, per forward
+        self.pad = None if self.dynamic else (feat_size[0] % 2, feat_size[1] % 2)
+        self.out_size = None if self.dynamic else ((feat_size[0] + 1) // 2, (feat_size[1] + 1) // 2)
         self.norm = nn.LayerNorm(4 * dim)
         self.reduction = nn.Linear(4 * dim, out_dim or 2 * dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         C = self.dim
-        if any(self.pad):
-            x = F.pad(x, (0, 0, 0, self.pad[1], 0, self.pad[0]))
-        Ho, Wo = self.out_size
+        if self.dynamic:
+            H, W = x.shape[1], x.shape[2]
+            x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))
+            Ho, Wo = (H + 1) // 2, (W + 1) // 2
+        else:
+            if any(self.pad):
+                x = F.pad(x, (0, 0, 0, self.pad[1], 0, self.pad[0]))
+            Ho, Wo = self.out_size
         x = x.reshape(-1, 2, Wo, 2 * C).transpose(1, 2)  # (B*Ho, Wo, row_off, (col_off, C))
         x = x.reshape(-1, 2, 2, C).transpose(1, 2)  # (B*Ho*Wo, col_off, row_off, C)
         x = x.reshape(-1, Ho, Wo, 4 * C)
@@ -296,7 +354,7 @@ class PatchEmbed(nn.Module):
 class SwinTransformerStage(nn.Module):
     """Optional patch merging, then ``depth`` blocks alternating plain / shifted windows."""
 
-    def __init__(self, dim: int, out_dim: int, in_size: tuple[int, int], depth: int, num_heads: int,
+    def __init__(self, dim: int, out_dim: int, in_size: tuple[int, int] | None, depth: int, num_heads: int,
                  window_size: tuple[int, int], downsample: bool, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  drop_path: Sequence[float] = ()):
         super().__init__()
@@ -345,20 +403,22 @@ class SwinTransformer(nn.Module):
                  num_classes: int = 1000, embed_dim: int = 96, depths: Sequence[int] = (2, 2, 6, 2),
                  num_heads: Sequence[int] = (3, 6, 12, 24), window_size: int | Sequence[int] = 7,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_path_rate: float = 0.1,
-                 features_only: bool = False):
+                 features_only: bool = False, dynamic_size: bool = False):
         super().__init__()
         self.img_size = to_pair(img_size)
+        self.dynamic_size = dynamic_size  # one model for every size >= 32 x window (module doc)
         if self.img_size[0] % patch_size or self.img_size[1] % patch_size:
             raise ValueError(f"img_size {self.img_size} must be a multiple of the patch size {patch_size}")
         self.num_classes = num_classes
         self.features_only = features_only
         window_size = to_pair(window_size)
+        self.window_size = window_size
         dims = [int(embed_dim * 2 ** i) for i in range(len(depths))]
         self.num_features = dims[-1]
         self.feature_channels = tuple(dims)
 
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
-        feat = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
+        feat = None if dynamic_size else (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
         dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         layers, in_dim = [], dims[0]
         for i, depth in enumerate(depths):
@@ -374,6 +434,8 @@ class SwinTransformer(nn.Module):
         self.apply(_init_weights)
 
     def _check_input(self, x: torch.Tensor) -> None:
+        if self.dynamic_size:
+            return  # sizes are the envelope's to check (edgekit.shapes), not a branch in the graph
         # Buffers, pads and reshape targets are built for img_size; any other size would be wrong,
         # so fail loudly. Under tracing the sizes are traced values: the comparison still runs
         # (on the example input) and records nothing, so its TracerWarning is noise.

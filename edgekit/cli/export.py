@@ -50,6 +50,12 @@ def target_flag_options(fn):
               help="Resampling when frames are resized to the input size [default: the model's].")
 @click.option("--input-shape", default=None, help="NxCxHxW, e.g. 1x3x512x512 [default: the model's].")
 @click.option("--dynamic-batch", is_flag=True, help="Export with a dynamic batch dimension.")
+@click.option("--shapes", default=None, metavar="MIN:OPT:MAX",
+              help="Shape envelope: one bundle for every input in it, NxCxHxW each (e.g. "
+                   "1x3x256x256:1x3x512x512:1x3x1024x1024); the gate runs at its corners; onnx, openvino, trt "
+                   "(its optimization profile). See docs/shapes.md.")
+@click.option("--dynamic-hw", is_flag=True,
+              help="Shape envelope chosen by the model's planner: half to twice its input size, in its size steps.")
 @click.option("--calib", type=click.Path(path_type=Path), default=None,
               help="Images for the parity gate; for int8 every 4th is held out for the gate and the rest calibrate "
                    "[default: the bundled photographs; int8 calibrates on the bundled generated images].")
@@ -71,7 +77,7 @@ def target_flag_options(fn):
 @run
 def export(model, target, precision, out, checkpoint, pretrained, num_classes, labels, features, mean, std, resize,
            input_shape,
-           dynamic_batch, calib, calib_size, method, percentile, keep_fp, max_drop, threads, opset, auto_fix, no_verify,
+           dynamic_batch, shapes, dynamic_hw, calib, calib_size, method, percentile, keep_fp, max_drop, threads, opset, auto_fix, no_verify,
            no_rewrite, explain, force, quiet, as_json, **flag_values):
     """Export MODEL to a bundle: a zoo name, timm:<name>[.<tag>], hf:<repo id>, a model directory
     (transformers save_pretrained or timm save_for_hf), package.module:factory, or a .pt2 file."""
@@ -84,7 +90,7 @@ def export(model, target, precision, out, checkpoint, pretrained, num_classes, l
     progress = reporter(quiet, as_json)
     try:
         bundle = edgekit.export(model, target, out, precision=precision, checkpoint=checkpoint, input_shape=input_shape,
-                                dynamic_batch=dynamic_batch, calib=calib, calib_size=calib_size, threads=threads,
+                                dynamic_batch=dynamic_batch, shapes=shapes, dynamic_hw=dynamic_hw, calib=calib, calib_size=calib_size, threads=threads,
                                 opset=opset, verify=not no_verify, force=force, rewrite=not no_rewrite,
                                 target_options=target_options, reporter=progress, method=method,
                                 percentile=percentile, keep_fp=keep_fp, max_drop=max_drop, mean=mean, std=std,

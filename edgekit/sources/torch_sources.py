@@ -32,7 +32,9 @@ def zoo_model(name: str, input_shape: tuple[int, ...] | None, options: SourceOpt
     num_classes = cfg.num_classes
     if options.num_classes is not None:
         num_classes, origin["num_classes"] = options.num_classes, "flag"
-    model = reg.create_model(name, img_size=img_size, num_classes=num_classes)
+    # a shape envelope over a model that bakes sizes at construction builds it for a range instead (edgekit.shapes)
+    extra = {"dynamic_size": True} if options.dynamic_size else {}
+    model = reg.create_model(name, img_size=img_size, num_classes=num_classes, **extra)
     if state is not None:
         found = classes_from_state(model, state, num_classes)
         if found is not None and found[0] != num_classes:
@@ -40,7 +42,7 @@ def zoo_model(name: str, input_shape: tuple[int, ...] | None, options: SourceOpt
                 raise UsageError(f"--num-classes {options.num_classes} contradicts the checkpoint: its classifier "
                                  f"{found[1]} has {found[0]} outputs")
             num_classes, origin["num_classes"] = found[0], f"checkpoint ({found[1]})"
-            model = reg.create_model(name, img_size=img_size, num_classes=num_classes)
+            model = reg.create_model(name, img_size=img_size, num_classes=num_classes, **extra)
     labels = cfg.labels if num_classes == cfg.num_classes else ""
     if not labels:
         origin.pop("labels")

@@ -44,9 +44,11 @@ def prepare_for_deploy(model: nn.Module) -> nn.Module:
 
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, ...], opset: int = 17, dynamic_batch: bool = False,
-                simplify: bool = True, output_names: tuple[str, ...] = (OUTPUT_NAME,)) -> ExportResult:
+                simplify: bool = True, output_names: tuple[str, ...] = (OUTPUT_NAME,),
+                dynamic_hw: bool = False) -> ExportResult:
     """``model`` as ONNX, its input named ``input`` and its outputs ``output_names`` (one per tensor it returns,
-    in order: a backbone's ``stage1``, ``stage2``...)."""
+    in order: a backbone's ``stage1``, ``stage2``...). ``dynamic_hw``: the input's height and width (and every
+    4-D output's) are symbolic, for a shape envelope (:mod:`edgekit.shapes`)."""
     start = time.perf_counter()
     x = torch.randn(*input_shape)
     notes: list[str] = []
@@ -55,7 +57,7 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], opset: int = 17,
     exporter = ""
     for name, fn in (("torchscript", _export_torchscript), ("dynamo", _export_dynamo)):
         try:
-            proto = fn(model, x, opset, dynamic_batch, tuple(output_names))
+            proto = fn(model, x, opset, _Dynamic(dynamic_batch, dynamic_hw), tuple(output_names))
             exporter = name
             break
         except Exception as e:  # exporters raise many kinds; the next one may succeed
@@ -93,20 +95,61 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], opset: int = 17,
     return ExportResult(proto, exporter, _default_opset(proto), time.perf_counter() - start, simplifier, notes)
 
 
-def _export_torchscript(model: nn.Module, x: torch.Tensor, opset: int, dynamic_batch: bool,
+@dataclass
+class _Dynamic:
+    batch: bool = False
+    hw: bool = False
+    out_shapes: dict = field(default_factory=dict)  # filled by axes(): each output's shape at the example input
+
+    def axes(self, model: nn.Module, x: torch.Tensor, output_names: tuple[str, ...]) -> dict | None:
+        """torch.onnx's dynamic_axes: the batch of every tensor, the height and width of the input and of every
+        4-D output (each output's own names: a segmenter's logits are smaller than its input)."""
+        if not (self.batch or self.hw):
+            return None
+        axes = {n: ({0: "batch"} if self.batch else {}) for n in (INPUT_NAME, *output_names)}
+        if self.hw:
+            axes[INPUT_NAME].update({2: "height", 3: "width"})
+            with torch.no_grad():
+                outs = model(x)
+            outs = outs if isinstance(outs, (list, tuple)) else (outs,)
+            for name, out in zip(output_names, outs):
+                self.out_shapes[name] = tuple(int(d) for d in out.shape)
+                if out.ndim == 4:
+                    axes[name].update({2: f"{name}_height", 3: f"{name}_width"})
+        return axes
+
+    def pin(self, proto: onnx.ModelProto, axes: dict | None) -> None:
+        """Every output dimension the export left symbolic but that is not dynamic (the channels of a map whose
+        height and width are) set to its value: runtimes and the manifest read a fixed count."""
+        for value in proto.graph.output:
+            shape, dynamic = self.out_shapes.get(value.name), (axes or {}).get(value.name, {})
+            if shape is None or len(value.type.tensor_type.shape.dim) != len(shape):
+                continue
+            for i, dim in enumerate(value.type.tensor_type.shape.dim):
+                if i not in dynamic and not dim.HasField("dim_value"):
+                    dim.Clear()
+                    dim.dim_value = shape[i]
+
+
+def _export_torchscript(model: nn.Module, x: torch.Tensor, opset: int, dynamic: _Dynamic,
                         output_names: tuple[str, ...]) -> onnx.ModelProto:
     buf = io.BytesIO()
-    dynamic_axes = {n: {0: "batch"} for n in (INPUT_NAME, *output_names)} if dynamic_batch else None
+    dynamic_axes = dynamic.axes(model, x, output_names)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (x,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
                           output_names=list(output_names), dynamic_axes=dynamic_axes, do_constant_folding=True)
-    return onnx.load_from_string(buf.getvalue())
+    proto = onnx.load_from_string(buf.getvalue())
+    dynamic.pin(proto, dynamic_axes)
+    return proto
 
 
-def _export_dynamo(model: nn.Module, x: torch.Tensor, opset: int, dynamic_batch: bool,
+def _export_dynamo(model: nn.Module, x: torch.Tensor, opset: int, dynamic: _Dynamic,
                    output_names: tuple[str, ...]) -> onnx.ModelProto:
-    dynamic_shapes = ({"x": {0: torch.export.Dim("batch")}},) if dynamic_batch else None
+    dims = {0: torch.export.Dim("batch")} if dynamic.batch else {}
+    if dynamic.hw:
+        dims.update({2: torch.export.Dim("height"), 3: torch.export.Dim("width")})
+    dynamic_shapes = ({"x": dims},) if dims else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prog = torch.onnx.export(model, (x,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME],

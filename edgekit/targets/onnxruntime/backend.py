@@ -16,6 +16,7 @@ MODEL_FILE = "model.onnx"
 
 class OnnxRuntimeBackend(TargetBackend):
     target = Target.ONNX
+    envelopes = True
     precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
     sdk = "onnxruntime"
     Options = OnnxRuntimeOptions

@@ -29,6 +29,7 @@ _HINTS = {Precision.FP32: (False, "f32"), Precision.FP16: (True, "f16"), Precisi
 
 class OpenVinoBackend(TargetBackend):
     target = Target.OPENVINO
+    envelopes = True
     precisions = (Precision.FP32, Precision.FP16, Precision.BF16, Precision.INT8)
     sdk = "openvino"
     Options = OpenVinoOptions

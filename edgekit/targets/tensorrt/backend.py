@@ -47,6 +47,7 @@ def onnx_input_dims(model: onnx.ModelProto) -> dict[str, list]:
 
 class TensorRtBackend(TargetBackend):
     target = Target.TRT
+    envelopes = True
     precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
     sdk = "tensorrt"
     Options = TrtOptions
@@ -70,6 +71,8 @@ class TensorRtBackend(TargetBackend):
         dims = list(spec.input_shape)
         if dynamic_batch:
             dims[0] = "batch"
+        if self.dynamic_hw:
+            dims[2:] = ["height", "width"]
         from edgekit.stages.onnx_export import INPUT_NAME
 
         self._profiles({INPUT_NAME: dims}, spec)

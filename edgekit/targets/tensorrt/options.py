@@ -56,7 +56,8 @@ def parse_size(text: str | int) -> int:
 class TrtOptions:
     """What ``edgekit export --target trt`` builds, besides the ONNX it builds from.
 
-    shapes: the raw ``--shapes`` text (parsed against the model's inputs at build time).
+    shapes: the optimization profile, min:opt:max (the export's ``--shapes`` envelope, which the pipeline sets;
+        parsed against the model's inputs at build time).
     onnx_only: write the TensorRT-flavoured ONNX, the plugin library and the build commands; build nothing.
     workspace: builder workspace limit in bytes (None: TensorRT's default, the device's memory).
     dla_core: run on this DLA core (Jetson), falling back to the GPU for layers DLA lacks.
@@ -78,7 +79,6 @@ class TrtOptions:
     KEYS: ClassVar[tuple[str, ...]] = ("shapes", "onnx_only", "workspace", "dla_core", "timing_cache",
                                        "version_compatible", "hardware_compatibility")
     FLAGS: ClassVar[tuple[Flag, ...]] = (
-        Flag("shapes", "TensorRT profile min:opt:max, e.g. 1x3x224x224:4x3x224x224:8x3x224x224."),
         Flag("onnx_only", "TensorRT: write the TensorRT-flavoured ONNX, plugins and trtexec command; build no engine.",
              is_flag=True),
         Flag("workspace", "TensorRT builder workspace limit, e.g. 2G or 512M."),
