@@ -155,11 +155,30 @@ def list_models(task: str | None = None, with_cost: bool = True, family: str | N
         if family is not None and cfg.family != family:
             continue
         row = {"name": name, "family": cfg.family, "task": cfg.task, "input_size": list(cfg.input_size),
-               "num_classes": cfg.num_classes, "description": cfg.description}
+               "num_classes": cfg.num_classes, "description": cfg.description, "shapes": _size_plan(cfg)}
         if with_cost:
             row.update(_model_cost(name))
         rows.append(row)
     return rows
+
+
+def _size_plan(cfg) -> dict:
+    """What the shape planner says of a zoo model: which sizes one bundle can take, in which steps, and why, with
+    the envelope ``--dynamic-hw`` would choose (docs/shapes.md)."""
+    from edgekit.errors import UsageError
+    from edgekit.shapes import envelope_for, zoo_rule
+
+    rule = zoo_rule(cfg.family, cfg.size_divisor, cfg.window)
+    if rule is None:
+        return {}
+    plan = rule.to_dict()
+    try:
+        envelope = envelope_for(None, True, False, (1, *cfg.input_size), rule, cfg.family)
+        plan["dynamic_hw"] = {"min": list(envelope.min), "opt": list(envelope.opt), "max": list(envelope.max)}
+    except UsageError as e:
+        plan["dynamic_hw"] = None
+        plan["refused"] = str(e)
+    return plan
 
 
 def _model_cost(name: str) -> dict:

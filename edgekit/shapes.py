@@ -225,28 +225,29 @@ _ZOO = {
                        "stage: no position table"),
     "swin": ("window", "shifted 7x7 windows: a feature grid that is not a multiple of 7 is padded inside the graph "
                        "(as Swin pads) and the shift mask is computed there for the padded grid"),
-    "nextvit": ("fixed", "E-MHSA's reshapes use sequence lengths fixed for the size the model is built for"),
-    "seaformer": ("fixed", "the axial position embeddings are interpolated to the stage's axis lengths by a matrix "
-                           "built for one size"),
+    "nextvit": ("rebuild", "E-MHSA's reshapes use sequence lengths fixed at construction; built for a range of "
+                           "sizes, it reads them from the input, so the graph computes them"),
+    "seaformer": ("rebuild", "the axial position embeddings are resized to each stage's axis lengths; built for a "
+                             "range of sizes, F.interpolate does it in the graph (as the original does at run time) "
+                             "instead of a matrix built for one size"),
     "efficientformerv2": ("fixed", "the attention-bias tables hold one learned value per token offset of the grid "
                                    "the model is built for (as the reference builds them)"),
 }
 # The module that fixes the size, per family whose rule is "fixed" (a path in the zoo model)
-_FIXED_BY = {"nextvit": "the E-MHSA blocks (stages.*.blocks.*.e_mhsa)",
-             "seaformer": "the axial position embeddings (SqueezeAxialPositionalEmbedding)",
-             "efficientformerv2": "the attention-bias tables of Attention2d (stages.2/3 token mixers)"}
+_FIXED_BY = {"efficientformerv2": "the attention-bias tables of Attention2d (stages.2/3 token mixers)"}
 SWIN_WINDOW, SWIN_STRIDE = 7, 32
 
 
-def zoo_rule(family: str, divisor: int, model=None) -> SizeRule | None:
+def zoo_rule(family: str, divisor: int, window: int = 0) -> SizeRule | None:
+    """The rule of a zoo family (``window``: the model's attention window, for Swin); None for another family."""
     kind_why = _ZOO.get(family)
     if kind_why is None:
         return None
     kind, why = kind_why
-    if kind == "any":
-        return SizeRule(family, True, divisor, why)
+    if kind in ("any", "rebuild"):
+        return SizeRule(family, True, divisor, why, rebuild=kind == "rebuild")
     if kind == "window":
-        window = _swin_window(model)
+        window = window or SWIN_WINDOW
         # stride 32 at the last stage; every stage grid at least one window wide (the reference clamps a window
         # to a smaller grid at construction, which one graph cannot); no stage pads at multiples of 32 x window
         return SizeRule(family, True, SWIN_STRIDE, why.replace("7x7", f"{window}x{window}").replace("of 7", f"of {window}"),
@@ -255,13 +256,6 @@ def zoo_rule(family: str, divisor: int, model=None) -> SizeRule | None:
                         min_why=f"every stage's grid at least one {window}x{window} window: the last stage is at stride "
                                 f"32; a smaller grid would change the window itself, as the reference clamps it")
     return SizeRule(family, False, divisor, why, fixed_by=_FIXED_BY.get(family, family))
-
-
-def _swin_window(model) -> int:
-    for m in (model.modules() if model is not None else ()):
-        if hasattr(m, "window_size") and hasattr(m, "dynamic_size"):
-            return int(m.window_size[0])
-    return SWIN_WINDOW
 
 
 def probe_rule(model, spec, family: str = "") -> SizeRule:
@@ -303,7 +297,9 @@ def size_rule(loaded) -> SizeRule:
     """The rule for a loaded source (:class:`edgekit.sources.spec.SourceModel`): its zoo family's, or probed."""
     spec = loaded.spec
     if spec.source == spec.name and loaded.family:  # a zoo name
-        rule = zoo_rule(loaded.family, spec.size_divisor, loaded.model)
+        from edgekit.models import _registry as reg
+
+        rule = zoo_rule(loaded.family, spec.size_divisor, reg.get_cfg(spec.name).window)
         if rule is not None:
             return rule
     return probe_rule(loaded.model, spec, loaded.family)

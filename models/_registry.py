@@ -26,6 +26,7 @@ class ModelCfg:
     task: "classification" (output (B, num_classes)) or "segmentation"
         (output (B, num_classes, H / output_stride, W / output_stride) logits).
     size_divisor: H and W must be multiples of it (patch size x window size, total stride...).
+    window: the attention window in tokens, for windowed-attention families (what edgekit's shape planner reads).
     reference: where checkpoints in a compatible key layout come from,
         e.g. {"timm": "efficientvit_b0"} or {"transformers": "SegformerForSemanticSegmentation"}.
     tolerance: per-model overrides of the default parity tolerances, each with a reason,
@@ -42,6 +43,7 @@ class ModelCfg:
     labels: str = "imagenet"  # name of a label set, or "" for none
     output_stride: int = 1  # segmentation: logits are this many times smaller than the input
     size_divisor: int = 32
+    window: int = 0  # windowed attention (Swin): the window, in tokens; 0 without
     reference: dict[str, str] = field(default_factory=dict)
     tolerance: dict[str, tuple[float, str]] = field(default_factory=dict)
     description: str = ""

@@ -197,8 +197,9 @@ class EfficientAttention(nn.Module):
     """
 
     def __init__(self, dim: int, feat_size: tuple[int, int], out_dim: int | None = None, head_dim: int = 32,
-                 qkv_bias: bool = True, sr_ratio: int = 1):
+                 qkv_bias: bool = True, sr_ratio: int = 1, dynamic: bool = False):
         super().__init__()
+        self.dynamic = dynamic  # sequence lengths read from the input (a model for a range of sizes)
         self.dim = dim
         self.out_dim = out_dim or dim
         self.feat_size = feat_size
@@ -227,6 +228,10 @@ class EfficientAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c, n, h, d = self.dim, self.seq_len, self.num_heads, self.head_dim  # static: no Shape ops in export
+        size = self.feat_size
+        if self.dynamic:  # symbolic in an export with dynamic height and width
+            size = (x.shape[-2], x.shape[-1])
+            n = size[0] * size[1]
         n_kv = n // self.pool_len
         seq = x.reshape(-1, c, n)  # (B, C, N)
         tokens = seq.transpose(1, 2)  # (B, N, C)
@@ -240,7 +245,7 @@ class EfficientAttention(nn.Module):
         v = self.v(kv).reshape(-1, n_kv, h, d).transpose(1, 2)
         out = self._attention(q, k, v).transpose(1, 2).reshape(-1, n, c)  # (B, N, C)
         out = self.proj(out)
-        return out.transpose(1, 2).reshape(-1, self.out_dim, *self.feat_size)
+        return out.transpose(1, 2).reshape(-1, self.out_dim, *size)
 
 
 class NextTransformerBlock(nn.Module):
@@ -251,14 +256,15 @@ class NextTransformerBlock(nn.Module):
 
     def __init__(self, in_chs: int, out_chs: int, feat_size: tuple[int, int], stride: int = 1,
                  in_size: tuple[int, int] = (2, 2), drop_path: float = 0.0, sr_ratio: int = 1,
-                 mlp_ratio: float = 2.0, head_dim: int = 32, mix_block_ratio: float = 0.75):
+                 mlp_ratio: float = 2.0, head_dim: int = 32, mix_block_ratio: float = 0.75, dynamic: bool = False):
         super().__init__()
         self.deploy = False
         self.mhsa_out_chs = make_divisible(int(out_chs * mix_block_ratio), 32)
         self.mhca_out_chs = out_chs - self.mhsa_out_chs
         self.patch_embed = PatchEmbed(in_chs, self.mhsa_out_chs, stride, in_size)
         self.norm1 = nn.BatchNorm2d(self.mhsa_out_chs, eps=NORM_EPS)
-        self.e_mhsa = EfficientAttention(self.mhsa_out_chs, feat_size, head_dim=head_dim, sr_ratio=sr_ratio)
+        self.e_mhsa = EfficientAttention(self.mhsa_out_chs, feat_size, head_dim=head_dim, sr_ratio=sr_ratio,
+                                         dynamic=dynamic)
         self.mhsa_drop_path = DropPath(drop_path * mix_block_ratio)
         self.projection = PatchEmbed(self.mhsa_out_chs, self.mhca_out_chs, 1)
         self.mhca = ConvAttention(self.mhca_out_chs, head_dim)
@@ -298,7 +304,7 @@ class NextStage(nn.Module):
 
     def __init__(self, in_chs: int, block_chs: Sequence[int], block_types: Sequence[str], in_size: tuple[int, int],
                  stride: int = 2, sr_ratio: int = 1, mix_block_ratio: float = 0.75, head_dim: int = 32,
-                 drop_path: Sequence[float] = ()):
+                 drop_path: Sequence[float] = (), dynamic: bool = False):
         super().__init__()
         self.out_size = (in_size[0] // stride, in_size[1] // stride)
         drop_path = list(drop_path) or [0.0] * len(block_chs)
@@ -309,7 +315,8 @@ class NextStage(nn.Module):
                 blocks.append(NextConvBlock(in_chs, out_chs, s, size, drop_path[i], head_dim))
             else:
                 blocks.append(NextTransformerBlock(in_chs, out_chs, self.out_size, s, size, drop_path[i],
-                                                   sr_ratio, head_dim=head_dim, mix_block_ratio=mix_block_ratio))
+                                                   sr_ratio, head_dim=head_dim, mix_block_ratio=mix_block_ratio,
+                                                   dynamic=dynamic))
             in_chs, size = out_chs, self.out_size
         self.blocks = nn.Sequential(*blocks)
 
@@ -343,9 +350,11 @@ class NextViT(nn.Module):
                  stem_chs: Sequence[int] = (64, 32, 64), depths: Sequence[int] = (3, 4, 10, 3),
                  strides: Sequence[int] = (1, 2, 2, 2), sr_ratios: Sequence[int] = (8, 4, 2, 1),
                  drop_path_rate: float = 0.1, head_dim: int = 32, mix_block_ratio: float = 0.75,
-                 features_only: bool = False):
+                 features_only: bool = False, dynamic_size: bool = False):
         super().__init__()
         self.img_size = to_pair(img_size)
+        # E-MHSA reads its sequence lengths from the input: one model for every multiple of 32
+        self.dynamic_size = dynamic_size
         if self.img_size[0] % 32 or self.img_size[1] % 32:
             raise ValueError(f"img_size {self.img_size} must be a multiple of 32")
         self.num_classes = num_classes
@@ -377,7 +386,7 @@ class NextViT(nn.Module):
         stages, in_chs = [], stem_chs[-1]
         for i in range(len(depths)):
             stage = NextStage(in_chs, stage_chs[i], stage_types[i], size, strides[i], sr_ratios[i], mix_block_ratio,
-                              head_dim, dpr[sum(depths[:i]):sum(depths[:i + 1])])
+                              head_dim, dpr[sum(depths[:i]):sum(depths[:i + 1])], dynamic=dynamic_size)
             stages.append(stage)
             in_chs, size = stage_chs[i][-1], stage.out_size
         self.stages = nn.Sequential(*stages)
@@ -394,6 +403,8 @@ class NextViT(nn.Module):
                     nn.init.zeros_(m.bias)
 
     def _check_input(self, x: torch.Tensor) -> None:
+        if self.dynamic_size:
+            return  # sizes are the envelope's to check (edgekit.shapes), not a branch in the graph
         # E-MHSA reshapes use sequence lengths fixed for img_size; another size could even reshape
         # "successfully" into a wrong batch, so fail loudly. Under tracing the comparison runs on
         # the example input and records nothing, so its TracerWarning is noise.

@@ -22,7 +22,8 @@ detail features by upsampled hard-sigmoid gates computed from the stride-32 and 
 then a depthwise 1x1 conv + BN + ReLU and a 1x1 classifier: logits at stride 8.
 
 Resolution: the axial position embeddings are learned at length 16 and linearly interpolated to the
-axis lengths of the stage. The interpolation is a constant (16, N) matrix built for ``img_size`` at
+axis lengths of the stage (with ``dynamic_size=True``, by ``F.interpolate`` in the graph, for any size).
+Otherwise the interpolation is a constant (16, N) matrix built for ``img_size`` at
 construction, so the exported graph holds no shape-dependent resize; a model built for one size must
 be run at that size (another size fails loudly in the position-embedding add).
 """
@@ -116,20 +117,25 @@ class SqueezeAxialPosEmbed(nn.Module):
     ``reparameterize()`` bakes ``pos_embed @ interp`` into one constant. x: (B, C, length) -> same.
     """
 
-    def __init__(self, dim: int, length: int, learned_len: int = 16):
+    def __init__(self, dim: int, length: int | None, learned_len: int = 16):
         super().__init__()
         self.pos_embed = nn.Parameter(torch.randn(1, dim, learned_len))
-        self.register_buffer("interp", _linear_interp_matrix(learned_len, length), persistent=False)
+        # length None: a model built for a range of sizes resizes to the axis it is given, in the graph
+        # (F.interpolate to x's length, as the original SeaFormer does at run time)
+        interp = None if length is None else _linear_interp_matrix(learned_len, length)
+        self.register_buffer("interp", interp, persistent=False)
         self.length = length
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.length is None:
+            return x + F.interpolate(self.pos_embed, size=x.shape[-1], mode="linear", align_corners=False)
         if self.pos_embed is None:  # deploy: precomputed
             return x + self.pos
         return x + self.pos_embed @ self.interp
 
     @torch.no_grad()
     def reparameterize(self) -> None:
-        if self.pos_embed is None:
+        if self.pos_embed is None or self.length is None:
             return
         self.register_buffer("pos", self.pos_embed @ self.interp)
         self.pos_embed = None
@@ -160,8 +166,8 @@ class SeaAttention(nn.Module):
         self.dh = self.d * num_heads
         # explicit matmul-softmax-matmul by default: what the ONNX rewrites match and every exporter handles
         self.fused_attn = fused_attn
-        height, width = feat_size
-        self.feat_size = (height, width)
+        height, width = feat_size if feat_size is not None else (None, None)  # None: any size (dynamic_size)
+        self.feat_size = feat_size
 
         self.to_q = ConvNorm(dim, self.nh_kd, 1)
         self.to_k = ConvNorm(dim, self.nh_kd, 1)
@@ -338,9 +344,11 @@ class SeaFormer(nn.Module):
 
     def __init__(self, cfgs, channels, emb_dims, key_dims, depths=(3, 3), num_heads: int = 6, attn_ratio: float = 2,
                  mlp_ratios=(2, 4), img_size: tuple[int, int] = (224, 224), num_classes: int = 1000,
-                 drop_rate: float = 0.0, drop_path_rate: float = 0.0, fused_attn: bool = False):
+                 drop_rate: float = 0.0, drop_path_rate: float = 0.0, fused_attn: bool = False,
+                 dynamic_size: bool = False):
         super().__init__()
         self.img_size = tuple(img_size)
+        self.dynamic_size = dynamic_size  # position embeddings resized in the graph: one model for any size
         self.num_classes = num_classes
         self.num_features = channels[-1]
         num_trans, num_smb = len(depths), len(cfgs)
@@ -351,7 +359,8 @@ class SeaFormer(nn.Module):
             num_stride2 += sum(row[3] == 2 for row in cfg)
             t = i + num_trans - num_smb
             if t >= 0:
-                feat_size = (_downsampled(self.img_size[0], num_stride2), _downsampled(self.img_size[1], num_stride2))
+                feat_size = None if dynamic_size else (_downsampled(self.img_size[0], num_stride2),
+                                                       _downsampled(self.img_size[1], num_stride2))
                 # stochastic-depth decay restarts in each transformer stage, as the original does
                 dpr = tuple(torch.linspace(0, drop_path_rate, depths[t]).tolist())
                 self.add_module(f"trans{t + 1}", BasicLayer(

@@ -560,7 +560,7 @@ def _create_swin(variant: str, seg: bool = False, **kwargs) -> nn.Module:
 # ---------------------------------------------------------------------------------------------
 @register_model(ModelCfg(
     family="swin", task="classification", input_size=(3, 224, 224), num_classes=1000, interpolation="bicubic",
-    labels="imagenet", size_divisor=32, reference={"timm": "swin_tiny_patch4_window7_224"},
+    labels="imagenet", size_divisor=32, window=7, reference={"timm": "swin_tiny_patch4_window7_224"},
     description="Swin-T, window 7, ImageNet-1k classification (timm key layout)"))
 def swin_tiny(**kwargs) -> SwinTransformer:
     args = dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=7)
@@ -569,7 +569,7 @@ def swin_tiny(**kwargs) -> SwinTransformer:
 
 @register_model(ModelCfg(
     family="swin", task="segmentation", input_size=(3, 512, 512), num_classes=150, labels="ade20k",
-    output_stride=4, size_divisor=256, reference={"timm": "swin_tiny_patch4_window7_224"},
+    output_stride=4, size_divisor=256, window=8, reference={"timm": "swin_tiny_patch4_window7_224"},
     description="Swin-T (window 8) + light FPN decoder, ADE20K semantic segmentation"))
 def swin_tiny_seg(**kwargs) -> SwinTransformerSeg:
     args = dict(img_size=(512, 512), num_classes=150, embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
