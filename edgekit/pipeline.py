@@ -133,7 +133,7 @@ def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: 
         raise UsageError(f"--threads must be positive, got {config.threads}")
 
     with rep.step(f"load {config.source}"), stage("load"):
-        src = load_source(config.source, config.checkpoint, config.input_shape, config.source_options)
+        src = load_source(config.source, config.checkpoint, _load_shape(config), config.source_options)
         src, envelope = _envelope(config, backend, src)
         spec = src.spec
         dynamic_batch = config.dynamic_batch or (envelope is not None and envelope.dynamic_batch)
@@ -245,6 +245,15 @@ def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: 
                               f"{'; '.join(report.failures)} ({report.summary()}){where}; no bundle written. "
                               f"Pass --no-verify to write it anyway", report, located, applied)
     return Bundle(Path(config.out), read_manifest(config.out))
+
+
+def _load_shape(config: ExportConfig) -> tuple[int, ...] | None:
+    """The size the source is loaded at: --input-shape, else --shapes' OPT (the export size), else the model's."""
+    if config.input_shape or not config.shapes:
+        return config.input_shape
+    from edgekit.shapes import parse
+
+    return parse(config.shapes)[1]
 
 
 def _envelope(config: ExportConfig, backend, src):

@@ -193,6 +193,24 @@ std::map<std::string, std::vector<std::string>> list_options(const json& v) {
   return out;
 }
 
+std::vector<std::int64_t> nchw(const json& v, const std::string& where) {
+  const json& a = array(v, where, 4, 4);
+  std::vector<std::int64_t> out;
+  for (std::size_t i = 0; i < 4; ++i) out.push_back(integer(a[i], at(where, i), 1));
+  return out;
+}
+
+Envelope envelope(const json& v, const std::string& where) {
+  object(v, where);
+  Envelope e;
+  e.present = true;
+  e.min = nchw(require(v, where, "min"), at(where, "min"));
+  e.opt = nchw(require(v, where, "opt"), at(where, "opt"));
+  e.max = nchw(require(v, where, "max"), at(where, "max"));
+  if (v.contains("step")) e.step = integer(v["step"], at(where, "step"), 1);
+  return e;
+}
+
 Manifest from_json(const json& m) {
   object(m, "top level");
   Manifest out;
@@ -225,6 +243,7 @@ Manifest from_json(const json& m) {
   out.inputs = tensors(require(m, "", "inputs"), "inputs");
   out.outputs = tensors(require(m, "", "outputs"), "outputs");
   out.preprocess = preprocess(require(m, "", "preprocess"), "preprocess");
+  if (m.contains("shapes")) out.shapes = envelope(m["shapes"], "shapes");
   out.files = files(require(m, "", "files"), "files");
   return out;
 }

@@ -113,7 +113,35 @@ std::vector<std::string> trt_mismatches(const Manifest& m, const std::string& he
   return problems;
 }
 
+std::string dims(const std::vector<std::int64_t>& shape) {
+  std::string out;
+  for (std::int64_t d : shape) out += (out.empty() ? "" : "x") + std::to_string(d);
+  return out;
+}
+
+// As edgekit.shapes._snap: the nearest multiple of step (halves to even, as Python's round), at least step.
+std::int64_t snap(std::int64_t v, std::int64_t step) {
+  const double q = std::nearbyint(static_cast<double>(v) / static_cast<double>(step));
+  return std::max<std::int64_t>(step, static_cast<std::int64_t>(q) * step);
+}
+
 }  // namespace
+
+std::string Envelope::text() const { return dims(min) + ":" + dims(opt) + ":" + dims(max); }
+
+std::string Envelope::refusal(const std::vector<std::int64_t>& shape) const {
+  static const char* axes[] = {"batch", "channels", "height", "width"};
+  if (shape.size() != 4) return "input shape " + dims(shape) + " is not NCHW; the bundle takes " + text();
+  for (std::size_t i = 0; i < 4; ++i)
+    if (shape[i] < min[i] || shape[i] > max[i])
+      return std::string("input ") + axes[i] + " " + std::to_string(shape[i]) + " is outside the bundle's envelope " +
+             std::to_string(min[i]) + ".." + std::to_string(max[i]) + " (" + text() + "); resize to a size inside it";
+  if (shape[2] % step || shape[3] % step)
+    return "input size " + std::to_string(shape[2]) + "x" + std::to_string(shape[3]) + " is not a multiple of " +
+           std::to_string(step) + ", the model's size step; the nearest inside is " +
+           std::to_string(snap(shape[2], step)) + "x" + std::to_string(snap(shape[3], step));
+  return "";
+}
 
 std::vector<BackendInfo> compiled_backends() {
   std::vector<BackendInfo> out;
@@ -169,8 +197,8 @@ std::vector<std::string> preflight(const Manifest& m) {
   return {missing_backend(m.target)};
 }
 
-Bundle::Bundle(fs::path path, Manifest manifest, std::unique_ptr<Backend> backend)
-    : path_(std::move(path)), manifest_(std::move(manifest)), backend_(std::move(backend)) {}
+Bundle::Bundle(fs::path path, Manifest manifest, std::unique_ptr<Backend> backend, bool keep_size)
+    : path_(std::move(path)), manifest_(std::move(manifest)), backend_(std::move(backend)), keep_size_(keep_size) {}
 
 Bundle Bundle::load(const fs::path& bundle_dir, const Options& options) {
   Manifest m = read_manifest(bundle_dir);
@@ -183,12 +211,25 @@ Bundle Bundle::load(const fs::path& bundle_dir, const Options& options) {
   std::vector<std::string> problems = preflight(m);
   if (!problems.empty())
     throw BundleError("bundle " + bundle_dir.string() + " cannot run here: " + join(problems, "; "));
+  if (options.keep_size && !m.shapes.present)
+    throw BundleError("keep_size: bundle " + bundle_dir.string() + " takes one input size (" +
+                      std::to_string(m.preprocess.height) + "x" + std::to_string(m.preprocess.width) +
+                      "); export it with --shapes or --dynamic-hw for a range of sizes");
   std::unique_ptr<Backend> backend = open_backend(bundle_dir, m, options.backend);
-  return Bundle(bundle_dir, std::move(m), std::move(backend));
+  return Bundle(bundle_dir, std::move(m), std::move(backend), options.keep_size);
 }
 
 Tensor Bundle::preprocess(const ImageView& image) const {
-  const Preprocess& p = manifest_.preprocess;
+  Preprocess p = manifest_.preprocess;
+  if (keep_size_) {  // the image's own size, when the envelope takes it (as edgekit.runtime.KeepSize)
+    const Envelope& e = manifest_.shapes;
+    const std::string why = e.refusal({e.opt[0], e.opt[1], image.height, image.width});
+    if (!why.empty())
+      throw BundleError("keep_size: the " + std::to_string(image.height) + "x" + std::to_string(image.width) +
+                        " image cannot run at its own size: " + why);
+    p.height = image.height;
+    p.width = image.width;
+  }
   Tensor t;
   t.data = edgekit::preprocess(image, p);
   t.shape = p.layout == Layout::NCHW ? std::vector<std::int64_t>{1, 3, p.height, p.width}
@@ -197,6 +238,10 @@ Tensor Bundle::preprocess(const ImageView& image) const {
 }
 
 std::vector<NamedTensor> Bundle::run_all_tensor(const Tensor& x) {
+  if (manifest_.shapes.present) {  // refused before the runtime sees it, in the Python runtime's words
+    const std::string why = manifest_.shapes.refusal(x.shape);
+    if (!why.empty()) throw BundleError("bundle " + path_.string() + ": " + why);
+  }
   const std::vector<std::int64_t>& declared = manifest_.inputs.at(0).shape;
   Tensor input = x;
   if (!declared.empty() && declared[0] > 1) {  // a fixed batch: the image is repeated, as the Python runtime does

@@ -179,3 +179,58 @@ def test_bad_command_line_is_a_usage_error(cpp, zoo_bundle):
     assert done.returncode == 2 and "expected BUNDLE and IMAGE" in done.stderr
     done = run_cpp(cpp, zoo_bundle, bundled_images_dir() / "nope.png", check=False)
     assert done.returncode == 2 and "cannot read image" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def envelope_bundle(tmp_path_factory):
+    """The tiny segmenter (output stride 4) exported to OpenVINO for every size from 32x32 to 128x128 in steps of
+    4, OPT 64x64."""
+    out = tmp_path_factory.mktemp("cpp") / "tiny_segmenter-envelope"
+    edgekit.export("tests.fixtures.tiny:tiny_segmenter", "openvino", out, shapes="1x3x32x32:1x3x64x64:1x3x128x128")
+    return out
+
+
+def _png(tmp_path, h, w):
+    from PIL import Image
+
+    path = tmp_path / f"img{h}x{w}.png"
+    Image.fromarray(np.random.default_rng(h * w).integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_keep_size_runs_the_image_at_its_own_size(cpp, envelope_bundle, tmp_path):
+    """Both runtimes keep a 96x80 image's size inside the envelope (no resize) and agree; without --keep-size it
+    is resized to the OPT size, as before."""
+    path = _png(tmp_path, 96, 80)
+    runner = edgekit.runtime.load(envelope_bundle, keep_size=True)
+    res, x, y = cpp_result(cpp, envelope_bundle, path, tmp_path, "--keep-size")
+    assert x.shape == (1, 3, 96, 80) and np.array_equal(x, runner.preprocess(read_image(path)))
+    ref = runner(read_image(path))
+    assert y.shape == ref.shape == (1, 5, 24, 20)
+    assert_within_bundle_tolerance(y, ref, runner.manifest)
+    _, x_opt, _ = cpp_result(cpp, envelope_bundle, path, tmp_path)
+    assert x_opt.shape == (1, 3, 64, 64)
+
+
+@pytest.mark.parametrize("size,words", [((200, 96), "input height 200 is outside the bundle's envelope 32..128"),
+                                        ((66, 64), "input size 66x64 is not a multiple of 4, the model's size step; "
+                                                   "the nearest inside is 64x64")])
+def test_sizes_outside_the_envelope_are_refused_in_the_same_words(cpp, envelope_bundle, tmp_path, size, words):
+    path = _png(tmp_path, *size)
+    done = run_cpp(cpp, envelope_bundle, path, "--keep-size", check=False)
+    assert done.returncode == 2 and words in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    runner = edgekit.runtime.load(envelope_bundle, keep_size=True)
+    with pytest.raises(UsageError, match=words.replace(".", r"\.")):
+        runner(read_image(path))
+    # an already-preprocessed tensor of that size is refused before inference too
+    plain = edgekit.runtime.load(envelope_bundle)
+    with pytest.raises(UsageError, match=words.replace(".", r"\.")):
+        plain.outputs(np.zeros((1, 3, *size), np.float32))
+
+
+def test_keep_size_needs_an_envelope(cpp, seg_bundle, tmp_path):
+    words = "takes one input size (64x64); export it with --shapes or --dynamic-hw"
+    done = run_cpp(cpp, seg_bundle, _png(tmp_path, 64, 64), "--keep-size", check=False)
+    assert done.returncode == 2 and words in done.stderr
+    with pytest.raises(UsageError, match=r"takes one input size \(64x64\)"):
+        edgekit.runtime.load(seg_bundle, keep_size=True)

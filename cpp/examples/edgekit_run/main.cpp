@@ -43,6 +43,7 @@ const char* kUsage =
     "  --device NAME      OpenVINO device (default: the bundle's, else CPU)\n"
     "  --repeat N         run N times; report the median latency\n"
     "  --dump-input FILE  write the preprocessed float32 input tensor (raw, native byte order)\n"
+    "  --keep-size        a bundle with a shape envelope: run the image at its own size (refused outside it)\n"
     "  --no-check-files   skip the sha256 check of the bundle's files\n"
     "  --check            check the manifest, the files and the runtime version, then exit\n";
 
@@ -59,7 +60,7 @@ struct Args {
   std::string bundle, image, out, dump_input, device;
   std::optional<int> top;  // classes to print; 5 when not given
   int threads = 0, repeat = 1;
-  bool json = false, raw = false, check_only = false, check_files = true, version = false;
+  bool json = false, raw = false, check_only = false, check_files = true, version = false, keep_size = false;
 };
 
 int to_int(const std::string& flag, const std::string& v, int minimum) {
@@ -90,6 +91,7 @@ Args parse(int argc, char** argv) {
     else if (arg == "--repeat") a.repeat = to_int(arg, value(), 1);
     else if (arg == "--dump-input") a.dump_input = value();
     else if (arg == "--no-check-files") a.check_files = false;
+    else if (arg == "--keep-size") a.keep_size = true;
     else if (arg == "--check") a.check_only = true;
     else if (arg == "--version") a.version = true;
     else if (arg == "-h" || arg == "--help") {
@@ -172,6 +174,7 @@ int run(const Args& a) {
   options.backend.threads = a.threads;
   options.backend.device = a.device;
   options.check_files = a.check_files;
+  options.keep_size = a.keep_size;
   edgekit::Bundle bundle = edgekit::Bundle::load(a.bundle, options);
   const edgekit::Manifest& manifest = bundle.manifest();
   const bool features = manifest.task == "features";

@@ -51,6 +51,17 @@ struct FileEntry {
   std::int64_t bytes = -1;  // -1 when the manifest does not say
 };
 
+// A shape envelope (the manifest's "shapes", from `edgekit export --shapes / --dynamic-hw`): every NCHW input
+// with min <= shape <= max per axis whose height and width are multiples of step.
+struct Envelope {
+  bool present = false;  // false: the bundle takes one input size
+  std::vector<std::int64_t> min, opt, max;
+  std::int64_t step = 1;
+  std::string text() const;  // "1x3x256x256:1x3x512x512:1x3x1024x1024"
+  // Why `shape` is outside the envelope (the words of edgekit.shapes.Envelope.refusal); empty when inside.
+  std::string refusal(const std::vector<std::int64_t>& shape) const;
+};
+
 struct Manifest {
   std::string schema_version;
   std::string edgekit_version;
@@ -66,6 +77,7 @@ struct Manifest {
   std::map<std::string, std::vector<std::string>> runtime_option_lists;  // options that are lists of strings (outputs, ...)
   std::vector<TensorSpec> inputs, outputs;
   Preprocess preprocess;
+  Envelope shapes;               // the input sizes the bundle takes, when it takes a range
   std::vector<FileEntry> files;  // files[0] is what the runtime opens
 };
 

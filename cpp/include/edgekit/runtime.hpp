@@ -36,6 +36,9 @@ namespace edgekit {
 struct Options {
   BackendOptions backend;
   bool check_files = true;  // verify every file's sha256 before opening
+  // A bundle with a shape envelope: each image at its own size (a camera's resolution) when the envelope takes
+  // it, refused otherwise; false: resized to the export size, as always.
+  bool keep_size = false;
 };
 
 struct Class {
@@ -67,7 +70,8 @@ class Bundle {
   const Manifest& manifest() const { return manifest_; }
   const std::filesystem::path& path() const { return path_; }
 
-  // The float32 input the image becomes: (1, 3, h, w) or (1, h, w, 3).
+  // The float32 input the image becomes: (1, 3, h, w) or (1, h, w, 3), at the export size (or the image's own,
+  // with Options::keep_size). run_all_tensor refuses an input outside the bundle's shape envelope.
   Tensor preprocess(const ImageView& image) const;
   // Every output for the image, in the manifest's order, batch element 0 of each.
   std::vector<NamedTensor> run_all(const ImageView& image);
@@ -79,10 +83,11 @@ class Bundle {
   LabelMap segment(const ImageView& image);
 
  private:
-  Bundle(std::filesystem::path path, Manifest manifest, std::unique_ptr<Backend> backend);
+  Bundle(std::filesystem::path path, Manifest manifest, std::unique_ptr<Backend> backend, bool keep_size);
   std::filesystem::path path_;
   Manifest manifest_;
   std::unique_ptr<Backend> backend_;
+  bool keep_size_ = false;
 };
 
 // The output called `name` among `outputs` (what run_all returned; the reference lives as long as they
