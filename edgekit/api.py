@@ -162,6 +162,21 @@ def list_models(task: str | None = None, with_cost: bool = True, family: str | N
     return rows
 
 
+def _hw(text: str | tuple[int, ...] | None) -> tuple[int, int] | None:
+    """--input-shape for profile: "HxW" or "NxCxHxW" (a tuple likewise) -> (H, W)."""
+    from edgekit.errors import UsageError
+
+    if text is None:
+        return None
+    try:
+        dims = tuple(int(d) for d in (text.lower().split("x") if isinstance(text, str) else text))
+    except ValueError:
+        dims = ()
+    if len(dims) not in (2, 4) or any(d <= 0 for d in dims):
+        raise UsageError(f"--input-shape {text!r}: give HxW or NxCxHxW, e.g. 384x640")
+    return dims[-2:]
+
+
 def _size_plan(cfg) -> dict:
     """What the shape planner says of a zoo model: which sizes one bundle can take, in which steps, and why, with
     the envelope ``--dynamic-hw`` would choose (docs/shapes.md)."""
@@ -213,7 +228,8 @@ def profile(bundles: str | Path | list, *, remote: str | None = None, ssh_config
             duration: str | float | None = None, batch: str | int | tuple = 1, threads: str | int | tuple | None = None,
             layer_iters: int = 10, top: int = 10, block_depth: int = 2, calib: str | Path | None = None,
             baseline: str | Path | None = None, fail_over: str | float | None = None, out: str | Path | None = None,
-            html: str | Path | None = None, markdown: str | Path | None = None, reporter: Reporter | None = None):
+            html: str | Path | None = None, markdown: str | Path | None = None, reporter: Reporter | None = None,
+            input_shape: str | tuple[int, int] | None = None, shapes_sweep: bool = False):
     """Profile bundles here or on a device over SSH (see `edgekit profile --help`); writes the JSON
     (``out``), HTML and markdown reports asked for. Returns :class:`edgekit.profiling.ProfileReport`,
     whose ``regressed`` is True when a median regressed beyond ``fail_over`` against ``baseline``."""
@@ -229,7 +245,8 @@ def profile(bundles: str | Path | list, *, remote: str | None = None, ssh_config
         calib=Path(calib) if calib else None,
         remote=Remote.parse(remote, ssh_config, remote_python) if remote else None,
         baseline=Path(baseline) if baseline else None,
-        fail_over_pct=parse_percent(fail_over) if fail_over is not None else None)
+        fail_over_pct=parse_percent(fail_over) if fail_over is not None else None,
+        input_shape=_hw(input_shape), shapes_sweep=shapes_sweep)
     if device is not None:
         from edgekit.profiling.devices import get_device
 

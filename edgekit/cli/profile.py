@@ -36,6 +36,9 @@ from edgekit.cli._core import console, main, reporter, run
               help="A previous --out report to compare with.")
 @click.option("--fail-over", default=None, metavar="PCT",
               help="Exit 1 when a median regresses more than this, e.g. 10%.")
+@click.option("--input-shape", default=None, metavar="HxW",
+              help="Time this input size instead of the export size (inside the bundle's shape envelope).")
+@click.option("--shapes-sweep", is_flag=True, help="Time the shape envelope's MIN, OPT and MAX in one report.")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None, help="Write the JSON report here.")
 @click.option("--html", type=click.Path(path_type=Path), default=None, help="Write the HTML report here.")
 @click.option("--markdown", type=click.Path(path_type=Path), default=None, help="Write markdown tables here.")
@@ -43,8 +46,8 @@ from edgekit.cli._core import console, main, reporter, run
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report on stdout.")
 @run
 def profile(bundles, remote, ssh_config, remote_python, device, list_devices, warmup, iterations, duration, batch,
-            threads, layer_iters, no_layers, top, block_depth, calib, baseline, fail_over, out, html, markdown, quiet,
-            as_json):
+            threads, layer_iters, no_layers, top, block_depth, calib, baseline, fail_over, input_shape, shapes_sweep, out,
+            html, markdown, quiet, as_json):
     """Measure BUNDLES: latency statistics, cold start, memory, per-layer breakdown, roofline.
 
     \b
@@ -52,6 +55,7 @@ def profile(bundles, remote, ssh_config, remote_python, device, list_devices, wa
       edgekit profile bundles/m --remote user@jetson     # on the device, over SSH
       edgekit profile bundles/a bundles/b --html report.html
       edgekit profile bundles/m --baseline last.json --fail-over 10%   # CI regression check
+      edgekit profile bundles/m --shapes-sweep           # a shape envelope's MIN, OPT and MAX
     """
     import edgekit
     from edgekit.errors import UsageError
@@ -76,7 +80,8 @@ def profile(bundles, remote, ssh_config, remote_python, device, list_devices, wa
                                  device=device, warmup=warmup, iterations=iterations, duration=duration, batch=batch,
                                  threads=threads, layer_iters=0 if no_layers else layer_iters, top=top,
                                  block_depth=block_depth, calib=calib, baseline=baseline, fail_over=fail_over, out=out,
-                                 html=html, markdown=markdown, reporter=progress)
+                                 html=html, markdown=markdown, reporter=progress, input_shape=input_shape,
+                                 shapes_sweep=shapes_sweep)
     finally:
         progress.close()
     if as_json:

@@ -58,6 +58,8 @@ class ProfileConfig:
     remote: Remote | None = None
     baseline: Path | None = None
     fail_over_pct: float | None = None
+    input_shape: tuple[int, int] | None = None  # (H, W) to time instead of the export size (a shape envelope's)
+    shapes_sweep: bool = False  # time the envelope's MIN, OPT and MAX in one report
 
     def __post_init__(self):
         if not self.bundles:
@@ -70,6 +72,8 @@ class ProfileConfig:
             raise UsageError("--warmup and --layer-iters must be >= 0, --top and --block-depth >= 1")
         if any(b < 1 for b in self.batches) or any(t is not None and t < 1 for t in self.threads):
             raise UsageError("batch sizes and thread counts must be positive")
+        if self.input_shape is not None and self.shapes_sweep:
+            raise UsageError("--input-shape times one size and --shapes-sweep the envelope's three: give one")
         if (self.baseline is None) != (self.fail_over_pct is None):
             raise UsageError("--baseline and --fail-over go together: --baseline last.json --fail-over 10%")
         if self.baseline is not None and not self.baseline.is_file():

@@ -40,15 +40,19 @@ class ProfileReport:
         return bool(self.regression and self.regression["failed"])
 
 
-def pinned_inputs(manifest: Manifest, calib: Path | None) -> tuple[np.ndarray, dict]:
-    """The calibration images preprocessed as the bundle says: float32 (N, 1, C, H, W), and where
-    they came from. Real photographs, never zeros: data-dependent kernels (softmax, activations,
-    int8 saturation) run their real paths."""
+def pinned_inputs(manifest: Manifest, calib: Path | None, size: tuple[int, int] | None = None
+                  ) -> tuple[np.ndarray, dict]:
+    """The calibration images preprocessed as the bundle says (at ``size``, (H, W), inside its shape envelope,
+    when given): float32 (N, 1, C, H, W), and where they came from. Real photographs, never zeros:
+    data-dependent kernels (softmax, activations, int8 saturation) run their real paths."""
     manifest = as_manifest(manifest)
+    from dataclasses import replace
+
     from edgekit.calib import load_calibration
     from edgekit.preprocess import Preprocess
 
-    calib_set = load_calibration(calib, Preprocess.from_dict(manifest.preprocess))
+    preprocess = Preprocess.from_dict(manifest.preprocess)
+    calib_set = load_calibration(calib, replace(preprocess, size=tuple(size)) if size else preprocess)
     images = np.stack([x.astype(np.float32) for x in calib_set.inputs])
     want = manifest.inputs[0].shape[1:]
     got = list(images.shape[2:])
@@ -57,6 +61,31 @@ def pinned_inputs(manifest: Manifest, calib: Path | None) -> tuple[np.ndarray, d
                          f"does not match its input")
     return images, {"source": calib_set.source, "count": len(calib_set), "sha256": calib_set.sha256,
                     "names": calib_set.names}
+
+
+def sizes_to_time(path: Path, manifest: Manifest, config: ProfileConfig) -> list[tuple[str, tuple[int, int] | None]]:
+    """(label, (H, W)) of each size to time the bundle at: its export size (None), --input-shape's, or with
+    --shapes-sweep its envelope's MIN, OPT and MAX; a size the bundle cannot take is refused in one line."""
+    if config.input_shape is None and not config.shapes_sweep:
+        return [("", None)]
+    shapes = as_manifest(manifest).get("shapes")
+    flag = "--shapes-sweep" if config.shapes_sweep else f"--input-shape {'x'.join(map(str, config.input_shape))}"
+    if not shapes:
+        size = "x".join(map(str, as_manifest(manifest).preprocess["size"]))
+        raise UsageError(f"{flag}: bundle {path} takes one input size ({size}); export it with --shapes or "
+                         f"--dynamic-hw to time other sizes")
+    from edgekit.shapes import Envelope
+
+    envelope = Envelope.from_dict(shapes)
+    if config.shapes_sweep:
+        picks = {}
+        for label, shape in (("min", envelope.min), ("opt", envelope.opt), ("max", envelope.max)):
+            picks.setdefault(tuple(shape[2:]), []).append(label)
+        return [("/".join(labels), size) for size, labels in picks.items()]
+    why = envelope.refusal((envelope.opt[0], envelope.opt[1], *config.input_shape))
+    if why:
+        raise UsageError(f"{flag}: {why}")
+    return [("", tuple(config.input_shape))]
 
 
 def _check_batches(path: Path, manifest: Manifest, batches: tuple[int, ...]) -> None:
@@ -116,13 +145,15 @@ def profile_bundles(config: ProfileConfig, reporter: Reporter | None = None) -> 
         if problems:
             raise UsageError(f"bundle {path} does not match its manifest: {'; '.join(problems)}; re-export it")
         _check_batches(path, manifest, config.batches)
-        bundles.append((path, manifest))
+        bundles.append((path, manifest, sizes_to_time(path, manifest, config)))
     results, environment, pinned = [], None, []
-    for path, manifest in bundles:
-        images, inputs = pinned_inputs(manifest, config.calib)
+    for path, manifest, sizes in bundles:
+      for label, size in sizes:
+        images, inputs = pinned_inputs(manifest, config.calib, size)
         pinned.append(images)
         where = f" on {config.remote}" if config.remote else ""
-        with rep.step(f"profile {headtohead.label(path, manifest)}{where}", total=_units(config)):
+        at = f" at {size[0]}x{size[1]}" + (f" ({label})" if label else "") if size else ""
+        with rep.step(f"profile {headtohead.label(path, manifest)}{at}{where}", total=_units(config)):
             if config.remote:
                 from edgekit.profiling.remote import profile_remote
 
@@ -131,10 +162,12 @@ def profile_bundles(config: ProfileConfig, reporter: Reporter | None = None) -> 
                 measured = _measure_here(path, manifest, images, config, _Progress(rep))
         environment = measured["environment"]
         device = get_device(config.device, environment["cpu"])
-        results.append(_bundle_result(path, manifest, inputs, measured, device, config))
+        results.append(_bundle_result(path, manifest, inputs, measured, device, config, size, label))
     device = get_device(config.device, environment["cpu"] if environment else None)
     data = build_report(config, environment, device, results)
-    if len(bundles) > 1 and not config.remote:  # one process, runs interleaved: ratios that mean something
+    if len(bundles) > 1 and not config.remote and all(len(s) == 1 for _, _, s in bundles):
+        # one process, runs interleaved: ratios that mean something (between bundles, not between sizes)
+        bundles = [(path, manifest) for path, manifest, _ in bundles]
         with rep.step(f"time the {len(bundles)} bundles head to head (interleaved, A/A control)",
                       total=headtohead.rounds(config) * len(config.threads)):
             data["head_to_head"] = headtohead.head_to_head(bundles, pinned, config, rep.advance)
@@ -145,12 +178,16 @@ def profile_bundles(config: ProfileConfig, reporter: Reporter | None = None) -> 
     return ProfileReport(data)
 
 
-def _bundle_result(path: Path, manifest: Manifest, inputs: dict, measured: dict, device, config: ProfileConfig) -> dict:
-    cost = bundle_cost(path, manifest)
+def _bundle_result(path: Path, manifest: Manifest, inputs: dict, measured: dict, device, config: ProfileConfig,
+                   size: tuple[int, int] | None = None, label: str = "") -> dict:
+    cost = bundle_cost(path, manifest, size)
     first = path / manifest.files[0].path
     graph = GraphIndex.from_onnx(first) if first.suffix == ".onnx" else None
     model = manifest.model
-    name = model.name or path.name
+    name = (model.name or path.name) + (f"@{size[0]}x{size[1]}" if size else "")
+    shape = list(manifest.inputs[0].shape)
+    if size:
+        shape[2:] = list(size)
     runs = []
     for run in measured["runs"]:
         median = run["latency_ms"]["median"]
@@ -162,5 +199,5 @@ def _bundle_result(path: Path, manifest: Manifest, inputs: dict, measured: dict,
     return {"bundle": {"path": str(path), "model": name, "task": model.task,
                        "target": manifest.target, "precision": manifest.precision,
                        "runtime_built": manifest.runtime.to_dict(), "runtime": measured["runtime"],
-                       "input_shape": manifest.inputs[0].shape},
+                       "input_shape": shape, **({"envelope_corner": label} if label else {})},
             "inputs": inputs, "cost": cost, "runs": runs}

@@ -37,17 +37,29 @@ def weight_bytes(bundle: Path, manifest: Manifest) -> int:
     return int(sum(bins) if bins else sum(f.bytes or 0 for f in files))
 
 
-def bundle_cost(bundle: Path, manifest: Manifest) -> dict:
-    """Per-image FLOPs and I/O bytes, and the weight bytes, of a bundle."""
+def bundle_cost(bundle: Path, manifest: Manifest, size: tuple[int, int] | None = None) -> dict:
+    """Per-image FLOPs and I/O bytes, and the weight bytes, of a bundle; at ``size`` (H, W) inside its shape
+    envelope, the FLOPs are the export size's scaled by the pixel count (exact for convolutions; attention over
+    all tokens grows faster) and the symbolic height and width of each map take that size (over its stride)."""
     manifest = as_manifest(manifest)
     batch0 = manifest.batch if isinstance(manifest.batch, int) and manifest.batch > 0 else 1
     flops = manifest.model.flops
+    export_hw = tuple(manifest.preprocess["size"])
+    if size and flops:
+        flops = flops * (size[0] * size[1]) / (export_hw[0] * export_hw[1])
 
-    def io(specs):
-        return sum(_numel(s.shape, 1) * np.dtype(s.dtype).itemsize for s in specs)
+    def io(specs, inputs: bool = False):
+        total = 0
+        for s in specs:
+            shape = list(s.shape)
+            if size and len(shape) == 4:
+                stride = 1 if inputs else max(1, s.extra.get("stride") or manifest.model.extra.get("output_stride") or 1)
+                shape[2:] = [d if isinstance(d, int) else size[k] // stride for k, d in enumerate(shape[2:])]
+            total += _numel(shape, 1) * np.dtype(s.dtype).itemsize
+        return total
 
     return {"flops_per_image": flops / batch0 if flops else None, "weight_bytes": weight_bytes(bundle, manifest),
-            "input_bytes_per_image": io(manifest.inputs), "output_bytes_per_image": io(manifest.outputs)}
+            "input_bytes_per_image": io(manifest.inputs, inputs=True), "output_bytes_per_image": io(manifest.outputs)}
 
 
 def roofline(cost: dict, batch: int, median_ms: float, device: DeviceSpec, precision: str,
