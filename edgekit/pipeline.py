@@ -142,6 +142,10 @@ def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: 
     int8 = config.precision is Precision.INT8
     with rep.step("read parity and calibration images" if int8 else "read parity images"), stage("parity"):
         sets = load_image_sets(config.calib, spec.preprocess, config.calib_size, int8=int8)
+        if int8 and envelope is not None and envelope.dynamic_hw:  # ranges over every size the bundle takes
+            from edgekit.shapes import mixed_sizes
+
+            sets = replace(sets, calibration=mixed_sizes(sets.calibration, envelope, spec.preprocess))
     if spec.origin.get("weights", "").startswith("random"):
         rep.note(f"{config.source} has random weights ({spec.origin['weights']}): the bundle is for checking the "
                  f"export, not for predictions")

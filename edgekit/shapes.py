@@ -303,3 +303,23 @@ def size_rule(loaded) -> SizeRule:
         if rule is not None:
             return rule
     return probe_rule(loaded.model, spec, loaded.family)
+
+
+def mixed_sizes(calib, envelope: Envelope, preprocess):
+    """An int8 calibration set over the envelope: item i preprocessed at corner i mod the corner count (MIN, OPT,
+    MAX, the size in between), so activation ranges cover every size the bundle takes; the set unchanged when it
+    holds no images to resize (tensors read from files) or the size does not vary."""
+    from dataclasses import replace
+
+    if not envelope.dynamic_hw or len(calib.images) != len(calib.inputs) or not calib.inputs:
+        return calib
+    sizes = [shape[2:] for _, shape in envelope.corners()]
+    inputs = [replace(preprocess, size=tuple(sizes[i % len(sizes)]))(image) if i % len(sizes) else x
+              for i, (x, image) in enumerate(zip(calib.inputs, calib.images))]
+    import hashlib
+
+    described = ", ".join(fmt(s) for s in sizes)
+    # a set of its own: the calibration cache is keyed by this digest, and these inputs are not the OPT-only ones
+    digest = hashlib.sha256(f"{calib.sha256} at {described}".encode()).hexdigest()
+    return replace(calib, inputs=inputs, sha256=digest,
+                   source=f"{calib.source}, at the envelope's corners in turn ({described})")
