@@ -271,14 +271,14 @@ def _envelope(config: ExportConfig, backend, src):
     flag = "--shapes" if config.shapes else "--dynamic-hw"
     if not backend.envelopes:
         raise UsageError(f"{flag}: --target {config.target.value} takes one input size here; shape envelopes are "
-                         f"built for onnx, openvino and trt (docs/shapes.md)")
+                         f"built for onnx, openvino, trt and coreml (docs/shapes.md)")
     if config.shapes and config.input_shape and tuple(config.input_shape) != parse(config.shapes)[1]:
         raise UsageError(f"--input-shape {fmt(config.input_shape)} differs from --shapes' OPT "
                          f"{fmt(parse(config.shapes)[1])}; the OPT shape is the export size: drop --input-shape")
     rule = size_rule(src)
     opt = parse(config.shapes)[1] if config.shapes else tuple(src.spec.input_shape)
     envelope = envelope_for(config.shapes, config.dynamic_hw, config.dynamic_batch, opt, rule, config.source)
-    backend.dynamic_hw = envelope.dynamic_hw
+    backend.envelope = envelope
     if config.target is Target.TRT:  # its optimization profile is the envelope
         if backend.options.shapes and backend.options.shapes != envelope.text():
             raise UsageError(f"{flag} and the TensorRT profile in target_options differ; give the envelope once")

@@ -63,7 +63,7 @@ class TargetBackend(ABC):
     needs_torch: bool = False  # converts the prepared torch model itself (CoreML): the pipeline exports no ONNX
     pt2e: bool = False  # with needs_torch: int8 through PT2E in build_torch, which then gets a Pt2eJob
     envelopes: bool = False  # takes a shape envelope (--shapes / --dynamic-hw): an artifact for a range of sizes
-    dynamic_hw: bool = False  # set by the pipeline: this export's height and width are dynamic (an envelope)
+    envelope = None  # set by the pipeline: this export's shape envelope (edgekit.shapes.Envelope), if any
     int8: Int8Plan | None = None  # how edgekit.quant makes its int8 QDQ ONNX (islands, recipes, where they are scored)
 
     def __init__(self, options=None):

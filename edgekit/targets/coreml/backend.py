@@ -36,6 +36,7 @@ def coremltools():
 
 class CoreMlBackend(TargetBackend):
     target = Target.COREML
+    envelopes = True
     precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
     sdk = "coremltools"
     needs_torch = True  # converted from the prepared torch model, not from ONNX
@@ -64,7 +65,7 @@ class CoreMlBackend(TargetBackend):
         return coremltools().__version__
 
     def check_model(self, spec, dynamic_batch: bool) -> None:
-        if spec.input_shape[0] != 1 or dynamic_batch:
+        if spec.input_shape[0] != 1 or dynamic_batch:  # (an envelope's batch range is dynamic_batch here)
             raise UsageError("CoreML image inputs take one image at a time: export with batch 1 and without "
                              "--dynamic-batch")
         if self.options.output is CoreMlOutput.LABELS and spec.task is not Task.SEGMENTATION:
@@ -87,8 +88,10 @@ class CoreMlBackend(TargetBackend):
         compute = "fp32" if precision is Precision.FP32 else "fp16"
         wrapped = Deployed(copy.deepcopy(model), pre.mean, pre.std, labels)
         converted = convert(wrapped, tuple(spec.input_shape), names, compute, self.options.deployment_target,
-                            pre.channel_order)
+                            pre.channel_order, self.envelope)
         mlmodel, notes = converted.mlmodel, list(converted.notes)
+        if converted.flexible:
+            notes.append(f"CoreML input: {'a range of sizes (RangeDim)' if converted.flexible == 'range' else 'the envelope corners as EnumeratedShapes'}")
         quantization = None
         if precision is Precision.INT8:
             mlmodel, quantization = _int8_weights(mlmodel)
@@ -107,10 +110,14 @@ class CoreMlBackend(TargetBackend):
                                                        "quantization": quantization}, indent=2) + "\n")
         n, _, h, w = spec.input_shape
         s = spec.output_stride
-        out_shape = ([n, h // s, w // s] if labels else [n, spec.num_classes, h // s, w // s]
+        if converted.flexible:  # a range of sizes: height and width are dynamic in and out
+            h, w = "height", "width"
+        out_h, out_w = (f"output_{h}", f"output_{w}") if converted.flexible else (h // s, w // s)
+        out_shape = ([n, out_h, out_w] if labels else [n, spec.num_classes, out_h, out_w]
                      if spec.task is Task.SEGMENTATION else [n, spec.num_classes])
         runtime = {"name": "coremltools", "version": ct.__version__, "format": "mlprogram",
-                   "deployment_target": self.options.deployment_target, "compute_precision": compute}
+                   "deployment_target": self.options.deployment_target, "compute_precision": compute,
+                   **({"flexible_shape": converted.flexible} if converted.flexible else {})}
         run_options = {"compute_units": self.options.compute_units, "input": IMAGE_INPUT, "output": names[0],
                        "mean": list(pre.mean), "std": list(pre.std)}
         if features:

@@ -55,6 +55,7 @@ class Converted:
     mlmodel: object  # coremltools.models.MLModel
     frontend: str  # "torch.jit.trace" or "torch.export"
     notes: list[str] = field(default_factory=list)
+    flexible: str = ""  # a shape envelope's input: "range" (RangeDim) or "enumerated" (EnumeratedShapes)
 
 
 @contextlib.contextmanager
@@ -99,15 +100,49 @@ def _exported(wrapped: nn.Module, example: torch.Tensor):
 FRONTENDS = (("torch.jit.trace", _traced), ("torch.export", _exported))
 
 
+def flexible_shapes(envelope) -> list[tuple[str, object]]:
+    """CoreML input shapes for a shape envelope, in the order tried: a range of heights and widths (``RangeDim``,
+    default OPT), then the envelope's corners as ``EnumeratedShapes`` where the converter cannot take a range."""
+    import coremltools as ct
+
+    n, c = envelope.opt[:2]
+    ranged = ct.Shape(shape=(n, c, ct.RangeDim(envelope.min[2], envelope.max[2], envelope.opt[2]),
+                             ct.RangeDim(envelope.min[3], envelope.max[3], envelope.opt[3])))
+    corners = [tuple(shape) for _, shape in envelope.corners()]
+    enumerated = ct.EnumeratedShapes(shapes=corners, default=tuple(envelope.opt))
+    return [("range", ranged), ("enumerated", enumerated)]
+
+
 def convert(wrapped: Deployed, input_shape: tuple[int, ...], output_names: str | tuple[str, ...],
-            compute_precision: str, deployment_target: str, channel_order: str = "RGB") -> Converted:
+            compute_precision: str, deployment_target: str, channel_order: str = "RGB", envelope=None) -> Converted:
     """Convert with the first frontend that works; raise EdgekitFailure naming why each failed. Every output of
-    the model is kept, named ``output_names`` in order."""
+    the model is kept, named ``output_names`` in order. ``envelope``: a flexible input (see
+    :func:`flexible_shapes`); the kind that converted is in ``Converted.flexible``."""
     import coremltools as ct
 
     wrapped.eval()
     example = torch.rand(*input_shape)
-    image = ct.ImageType(name=IMAGE_INPUT, shape=tuple(input_shape), scale=1.0 / 255.0, bias=[0.0, 0.0, 0.0],
+    shapes = flexible_shapes(envelope) if envelope is not None and envelope.dynamic_hw else [("", tuple(input_shape))]
+    failures, notes = [], []
+    for kind, shape in shapes:
+        try:
+            converted = _convert(ct, wrapped, example, shape, output_names, compute_precision, deployment_target,
+                                 channel_order)
+        except EdgekitFailure as e:
+            if not kind:
+                raise
+            failures.append(f"{kind}: {e}")
+            notes.append(f"a CoreML input with a {kind} of sizes did not convert ({str(e)[:200]})")
+            continue
+        converted.notes[:0] = notes
+        converted.flexible = kind
+        return converted
+    raise EdgekitFailure("CoreML conversion failed for the shape envelope: " + " | ".join(failures))
+
+
+def _convert(ct, wrapped: Deployed, example, shape, output_names, compute_precision: str, deployment_target: str,
+             channel_order: str) -> Converted:
+    image = ct.ImageType(name=IMAGE_INPUT, shape=shape, scale=1.0 / 255.0, bias=[0.0, 0.0, 0.0],
                          color_layout=ct.colorlayout.BGR if channel_order == "BGR" else ct.colorlayout.RGB)
     precision = {"fp16": ct.precision.FLOAT16, "fp32": ct.precision.FLOAT32}[compute_precision]
     target = getattr(ct.target, deployment_target)

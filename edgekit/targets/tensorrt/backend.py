@@ -71,7 +71,7 @@ class TensorRtBackend(TargetBackend):
         dims = list(spec.input_shape)
         if dynamic_batch:
             dims[0] = "batch"
-        if self.dynamic_hw:
+        if self.envelope is not None and self.envelope.dynamic_hw:
             dims[2:] = ["height", "width"]
         from edgekit.stages.onnx_export import INPUT_NAME
 
