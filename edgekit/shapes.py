@@ -140,7 +140,13 @@ def _snap(v: int, step: int) -> int:
 
 def parse(text: str) -> tuple[Shape, Shape, Shape]:
     """'1x3x224x224:1x3x384x384:1x3x512x512' -> (min, opt, max); one shape is min = opt = max."""
-    parts = [p.strip() for p in text.strip().split(":")]
+    text = text.strip()
+    name, sep, rest = text.partition("=")
+    if sep:  # TensorRT's per-input form: edgekit models have one image input, "input"
+        if name.strip() != "input" or "," in rest:
+            raise UsageError(f"--shapes {text!r}: the model has one input, 'input'; give MIN:OPT:MAX for it")
+        text = rest
+    parts = [p.strip() for p in text.split(":")]
     if len(parts) == 1:
         parts *= 3
     if len(parts) != 3 or not all(parts):

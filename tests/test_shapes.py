@@ -140,3 +140,23 @@ def test_zoo_models_built_for_a_range_match_the_model_built_for_each_size(name, 
             ref, got = fixed(x), dynamic(x)
         # SeaFormer interpolates its position embeddings with F.interpolate instead of a float64-built matrix
         assert torch.allclose(got, ref, rtol=0, atol=1e-6 * float(ref.abs().max())), (name, size)
+
+
+def test_the_docs_table_is_the_planners():
+    """docs/shapes.md's planner table: each family's varies and step as zoo_rule says."""
+    from pathlib import Path
+
+    from edgekit.models import _registry as reg
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "shapes.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[1].strip("*") in ("yes", "no"):
+            rows[cells[0]] = (cells[1].strip("*") == "yes", cells[2])
+    families = {reg.get_cfg(n).family: reg.get_cfg(n) for n in reg.list_models()}
+    assert set(rows) == set(families)
+    for family, cfg in families.items():
+        rule = zoo_rule(family, cfg.size_divisor, cfg.window)
+        assert rows[family][0] == rule.varies, family
+        assert rows[family][1] == (str(rule.step) if rule.varies else ""), family
