@@ -27,8 +27,10 @@ REPORT_FILE = "coreml.json"
 
 
 def coremltools():
-    """Import coremltools quietly: on Linux it warns at import that its CoreML runtime proxy is absent."""
-    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    """Import coremltools quietly: on Linux it warns at import that its CoreML runtime proxy is absent, and the
+    torchao it imports (installed with the executorch extra) logs the CUDA kernels it cannot load."""
+    for name in ("coremltools", "torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     import coremltools as ct
 
     return ct
