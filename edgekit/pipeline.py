@@ -271,7 +271,7 @@ def _envelope(config: ExportConfig, backend, src):
     flag = "--shapes" if config.shapes else "--dynamic-hw"
     if not backend.envelopes:
         raise UsageError(f"{flag}: --target {config.target.value} takes one input size here; shape envelopes are "
-                         f"built for onnx, openvino, trt and coreml (docs/shapes.md)")
+                         f"built for onnx, openvino, trt, coreml and executorch (docs/shapes.md)")
     if config.shapes and config.input_shape and tuple(config.input_shape) != parse(config.shapes)[1]:
         raise UsageError(f"--input-shape {fmt(config.input_shape)} differs from --shapes' OPT "
                          f"{fmt(parse(config.shapes)[1])}; the OPT shape is the export size: drop --input-shape")

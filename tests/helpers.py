@@ -78,6 +78,11 @@ needs_unsaturated_int8 = pytest.mark.skipif(
                            "does not yet avoid (docs/quantization.md)")
 
 
+# the zoo's smallest model of each family: what the default tier exports where every model would cost too much
+PER_FAMILY = ("efficientformerv2_s1", "efficientvit_b0", "fastvit_t8", "mit_b0", "nextvit_small", "repvit_m1_1",
+              "seaformer_small", "swin_tiny")
+
+
 def zoo_test_shape(name: str) -> str:
     """The smallest square input >= 64 that zoo model ``name``'s size divisor allows, as NxCxHxW: the zoo tests'
     small inputs (windows are clamped to small maps)."""

@@ -176,20 +176,37 @@ def quiet():
             lg.setLevel(level)
 
 
-def capture(model: nn.Module, example: torch.Tensor, what: str):
-    """``torch.export`` of ``model`` (a :class:`Flat`) on ``example``; a model it cannot capture is one line."""
+def envelope_dims(envelope) -> tuple | None:
+    """``torch.export``'s dynamic_shapes for a shape envelope's height and width (each a multiple of its step,
+    between its MIN and MAX); None for a fixed size."""
+    if envelope is None or not envelope.dynamic_hw:
+        return None
+    step = envelope.step
+    dims = {}
+    for axis, name in ((2, "height"), (3, "width")):
+        dim = torch.export.Dim(name if step == 1 else f"{name}_steps", min=envelope.min[axis] // step,
+                               max=envelope.max[axis] // step)
+        dims[axis] = dim if step == 1 else dim * step
+    return (dims,)
+
+
+def capture(model: nn.Module, example: torch.Tensor, what: str, dynamic_shapes: tuple | None = None):
+    """``torch.export`` of ``model`` (a :class:`Flat`) on ``example`` (with ``dynamic_shapes``: a symbolic height and
+    width, :func:`envelope_dims`); a model it cannot capture is one line."""
     try:
         with quiet(), torch.no_grad():
-            return torch.export.export(model, (example,), strict=False)
+            return torch.export.export(model, (example,), strict=False, dynamic_shapes=dynamic_shapes)
     except Exception as e:  # noqa: BLE001 - torch.export raises many types; the first line says what broke
         line = first_line(e, 300)
         raise EdgekitFailure(f"torch.export cannot capture the model for {what}: {line}; replace the module that "
                              f"uses it or choose another target") from None
 
 
-def describe_io(model: nn.Module, example: torch.Tensor, spec) -> tuple[list[dict], list[dict]]:
+def describe_io(model: nn.Module, example: torch.Tensor, spec, dynamic_hw: bool = False
+                ) -> tuple[list[dict], list[dict]]:
     """The bundle's inputs and outputs: one float NCHW input named ``input`` (the bundle's preprocessing applied),
-    the outputs named and shaped as PyTorch gives them on ``example``."""
+    the outputs named and shaped as PyTorch gives them on ``example`` (``dynamic_hw``: the height and width of the
+    input and of every 4-D output symbolic, for a shape envelope)."""
     with torch.no_grad():
         outs = model(example)
     names = spec.output_names
@@ -198,6 +215,11 @@ def describe_io(model: nn.Module, example: torch.Tensor, spec) -> tuple[list[dic
     inputs = [{"name": INPUT, "shape": list(example.shape), "dtype": "float32", "layout": "NCHW"}]
     outputs = [{"name": n, "shape": list(o.shape), "dtype": str(o.dtype).replace("torch.", ""),
                 "layout": {4: "NCHW", 3: "NLC", 2: "NC"}.get(o.dim(), "")} for n, o in zip(names, outs)]
+    if dynamic_hw:
+        inputs[0]["shape"][2:] = ["height", "width"]
+        for out in outputs:
+            if len(out["shape"]) == 4:
+                out["shape"][2:] = [f"{out['name']}_height", f"{out['name']}_width"]
     return inputs, outputs
 
 

@@ -30,6 +30,8 @@ def et_bundles(tmp_path_factory):
         "backbone": edgekit.export("tests.fixtures.tiny:tiny_backbone", "executorch", root / "bb").path,
         "int8": edgekit.export("tests.fixtures.tiny:tiny_segmenter", "executorch", root / "q", precision="int8",
                                input_shape="1x3x64x64", calib_size=4).path,
+        "envelope": edgekit.export("tests.fixtures.tiny:tiny_segmenter", "executorch", root / "env",
+                                   shapes="1x3x32x32:1x3x64x64:1x3x128x128").path,
     }
 
 
@@ -110,3 +112,17 @@ def test_manifest_that_does_not_match_the_program_is_refused(cpp, et_bundles, tm
     done = run_cpp(cpp, b, IMAGE, check=False)
     assert done.returncode == 2
     assert "model.pte has no output named 'output'" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_a_program_for_a_range_of_sizes_runs_each_image_at_its_own(cpp, et_bundles, tmp_path):
+    """A .pte with dynamic height and width (a shape envelope): --keep-size feeds the image's own size, which the
+    program's inputs resize to, and the outputs follow."""
+    from tests.cpp.test_edgekit_run import _png
+
+    path = _png(tmp_path, 96, 80)
+    runner = edgekit.runtime.load(et_bundles["envelope"], keep_size=True)
+    res, x, y = cpp_result(cpp, et_bundles["envelope"], path, tmp_path, "--keep-size")
+    assert x.shape == (1, 3, 96, 80)
+    ref = runner(read_image(path))
+    assert y.shape == ref.shape == (1, 5, 24, 20)
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5 * float(np.abs(ref).max()))

@@ -14,13 +14,11 @@ import torch
 
 from edgekit.models import _registry as reg
 from edgekit.models import reparameterize_model
-from tests.helpers import assert_fp32_parity, cosine, export_onnx, run_onnxruntime
+from tests.helpers import PER_FAMILY, assert_fp32_parity, cosine, export_onnx, run_onnxruntime
 from tests.models.randomize import randomize_norms
 
 MODELS = reg.list_models()
 # the smallest model of each family (test_every_family_is_exported checks that none is missing)
-PER_FAMILY = ("efficientformerv2_s1", "efficientvit_b0", "fastvit_t8", "mit_b0", "nextvit_small", "repvit_m1_1",
-              "seaformer_small", "swin_tiny")
 EXPORTED = MODELS if os.environ.get("EDGEKIT_FULL_ZOO") else [m for m in PER_FAMILY if m in MODELS]
 # wider or deeper variants, or another head size, of a model the default tier checks with the same code path:
 # checked with EDGEKIT_FULL_ZOO=1 (the default tier must stay under 15 minutes on 2 cores)

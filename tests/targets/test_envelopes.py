@@ -1,6 +1,6 @@
 """Shape envelopes through the real export (docs/shapes.md): one bundle for a range of sizes, the gate at every corner,
-on ONNX Runtime and OpenVINO (fp32, and int8 calibrated on mixed sizes), TensorRT's profile and CoreML's RangeDim
-checked structurally, and the runtime's refusals.
+on ONNX Runtime and OpenVINO (fp32, and int8 calibrated on mixed sizes), an ExecuTorch program with dynamic height
+and width, TensorRT's profile and CoreML's RangeDim checked structurally, and the runtime's refusals.
 
 CI exports the smallest cases; ``EDGEKIT_FULL_ZOO=1`` runs every zoo segmentation model and Swin-T at the envelope
 ``--dynamic-hw`` chooses (half to twice the model's size) on both runtimes."""
@@ -97,6 +97,17 @@ def test_coreml_converts_with_a_range_of_sizes(tmp_path):
     assert (image.imageSizeRange.widthRange.lowerBound, image.imageSizeRange.widthRange.upperBound) == (128, 256)
 
 
+def test_executorch_program_for_a_range_of_sizes(tmp_path):
+    pytest.importorskip("executorch", reason="the executorch extra is not installed")
+    b = edgekit.export("tests.fixtures.tiny:tiny_segmenter", "executorch", tmp_path / "et",
+                       shapes="1x3x32x32:1x3x64x64:1x3x128x128")
+    assert b.manifest["inputs"][0]["shape"] == [1, 3, "height", "width"]
+    corners = _corners(b)
+    assert len(corners) == 4 and all(c["passed"] and c["cosine_min"] >= 0.99999 for c in corners.values()), corners
+    runner = edgekit.runtime.load(b.path, keep_size=True)
+    assert runner(np.zeros((96, 40, 3), np.uint8)).shape == (1, 5, 24, 10)
+
+
 @pytest.mark.parametrize("args,words", [
     ({"source": "efficientformerv2_s1", "dynamic_hw": True},
      "the size is fixed by the attention-bias tables of Attention2d"),
@@ -104,6 +115,10 @@ def test_coreml_converts_with_a_range_of_sizes(tmp_path):
     ({"source": "efficientvit_b0", "shapes": "1x3x200x200:1x3x224x224:1x3x512x512"}, "200 is not a multiple of 32"),
     ({"source": "efficientvit_b0", "target": "litert", "dynamic_hw": True}, "--target litert takes one input size"),
     ({"source": "swin_tiny", "shapes": "1x3x160x160:1x3x224x224:1x3x448x448"}, "below 224, the smallest side"),
+    ({"source": "swin_tiny", "target": "executorch", "dynamic_hw": True},
+     "ExecuTorch program for a range of sizes of a windowed-attention model"),
+    ({"source": "efficientvit_b0_seg", "target": "executorch", "precision": "int8", "shapes": SMALL},
+     "int8 ExecuTorch programs take one size here"),
 ])
 def test_bad_envelopes_are_refused_before_anything_is_written(tmp_path, args, words):
     out = tmp_path / "b"

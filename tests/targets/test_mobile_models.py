@@ -9,7 +9,7 @@ import pytest
 
 import edgekit
 from edgekit.models import _registry as reg
-from tests.helpers import zoo_test_shape
+from tests.helpers import PER_FAMILY, zoo_test_shape
 
 pytest.importorskip("executorch", reason="the executorch extra is not installed: pip install 'edgekit[executorch]'")
 pytest.importorskip("litert_torch", reason="the litert extra is not installed: pip install 'edgekit[litert]'")
@@ -42,10 +42,10 @@ def test_int8_on_trained_digits_within_one_point(target, source, kind, digits_se
     assert b["value"] >= a["value"] - 0.01, (a, b)
 
 
-# CI: the linear-attention segmenter on ExecuTorch (~20 s; the tiny models cover LiteRT's path);
-# EDGEKIT_FULL_ZOO=1: every zoo model through both targets
+# CI: one model per zoo family, on ExecuTorch and LiteRT in turn (both for every family cost ~5 min of a suite that
+# must stay within 15); EDGEKIT_FULL_ZOO=1: every zoo model through both targets
 ZOO = [(m, t) for m in reg.list_models() for t in TARGETS] if os.environ.get("EDGEKIT_FULL_ZOO") else [
-    ("efficientvit_b0_seg", "executorch")]
+    (m, TARGETS[i % 2]) for i, m in enumerate(PER_FAMILY)]
 
 
 @pytest.mark.slow

@@ -46,6 +46,7 @@ def executorch_version() -> str:
 
 class ExecuTorchBackend(Pt2eBackend):
     target = Target.EXECUTORCH
+    envelopes = True  # height and width only (a batch range is refused): torch.export dynamic shapes
     sdk = "executorch"
     Options = ExecuTorchOptions
 
@@ -61,6 +62,11 @@ class ExecuTorchBackend(Pt2eBackend):
         if dynamic_batch:
             raise UsageError("ExecuTorch bundles take a fixed batch: drop --dynamic-batch and export with "
                              "--input-shape for the batch the app runs")
+        if self.envelope is not None and self.envelope.dynamic_hw and self.envelope.window:
+            # measured: torch.export had not finished capturing Swin's in-graph window arithmetic after 10 min
+            raise UsageError(f"--shapes: an ExecuTorch program for a range of sizes of a windowed-attention model "
+                             f"({spec.name}) is not built: torch.export does not finish on its in-graph window "
+                             f"arithmetic; export one size per program, or use --target onnx / openvino")
         if self.options.delegate != "xnnpack":
             from edgekit.targets.executorch.lower import partitioner
 
@@ -69,12 +75,16 @@ class ExecuTorchBackend(Pt2eBackend):
     def build_torch(self, model, spec, out_dir: Path, precision: Precision, int8=None) -> BuildResult:
         from edgekit.targets.executorch.lower import BACKEND_IDS, lower, two_pass_layer_norm
         from edgekit.targets.torch_program import (Flat, Half, capture, contiguous_constants, describe_io,
-                                                   example_input)
+                                                   envelope_dims, example_input)
 
         delegate = self.options.delegate
         flat = Flat(copy.deepcopy(model)).eval()
         example = example_input(spec)
-        inputs, outputs = describe_io(flat, example, spec)
+        dynamic = envelope_dims(self.envelope)
+        if dynamic and precision is Precision.INT8:
+            raise UsageError("--shapes: int8 ExecuTorch programs take one size here (PT2E quantizes a graph "
+                             "captured at one size); export fp32 or fp16 for a range, or int8 per size")
+        inputs, outputs = describe_io(flat, example, spec, dynamic_hw=dynamic is not None)
         quantization, notes = None, []
         strided = contiguous_constants(flat)
         if strided:
@@ -94,7 +104,7 @@ class ExecuTorchBackend(Pt2eBackend):
                          f"{len(program_model.islands)} module(s) kept in float32 (LayerNorm, attention)")
         else:
             program_model = flat
-        exported, layer_norms = two_pass_layer_norm(capture(program_model, example, "ExecuTorch"))
+        exported, layer_norms = two_pass_layer_norm(capture(program_model, example, "ExecuTorch", dynamic))
         if layer_norms:
             notes.append(f"{layer_norms} LayerNorm(s) written out in two passes: ExecuTorch's portable layer_norm "
                          f"kernel loses precision when the mean is large next to the spread")
