@@ -91,13 +91,15 @@ class Envelope:
 
     def _between(self) -> Shape | None:
         taken = {self.min[2:], self.opt[2:], self.max[2:]}
+        heights = range(self.min[2], self.max[2] + 1, self.step)
+        widths = range(self.min[3], self.max[3] + 1, self.step)
+        # OPT with one side moved, or a square: enough to find a padded size near OPT, in linear time
+        sizes = {(h, self.opt[3]) for h in heights} | {(self.opt[2], w) for w in widths} | \
+            {(v, v) for v in heights if v in widths}
         candidates = []
-        for h in range(self.min[2], self.max[2] + 1, self.step):
-            for w in range(self.min[3], self.max[3] + 1, self.step):
-                if (h, w) in taken:
-                    continue
-                pads = bool(self.window) and (h % self.window or w % self.window)
-                candidates.append((not pads, abs(h - self.opt[2]) + abs(w - self.opt[3]), h, w))
+        for h, w in sizes - taken:
+            pads = bool(self.window) and (h % self.window or w % self.window)
+            candidates.append((not pads, abs(h - self.opt[2]) + abs(w - self.opt[3]), h, w))
         if not candidates:
             return None
         _, _, h, w = min(candidates)
