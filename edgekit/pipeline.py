@@ -303,7 +303,9 @@ def _corner_parity(config: ExportConfig, backend, staging: Path, built, referenc
             records.append({"label": label, "shape": list(shape), **_corner_figures(at_opt)})
             continue
         pre = replace(spec.preprocess, size=tuple(shape[2:]))
-        inputs = load_image_sets(config.calib, pre, config.calib_size, int8=False).parity.inputs
+        # the main gate's images (for int8, the ones held out from calibration), at this size
+        int8 = config.precision is Precision.INT8
+        inputs = load_image_sets(config.calib, pre, config.calib_size, int8=int8).parity.inputs
         with rep.step(f"parity at the envelope's {label} {fmt(shape)}", total=len(inputs)), stage("parity"):
             try:
                 # a stand-in is closed by the run that used it: each corner opens its own
