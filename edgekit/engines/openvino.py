@@ -12,6 +12,7 @@ import numpy as np
 from .base import Engine, EngineError, first_line
 
 _CAPABILITY = {"f32": "FP32", "f16": "FP16", "bf16": "BF16"}
+PER_SHAPE_CACHE = 4  # static compiles kept per engine for a dynamic model (a camera, a tile size, ...)
 
 
 def device_supports(device: str, hint: str) -> bool:
@@ -38,25 +39,56 @@ class OvEngine(Engine):
         if perf_counters:
             config["PERF_COUNT"] = True
         self.model, self.options, self.threads, self.hint = model, options, threads, hint
+        self._core, self._config = core, config
         try:
-            read = core.read_model(str(model)) if isinstance(model, (str, Path)) else model
-            self.compiled = core.compile_model(read, self.device, config)
+            self._read = core.read_model(str(model)) if isinstance(model, (str, Path)) else model
         except RuntimeError as e:
-            name = Path(model).name if isinstance(model, (str, Path)) else "the model"
-            raise EngineError(f"OpenVINO cannot compile {name} for {self.device}: {first_line(e)}",
-                              first_line(e)) from None
+            raise EngineError(f"OpenVINO cannot read {Path(model).name}: {first_line(e)}", first_line(e)) from None
+        self.compiled = self._compile(self._read)
         self.request = self.compiled.create_infer_request()
         self.input_names = [p.get_any_name() for p in self.compiled.inputs]
         self.output_names = [p.get_any_name() for p in self.compiled.outputs]
+        # a model with a dynamic height and width (a shape envelope): OpenVINO's CPU kernels for dynamic shapes
+        # ran 7-9% slower at the same size than a static compile (scripts/bench_shapes.py), so each size seen is
+        # compiled static on first use and kept (the few most recent)
+        self._dynamic = len(self._read.inputs) == 1 and not self._read.inputs[0].get_partial_shape().is_static
+        self._per_shape: dict[tuple, tuple] = {}
+
+    def _compile(self, model):
+        try:
+            return self._core.compile_model(model, self.device, self._config)
+        except RuntimeError as e:
+            name = Path(self.model).name if isinstance(self.model, (str, Path)) else "the model"
+            raise EngineError(f"OpenVINO cannot compile {name} for {self.device}: {first_line(e)}",
+                              first_line(e)) from None
+
+    def _request_for(self, feeds: dict):
+        """(compiled model, infer request) for the feeds' input shape: the static compile of that size, for a
+        dynamic model; the one compiled model otherwise."""
+        if not self._dynamic:
+            return self.compiled, self.request
+        shape = tuple(np.shape(next(iter(feeds.values()))))
+        hit = self._per_shape.pop(shape, None)
+        if hit is None:
+            static = self._read.clone()
+            static.reshape({static.inputs[0].get_any_name(): list(shape)})
+            compiled = self._compile(static)
+            hit = (compiled, compiled.create_infer_request())
+            while len(self._per_shape) >= PER_SHAPE_CACHE:
+                self._per_shape.pop(next(iter(self._per_shape)))
+        self._per_shape[shape] = hit  # most recent last
+        return hit
 
     def infer(self, feeds: dict) -> list:
-        self.request.infer(feeds)
-        return [np.array(self.request.get_output_tensor(i).data) for i in range(len(self.output_names))]
+        _, request = self._request_for(feeds)
+        request.infer(feeds)
+        return [np.array(request.get_output_tensor(i).data) for i in range(len(self.output_names))]
 
     def profile(self, feeds: list[dict], iters: int = 10, warmup: int = 2) -> dict:
+        feeds = feeds if isinstance(feeds, list) else [feeds]
         profiled = OvEngine(self.model, self.options, self.threads, perf_counters=True)
-        return ov_layers(profiled.compiled, profiled.request, feeds if isinstance(feeds, list) else [feeds], iters,
-                         warmup)
+        compiled, request = profiled._request_for(feeds[0])
+        return ov_layers(compiled, request, feeds, iters, warmup)
 
 
 def _ov_averages(request) -> dict:
