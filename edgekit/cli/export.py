@@ -53,7 +53,7 @@ def target_flag_options(fn):
 @click.option("--shapes", default=None, metavar="MIN:OPT:MAX",
               help="Shape envelope: one bundle for every input in it, NxCxHxW each (e.g. "
                    "1x3x256x256:1x3x512x512:1x3x1024x1024); the gate runs at its corners; onnx, openvino, trt "
-                   "(its optimization profile). See docs/shapes.md.")
+                   "(its optimization profile), coreml (RangeDim), executorch (fp32, fp16). See docs/shapes.md.")
 @click.option("--dynamic-hw", is_flag=True,
               help="Shape envelope chosen by the model's planner: half to twice its input size, in its size steps.")
 @click.option("--calib", type=click.Path(path_type=Path), default=None,
