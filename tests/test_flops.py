@@ -2,7 +2,6 @@
 bundle stage fail), and never a reason for an export to fail."""
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from edgekit.flops import count_flops

@@ -19,7 +19,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from tests.digits import trained
 

@@ -1,7 +1,7 @@
 """The compatibility corpus (tests/compat/corpus.py) through edgekit's real export pipeline.
 
 CI runs each family's representative on one runtime (ONNX Runtime or OpenVINO), and one transformers
-representative per task on every target (:attr:`~tests.compat.corpus.Model.ci_targets`);
+representative per task on every target but ExecuTorch and LiteRT (:attr:`~tests.compat.corpus.Model.ci_targets`);
 ``EDGEKIT_FULL_COMPAT=1`` runs every pair: every model on both runtimes, and every representative on every
 target. A pair passes when the parity gate passes at its
 default tolerances (CoreML off macOS: when the conversion succeeds, parity recorded as not measured); a pair
