@@ -158,6 +158,11 @@ _SWAPS: dict[Target, tuple[Swap, ...]] = {
         _swap(coreml_mvitv2_rank, "timm MViTv2's rank-6 relative-position view does not convert (rank <= 5); "
                                   "measured"),
     ),
+    Target.EXECUTORCH: (
+        _swap(coreml_fold, "ExecuTorch 1.5 fails to run timm VOLO's fold (col2im) at a stride below its kernel "
+                           "(Error 0x12 in forward, the compatibility corpus's slimmed VOLO): a one-hot transposed "
+                           "convolution instead, which XNNPACK runs"),
+    ),
 }
 
 

@@ -177,7 +177,12 @@ CORPUS: tuple[Model, ...] = (
     _timm("vitamin_small_224", "vitamin", "MBConv stages + ViT stage"),
     _tiny("vitamin", "MBConv stages + ViT stage (GeGLU)", factory="vitamin"),
     _timm("volo_d1_224", "volo", "outlook attention + class attention"),
-    _tiny("volo", "outlook attention + class attention", factory="volo"),
+    _tiny("volo", "outlook attention + class attention", factory="volo",
+          known=[Known("litert", "Only update, Add, Multiply, Maximum and Minimum operations are currently supported "
+                                 "for stablehlo.scatter", "LiteRT cannot run the scatter litert-torch makes of VOLO's "
+                                                          "fold (col2im); the transposed-convolution form that "
+                                                          "ExecuTorch and CoreML run does not legalize in "
+                                                          "litert-torch 0.10 (mhlo.convolution)")]),
     _timm("shvit_s1", "shvit", "single-head attention on a channel split + conv"),
     _tiny("shvit", "single-head attention on a channel split + conv"),
     _timm("cait_xxs24_224", "cait", "ViT + talking heads + class attention"),
