@@ -207,7 +207,7 @@ def _export_once(config: ExportConfig, reporter: Reporter | None, quant, fixes: 
                 parity.update(measured_on=stand_in[1], artifact={"measured": False, "reason": why_not})
             if envelope is not None:
                 corners, corner_failures = _corner_parity(config, backend, staging, built, reference, spec, tolerance,
-                                                          envelope, report, rep, stand_in)
+                                                          envelope, report, rep, stand_in, sets.parity)
                 parity["corners"] = corners
         with stage("bundle"):
             manifest = _manifest(config, spec, exported, rewrites, built, parity, proto, staging,
@@ -272,11 +272,11 @@ def _envelope(config: ExportConfig, backend, src):
     if not backend.envelopes:
         raise UsageError(f"{flag}: --target {config.target.value} takes one input size here; shape envelopes are "
                          f"built for onnx, openvino, trt, coreml and executorch (docs/shapes.md)")
-    if config.shapes and config.input_shape and tuple(config.input_shape) != parse(config.shapes)[1]:
-        raise UsageError(f"--input-shape {fmt(config.input_shape)} differs from --shapes' OPT "
-                         f"{fmt(parse(config.shapes)[1])}; the OPT shape is the export size: drop --input-shape")
-    rule = size_rule(src)
     opt = parse(config.shapes)[1] if config.shapes else tuple(src.spec.input_shape)
+    if config.shapes and config.input_shape and tuple(config.input_shape) != opt:
+        raise UsageError(f"--input-shape {fmt(config.input_shape)} differs from --shapes' OPT {fmt(opt)}; the OPT "
+                         f"shape is the export size: drop --input-shape")
+    rule = size_rule(src)
     envelope = envelope_for(config.shapes, config.dynamic_hw, config.dynamic_batch, opt, rule, config.source)
     backend.envelope = envelope
     if config.target is Target.TRT:  # its optimization profile is the envelope
@@ -290,22 +290,25 @@ def _envelope(config: ExportConfig, backend, src):
 
 
 def _corner_parity(config: ExportConfig, backend, staging: Path, built, reference, spec, tolerance: Tolerance,
-                   envelope, at_opt: ParityReport, rep: Reporter, stand_in) -> tuple[list[dict], list[str]]:
-    """The gate at each corner of the envelope other than OPT (which the main gate measured): the parity images
-    preprocessed to that size, the artifact against PyTorch at it. (records, failures)."""
+                   envelope, at_opt: ParityReport, rep: Reporter, stand_in, parity_set
+                   ) -> tuple[list[dict], list[str]]:
+    """The gate at each corner of the envelope other than OPT (which the main gate measured): the main gate's
+    images (``parity_set``; for int8, those held out from calibration) preprocessed to that size, the artifact
+    against PyTorch at it. (records, failures)."""
     from edgekit.engines import EngineError
     from edgekit.errors import EdgekitFailure
-    from edgekit.shapes import fmt
+    from edgekit.shapes import at_size, fmt
 
     records, failures = [], []
     for label, shape in envelope.corners():
         if shape == envelope.opt and (not envelope.dynamic_batch or shape[0] == 1):  # what the main gate ran
             records.append({"label": label, "shape": list(shape), **_corner_figures(at_opt)})
             continue
-        pre = replace(spec.preprocess, size=tuple(shape[2:]))
-        # the main gate's images (for int8, the ones held out from calibration), at this size
-        int8 = config.precision is Precision.INT8
-        inputs = load_image_sets(config.calib, pre, config.calib_size, int8=int8).parity.inputs
+        inputs = at_size(parity_set, spec.preprocess, shape[2:])
+        if inputs is None:  # tensors read from files: read again (they keep their own size)
+            pre = replace(spec.preprocess, size=tuple(shape[2:]))
+            int8 = config.precision is Precision.INT8
+            inputs = load_image_sets(config.calib, pre, config.calib_size, int8=int8).parity.inputs
         with rep.step(f"parity at the envelope's {label} {fmt(shape)}", total=len(inputs)), stage("parity"):
             try:
                 # a stand-in is closed by the run that used it: each corner opens its own

@@ -331,3 +331,14 @@ def mixed_sizes(calib, envelope: Envelope, preprocess):
     digest = hashlib.sha256(f"{calib.sha256} at {described}".encode()).hexdigest()
     return replace(calib, inputs=inputs, sha256=digest,
                    source=f"{calib.source}, at the envelope's corners in turn ({described})")
+
+
+def at_size(images, preprocess, size) -> list | None:
+    """The items of a set (:class:`edgekit.calib.CalibrationSet`) preprocessed at ``size``, (H, W), from the decoded
+    images it holds; None for a set of tensors read from files, which holds none."""
+    from dataclasses import replace
+
+    if len(images.images) != len(images.inputs):
+        return None
+    pre = replace(preprocess, size=tuple(size))
+    return [pre(image) for image in images.images]

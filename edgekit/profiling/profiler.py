@@ -147,8 +147,8 @@ def profile_bundles(config: ProfileConfig, reporter: Reporter | None = None) -> 
         _check_batches(path, manifest, config.batches)
         bundles.append((path, manifest, sizes_to_time(path, manifest, config)))
     results, environment, pinned = [], None, []
-    for path, manifest, sizes in bundles:
-      for label, size in sizes:
+    runs = [(path, manifest, label, size) for path, manifest, sizes in bundles for label, size in sizes]
+    for path, manifest, label, size in runs:
         images, inputs = pinned_inputs(manifest, config.calib, size)
         pinned.append(images)
         where = f" on {config.remote}" if config.remote else ""
@@ -165,7 +165,7 @@ def profile_bundles(config: ProfileConfig, reporter: Reporter | None = None) -> 
         results.append(_bundle_result(path, manifest, inputs, measured, device, config, size, label))
     device = get_device(config.device, environment["cpu"] if environment else None)
     data = build_report(config, environment, device, results)
-    if len(bundles) > 1 and not config.remote and all(len(s) == 1 for _, _, s in bundles):
+    if len(bundles) > 1 and len(runs) == len(bundles) and not config.remote:
         # one process, runs interleaved: ratios that mean something (between bundles, not between sizes)
         bundles = [(path, manifest) for path, manifest, _ in bundles]
         with rep.step(f"time the {len(bundles)} bundles head to head (interleaved, A/A control)",
